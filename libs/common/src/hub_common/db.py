@@ -1,0 +1,116 @@
+"""PostgreSQL: the asyncpg pool and the versioned migration runner (`hub-migrate`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from hub_common.errors import DatabaseUnavailableError, FatalError
+from hub_common.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+# Any fixed number: serialises concurrent migrators (several replicas starting at once).
+_MIGRATION_LOCK = 7_246_318_001
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            settings.url.get_secret_value(),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            command_timeout=settings.command_timeout_s,
+        )
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+    assert pool is not None
+    return pool
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    try:
+        await pool.fetchval("SELECT 1", timeout=2)
+        return True
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, asyncpg.InterfaceError):
+        return False
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("hub_common.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise FatalError("two migrations share a version number", versions=versions)
+    return found
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; returns the names applied."""
+    conn = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        for m in load_migrations():
+            if m.version in done:
+                if done[m.version] != m.checksum:
+                    raise FatalError(f"migration {m.name} changed after it was applied", version=m.version)
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
+            applied_now.append(m.name)
+            log.info("migration applied", extra={"migration": m.name})
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied_now
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hub-migrate", description="Apply the Hub's database migrations.")
+    parser.add_argument("--database-url", help="defaults to DATABASE_URL")
+    args = parser.parse_args(argv)
+    dsn = args.database_url or DatabaseSettings().url.get_secret_value()
+    applied = asyncio.run(migrate(dsn))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The one Kafka adapter: topic names, topic creation, an idempotent producer and a manual-commit consumer.
+
+aiokafka exceptions never leave this module: they become `KafkaUnavailableError` (retryable) or `FatalError`.
+A record whose value is not a valid envelope goes to `<topic>.dlq` with the reason, and consumption carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
+
+from hub_common.envelope import Envelope, EnvelopeError, decode
+from hub_common.errors import FatalError, KafkaUnavailableError
+from hub_common.settings import KafkaSettings
+from hub_common.telemetry import KafkaHeaders, kafka_headers
+
+log = logging.getLogger(__name__)
+
+COMMANDS = "hub.commands"
+TRANSACTIONS = "hub.transactions"
+WEBHOOKS_DLQ = "hub.webhooks.dlq"
+OPERATOR_TRANSACTIONS = "operator.transactions"
+MISMATCHES = "hub.reconciliation.mismatches"
+DLQ_SUFFIX = ".dlq"
+
+
+def retry_topic(tier: int) -> str:
+    return f"hub.webhooks.retry.{tier}"
+
+
+def translate(exc: BaseException) -> Exception:
+    """Map an aiokafka exception to our error types."""
+    if isinstance(exc, UnsupportedVersionError | TopicAuthorizationFailedError):
+        return FatalError(f"Kafka refused the request: {exc!r}")
+    return KafkaUnavailableError(f"Kafka request failed: {exc!r}")
+
+
+async def ensure_topics(
+    settings: KafkaSettings, names: Sequence[str], *, partitions: int | None = None, with_dlq: bool = True
+) -> list[str]:
+    """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names."""
+    full = [settings.topic(n) for n in names]
+    wanted = full + ([n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else [])
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(wanted) if n not in existing]
+        if missing:
+            new = [NewTopic(n, partitions or settings.partitions, settings.replication_factor) for n in missing]
+            try:
+                await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+            except TopicAlreadyExistsError:
+                pass  # another replica won the race
+    except KafkaError as exc:
+        raise translate(exc) from exc
+    finally:
+        await admin.close()
+    return full
+
+
+async def ping(settings: KafkaSettings) -> bool:
+    """True when the cluster answers a metadata request (readiness checks)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        await admin.close()
+
+
+class KafkaProducer:
+    """Idempotent producer (`acks=all`). `send` returns once the broker has the record."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str, linger_ms: int = 5) -> None:
+        self._settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            request_timeout_ms=settings.request_timeout_ms,
+        )
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return self._settings
+
+    async def start(self) -> None:
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise translate(exc) from exc
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        envelope: Envelope,
+        *,
+        key: str | None,
+        headers: KafkaHeaders | None = None,
+        prefixed: bool = False,
+    ) -> None:
+        """Produce `envelope` to `topic` (unprefixed name unless `prefixed`) and wait for the ack."""
+        name = topic if prefixed else self._settings.topic(topic)
+        await self.send_raw(
+            name,
+            envelope.encode(),
+            key=key.encode() if key is not None else None,
+            headers=headers if headers is not None else kafka_headers(envelope.correlation_id),
+        )
+
+    async def send_raw(
+        self, topic: str, value: bytes, *, key: bytes | None, headers: KafkaHeaders | None = None
+    ) -> None:
+        try:
+            await self._producer.send_and_wait(topic, value, key=key, headers=headers or [])
+        except KafkaError as exc:
+            raise translate(exc) from exc
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    envelope: Envelope
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+@dataclass
+class Batch:
+    """Decoded records plus the offsets to commit once they are handled (poison records included)."""
+
+    records: list[Record] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class KafkaConsumer:
+    """Manual-commit consumer: at-least-once; the caller commits a batch after handling it."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        *,
+        group_id: str | None,
+        dlq_producer: KafkaProducer,
+        client_id: str,
+        auto_offset_reset: str = "earliest",
+        max_poll_records: int = 500,
+    ) -> None:
+        self._settings = settings
+        self._topics = [settings.topic(t) for t in topics]
+        self._dlq = dlq_producer
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            max_poll_records=max_poll_records,
+            request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+        )
+
+    @property
+    def client(self) -> AIOKafkaConsumer:
+        """The underlying consumer, for pause/resume/seek by code that needs them."""
+        return self._consumer
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise translate(exc) from exc
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def getmany(self, *, timeout_ms: int = 1000, max_records: int | None = None) -> Batch:
+        try:
+            fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise translate(exc) from exc
+        batch = Batch()
+        for tp, messages in fetched.items():
+            for msg in messages:
+                batch.offsets[tp] = msg.offset + 1
+                try:
+                    envelope = decode(msg.value)
+                except EnvelopeError as exc:
+                    await self.dead_letter(msg.topic, msg.key, msg.value, tuple(msg.headers or ()), str(exc))
+                    continue
+                batch.records.append(
+                    Record(
+                        topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        key=msg.key.decode(errors="replace") if msg.key is not None else None,
+                        envelope=envelope,
+                        headers=tuple(msg.headers or ()),
+                        timestamp_ms=msg.timestamp,
+                    )
+                )
+        return batch
+
+    async def dead_letter(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...],
+        reason: str,
+    ) -> None:
+        """Park a record we cannot handle in `<topic>.dlq` with the reason, so the partition keeps moving."""
+        log.warning("record sent to dead-letter topic", extra={"topic": topic, "reason": reason})
+        raw_key = key.encode() if isinstance(key, str) else key
+        extra = [("dlq-reason", reason.encode()), ("dlq-source-topic", topic.encode())]
+        await self._dlq.send_raw(topic + DLQ_SUFFIX, value or b"", key=raw_key, headers=[*headers, *extra])
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            raise translate(exc) from exc

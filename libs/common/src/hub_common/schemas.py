@@ -1,0 +1,190 @@
+"""Wire models of the contract: RGS request, Kafka command and event payloads, the Transaction resource.
+
+Field names are camelCase on the wire (the contract's), snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic.alias_generators import to_camel
+
+METADATA_MAX_BYTES = 4096
+
+
+class TxType(StrEnum):
+    BET = "BET"
+    WIN = "WIN"
+    REFUND = "REFUND"
+
+
+class TxStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TxStatus.COMPLETED, TxStatus.REJECTED, TxStatus.FAILED)
+
+
+class ErrorCode(StrEnum):
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_SIGNATURE = "INVALID_SIGNATURE"
+    UNKNOWN_CLIENT = "UNKNOWN_CLIENT"
+    STALE_TIMESTAMP = "STALE_TIMESTAMP"
+    PLAYER_NOT_FOUND = "PLAYER_NOT_FOUND"
+    TRANSACTION_NOT_FOUND = "TRANSACTION_NOT_FOUND"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    DUPLICATE_REF_ID = "DUPLICATE_REF_ID"
+    REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"
+    UNSUPPORTED_CURRENCY = "UNSUPPORTED_CURRENCY"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    BET_NOT_FOUND = "BET_NOT_FOUND"
+    BET_ALREADY_SETTLED = "BET_ALREADY_SETTLED"
+    BET_ALREADY_REFUNDED = "BET_ALREADY_REFUNDED"
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    RATE_LIMITED = "RATE_LIMITED"
+    OPERATOR_UNAVAILABLE = "OPERATOR_UNAVAILABLE"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(orjson.dumps(value)) > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata must be at most {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class TransactionRequest(WireModel):
+    """Body of `POST /v1/transactions`. Unknown fields are rejected, not dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid")
+
+    ref_id: Text
+    type: TxType
+    player_id: Text
+    amount_cents: StrictInt = Field(ge=0, le=10**15)
+    currency: Currency
+    round_id: Text | None = None
+    game_id: Text | None = None
+    original_ref_id: Text | None = None
+    round_closed: StrictBool = False
+    metadata: Annotated[dict[str, Any], AfterValidator(_metadata_size)] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> TransactionRequest:
+        if self.type is TxType.BET and self.amount_cents <= 0:
+            raise ValueError("amountCents must be greater than 0 for a BET")
+        if self.type is TxType.REFUND and not self.original_ref_id:
+            raise ValueError("originalRefId is required for a REFUND")
+        return self
+
+
+class TransactionCommand(WireModel):
+    """Payload of `hub.commands` (key: playerId): an admitted request for the ledger."""
+
+    transaction_id: str
+    client_id: str
+    idempotency_key: str | None
+    request_hash: str
+    ref_id: str
+    type: TxType
+    player_id: str
+    amount_cents: int
+    currency: str
+    round_id: str | None = None
+    game_id: str | None = None
+    original_ref_id: str | None = None
+    round_closed: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    admitted_at: datetime
+
+
+class Transaction(WireModel):
+    """The Transaction resource of the contract (HTTP responses, events, webhooks)."""
+
+    transaction_id: str
+    ref_id: str
+    type: TxType
+    player_id: str
+    amount_cents: int
+    currency: str
+    round_id: str | None = None
+    game_id: str | None = None
+    original_ref_id: str | None = None
+    status: TxStatus
+    reason: str | None = None
+    balance_cents: int | None = None
+    operator_transaction_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+
+
+class TransactionEvent(WireModel):
+    """Payload of `hub.transactions`: one state transition. `error_code` is set for REJECTED/FAILED."""
+
+    client_id: str
+    error_code: ErrorCode | None = None
+    transaction: Transaction
+
+
+EventType = Literal["transaction.completed", "transaction.rejected", "transaction.failed"]
+
+EVENT_TYPES: dict[TxStatus, EventType] = {
+    TxStatus.COMPLETED: "transaction.completed",
+    TxStatus.REJECTED: "transaction.rejected",
+    TxStatus.FAILED: "transaction.failed",
+}
+
+
+class WebhookBody(WireModel):
+    """Body of a result webhook (contract section 4)."""
+
+    event_id: str
+    event_type: EventType
+    occurred_at: datetime
+    data: Transaction
+
+
+class ErrorDetail(WireModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(WireModel):
+    code: ErrorCode
+    message: str
+    retryable: bool
+    correlation_id: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    balance_cents: int | None = None
+
+
+class ErrorBody(WireModel):
+    error: ErrorInfo
+
+
+class Balance(WireModel):
+    player_id: str
+    balance_cents: int
+    currency: str

@@ -1,0 +1,62 @@
+"""Settings shared by the services' own settings classes.
+
+Each service has exactly one `BaseSettings` subclass (its own env prefix, `__` nesting) that embeds these.
+The infrastructure blocks are themselves `BaseSettings` built by `default_factory`, so the stack-wide names of
+the contract (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`) work everywhere, while `GATEWAY_KAFKA__...` still
+overrides one service.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Prepended to every topic name; lets tests (and tenants) share one broker without sharing topics.
+    topic_prefix: str = ""
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    request_timeout_ms: int = Field(default=15_000, ge=1_000)
+    client_id: str = "integration-hub"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/integration_hub")
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    command_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class TelemetrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELEMETRY_", extra="ignore")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    # OTLP is optional: without an endpoint spans are still created (ids in logs and Kafka headers), not exported.
+    otlp_endpoint: str | None = None
+    console_spans: bool = False
+
+
+class HttpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+
+
+def parse_secret_list(value: object) -> object:
+    """Accept `a,b` from the environment for lists of secrets (two are active during rotation)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value

@@ -1,0 +1,77 @@
+"""One real Kafka broker and one PostgreSQL cluster per test session; topics and databases isolated per test.
+
+Where they come from (hub_devstack): `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set, else Docker when it
+answers, else local processes (Kafka 4.x from its Maven Central jars, a private `initdb` cluster).
+If neither can be had the fixtures fail: integration tests error, they are never skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from hub_common.db import migrate
+from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_devstack.kafka import provide_kafka
+from hub_devstack.postgres import database_url_for, provide_postgres
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with provide_kafka() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """URL of a superuser connection to the session's cluster (database `postgres`)."""
+    with provide_postgres() as url:
+        yield url
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def template_database(postgres_admin_url: str) -> str:
+    """A migrated database every test database is copied from (CREATE DATABASE ... TEMPLATE is ~50 ms)."""
+    name = f"hub_template_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(postgres_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    await migrate(database_url_for(postgres_admin_url, name))
+    return name
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test; dropped afterwards."""
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await conn.close()
+    yield database_url_for(postgres_admin_url, name)
+    conn = await asyncpg.connect(postgres_admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def db_settings(database_url: str) -> DatabaseSettings:
+    return DatabaseSettings(url=SecretStr(database_url), pool_min_size=1, pool_max_size=5)
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings whose topic prefix is unique to this test: no test sees another's records."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3
+    )

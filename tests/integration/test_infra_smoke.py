@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import asyncpg
+
+from hub_common.envelope import wrap
+from hub_common.kafka import TRANSACTIONS, KafkaConsumer, KafkaProducer, ensure_topics
+from hub_common.schemas import Balance
+from hub_common.settings import DatabaseSettings, KafkaSettings
+
+
+async def test_migrated_database_has_runbook_tables(db_settings: DatabaseSettings) -> None:
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        names = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    finally:
+        await conn.close()
+    assert {"transactions", "idempotency_keys", "webhook_outbox", "audit_log", "schema_migrations"} <= names
+
+
+async def test_produce_consume_roundtrip_and_poison_to_dlq(kafka_settings: KafkaSettings) -> None:
+    await ensure_topics(kafka_settings, [TRANSACTIONS])
+    producer = KafkaProducer(kafka_settings, client_id="smoke")
+    await producer.start()
+    consumer = KafkaConsumer(
+        kafka_settings, [TRANSACTIONS], group_id="smoke", dlq_producer=producer, client_id="smoke"
+    )
+    dlq = KafkaConsumer(
+        kafka_settings, [TRANSACTIONS + ".dlq"], group_id="smoke-dlq", dlq_producer=producer, client_id="smoke"
+    )
+    await consumer.start()
+    await dlq.start()
+    try:
+        await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"k")
+        env = wrap(Balance(player_id="p-1", balance_cents=5, currency="EUR"), correlation_id="c-1")
+        await producer.send(TRANSACTIONS, env, key="p-1")
+        got = []
+        for _ in range(30):
+            batch = await consumer.getmany(timeout_ms=500)
+            got.extend(batch.records)
+            await consumer.commit(batch.offsets)
+            if got:
+                break
+        assert [r.envelope.payload_as(Balance).balance_cents for r in got] == [5]
+        assert got[0].envelope.correlation_id == "c-1"
+        assert dict(got[0].headers)["correlation-id"] == b"c-1"
+        dead = []
+        for _ in range(30):
+            dead.extend((await dlq.client.getmany(timeout_ms=500)).values())
+            if dead:
+                break
+        (msg,) = [m for msgs in dead for m in msgs]
+        assert msg.value == b"not json"
+        assert dict(msg.headers)["dlq-reason"].startswith(b"value is not JSON")
+    finally:
+        await consumer.stop()
+        await dlq.stop()
+        await producer.stop()
