@@ -72,6 +72,4 @@ def db_settings(database_url: str) -> DatabaseSettings:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     """Settings whose topic prefix is unique to this test: no test sees another's records."""
-    return KafkaSettings(
-        bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3
-    )
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3)

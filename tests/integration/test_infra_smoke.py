@@ -21,9 +21,7 @@ async def test_produce_consume_roundtrip_and_poison_to_dlq(kafka_settings: Kafka
     await ensure_topics(kafka_settings, [TRANSACTIONS])
     producer = KafkaProducer(kafka_settings, client_id="smoke")
     await producer.start()
-    consumer = KafkaConsumer(
-        kafka_settings, [TRANSACTIONS], group_id="smoke", dlq_producer=producer, client_id="smoke"
-    )
+    consumer = KafkaConsumer(kafka_settings, [TRANSACTIONS], group_id="smoke", dlq_producer=producer, client_id="smoke")
     dlq = KafkaConsumer(
         kafka_settings, [TRANSACTIONS + ".dlq"], group_id="smoke-dlq", dlq_producer=producer, client_id="smoke"
     )

@@ -31,7 +31,7 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
             max_size=settings.pool_max_size,
             command_timeout=settings.command_timeout_s,
         )
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
     assert pool is not None
     return pool
@@ -41,7 +41,7 @@ async def ping(pool: asyncpg.Pool) -> bool:
     try:
         await pool.fetchval("SELECT 1", timeout=2)
         return True
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, asyncpg.InterfaceError):
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
 
 
@@ -80,7 +80,9 @@ async def migrate(dsn: str) -> list[str]:
                  version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for m in load_migrations():
             if m.version in done:
                 if done[m.version] != m.checksum:

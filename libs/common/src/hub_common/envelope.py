@@ -52,10 +52,10 @@ def wrap(
     occurred_at: datetime | None = None,
 ) -> Envelope:
     return Envelope(
-        schema=schema_of(type(payload)),
-        eventId=event_id or str(uuid.uuid4()),
-        occurredAt=occurred_at or datetime.now(UTC),
-        correlationId=correlation_id,
+        schema_name=schema_of(type(payload)),
+        event_id=event_id or str(uuid.uuid4()),
+        occurred_at=occurred_at or datetime.now(UTC),
+        correlation_id=correlation_id,
         payload=payload.model_dump(mode="json", by_alias=True),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -60,10 +61,9 @@ async def ensure_topics(
         missing = [n for n in dict.fromkeys(wanted) if n not in existing]
         if missing:
             new = [NewTopic(n, partitions or settings.partitions, settings.replication_factor) for n in missing]
-            try:
+            # Another replica may win the race to create a topic; that is success too.
+            with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
-            except TopicAlreadyExistsError:
-                pass  # another replica won the race
     except KafkaError as exc:
         raise translate(exc) from exc
     finally:
