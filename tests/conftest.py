@@ -5,6 +5,7 @@ Tests under tests/integration are marked `integration` automatically and may use
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -33,3 +34,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+_integration = {"ran": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "integration" not in report.keywords:
+        return
+    if report.when == "call":
+        _integration["ran"] += 1
+    if report.skipped:
+        _integration["skipped"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI sets HUB_REQUIRE_INTEGRATION: a run where the broker/database tests did not all execute is a failure.
+    if os.environ.get("HUB_REQUIRE_INTEGRATION") != "1" or session.config.option.collectonly:
+        return
+    if _integration["ran"] == 0 or _integration["skipped"]:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"HUB_REQUIRE_INTEGRATION: {_integration['ran']} integration tests ran, "
+                f"{_integration['skipped']} skipped; failing the run",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,40 @@
+# Integration Hub. `make help` lists the targets.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY_SOURCES := libs services tests bench
+TYPED := libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
+	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench
+
+.PHONY: help setup up test test-unit lint format bench migrate
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install uv, system tools that are missing, and the locked workspace
+	@scripts/bootstrap.sh
+	@$(UV) sync --locked --all-packages --quiet
+
+up: setup ## Run the hub: Kafka, PostgreSQL, every service and mock, a demo stream, a summary (Ctrl-C stops)
+	@$(UV) run --locked hub-up
+
+test: setup ## Unit tests, then integration and end-to-end tests on real Kafka 4.x and PostgreSQL
+	@$(UV) run --locked pytest
+
+test-unit: setup ## Unit tests only (no broker, no database)
+	@$(UV) run --locked pytest tests/unit
+
+lint: setup ## ruff (lint + format check) and mypy --strict on code and tests
+	@$(UV) run --locked ruff check $(PY_SOURCES)
+	@$(UV) run --locked ruff format --check $(PY_SOURCES)
+	@$(UV) run --locked mypy $(TYPED)
+
+format: setup ## Apply ruff fixes and formatting
+	@$(UV) run --locked ruff check --fix $(PY_SOURCES)
+	@$(UV) run --locked ruff format $(PY_SOURCES)
+
+bench: setup ## Benchmarks against the real stack; prints ratios measured in one run
+	@$(UV) run --locked python -m bench
+
+migrate: setup ## Apply database migrations to DATABASE_URL
+	@$(UV) run --locked hub-migrate
