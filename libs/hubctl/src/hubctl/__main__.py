@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from hubctl.context import HubctlSettings
 
 # Each module exposes `register(subparsers)`; the handler it sets receives (args, settings) -> exit code.
-COMMAND_MODULES = ("health", "topics")
+COMMAND_MODULES = ("health", "topics", "reconcile")
 
 
 def build_parser() -> argparse.ArgumentParser:
