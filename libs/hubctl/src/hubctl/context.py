@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub_common.settings import DatabaseSettings, KafkaSettings
+
+
+def _default_actor() -> str:
+    try:
+        return f"hubctl:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "hubctl:unknown"
 
 
 class HubctlSettings(BaseSettings):
@@ -20,7 +29,7 @@ class HubctlSettings(BaseSettings):
     operator_client_id: str = "integration-hub"
     operator_secret: SecretStr = SecretStr("")
     # Who runs the command: recorded in audit rows of manual interventions.
-    hubctl_actor: str = Field(default_factory=lambda: _default_actor())
+    hubctl_actor: str = Field(default_factory=_default_actor)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
@@ -33,12 +42,3 @@ class HubctlSettings(BaseSettings):
             "mock-operator": self.operator_url,
             "mock-rgs": self.rgs_url,
         }
-
-
-def _default_actor() -> str:
-    import getpass  # noqa: PLC0415
-
-    try:
-        return f"hubctl:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "hubctl:unknown"

@@ -28,9 +28,7 @@ async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
         await consumer.start()
         names = sorted(t for t in await admin.list_topics() if t.startswith(settings.topic_prefix) and t[:1] != "_")
         described = await admin.describe_topics(names) if names else []
-        parts = [
-            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"] if d["topic"] in names
-        ]
+        parts = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
         end = await consumer.end_offsets(parts) if parts else {}
         begin = await consumer.beginning_offsets(parts) if parts else {}
         lag: dict[str, dict[str, int]] = {}
