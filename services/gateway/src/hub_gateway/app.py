@@ -1,0 +1,134 @@
+"""Composition root of the gateway: every collaborator is built here and owned by a cleanup_ctx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from hub_common import db, kafka
+from hub_common.http import Ops, background
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer, ensure_topics
+from hub_common.operator import Budget, OperatorClient
+from hub_gateway import handlers
+from hub_gateway.auth import Authenticator
+from hub_gateway.backlog import BacklogGuard
+from hub_gateway.balance import OperatorBalanceService
+from hub_gateway.handlers import AUTH, BALANCES, SETTINGS
+from hub_gateway.middleware import plumbing
+from hub_gateway.openapi import OpenApi
+from hub_gateway.outcomes import OutcomeListener, OutcomeWaiter
+from hub_gateway.service import AdmissionConfig, AdmissionService
+from hub_gateway.settings import GatewaySettings
+from hub_gateway.store import TransactionStore
+
+SERVICE_NAME = "gateway"
+CLIENT_ID = "hub-gateway"
+
+POOL = web.AppKey("gateway_pool", asyncpg.Pool)
+PRODUCER = web.AppKey("gateway_producer", KafkaProducer)
+LISTENER = web.AppKey("gateway_listener", OutcomeListener)
+WAITER = web.AppKey("gateway_waiter", OutcomeWaiter)
+STORE = web.AppKey("gateway_store", TransactionStore)
+BACKLOG = web.AppKey("gateway_backlog", BacklogGuard)
+
+
+def build_http_app(settings: GatewaySettings, ops: Ops) -> web.Application:
+    """Routes, middleware and authentication; the services (`handlers.TRANSACTIONS`, `BALANCES`) come later."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[plumbing])
+    app[SETTINGS] = settings
+    app[AUTH] = Authenticator(settings.clients, tolerance_s=settings.signature_tolerance_s)
+    handlers.add_routes(app)
+    ops.add_routes(app)
+    app.router.add_get("/openapi.json", OpenApi().handle)
+    return app
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    ops = Ops(SERVICE_NAME)
+    app = build_http_app(settings, ops)
+
+    async def database_ok() -> bool:
+        return POOL in app and await db.ping(app[POOL])
+
+    async def kafka_ok() -> bool:
+        return await kafka.ping(settings.kafka)
+
+    ops.checks.update({"kafka": kafka_ok, "database": database_ok})
+
+    async def topics(_: web.Application) -> AsyncIterator[None]:
+        await ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
+        yield
+
+    async def pool(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await db.create_pool(settings.database)
+        yield
+        await app[POOL].close()
+
+    async def producer(app: web.Application) -> AsyncIterator[None]:
+        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
+        await app[PRODUCER].start()
+        yield
+        await app[PRODUCER].stop()
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        app[WAITER] = OutcomeWaiter()
+        app[LISTENER] = OutcomeListener(
+            settings.kafka, app[WAITER], dlq_producer=app[PRODUCER], client_id=f"{CLIENT_ID}-outcomes"
+        )
+        # Started (end offsets pinned) before readiness: no outcome of an admitted request can be missed.
+        await app[LISTENER].start()
+        yield
+        await app[LISTENER].stop()
+
+    async def run_listener() -> None:
+        # Looked up at start-up time: the listener exists only once its cleanup_ctx has run.
+        await app[LISTENER].run()
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        app[STORE] = TransactionStore(
+            app[POOL],
+            lock_timeout_ms=settings.admission_lock_timeout_ms,
+            retry_after_s=settings.in_progress_retry_after_s,
+            key_ttl_s=settings.idempotency_ttl_s,
+        )
+        app[BACKLOG] = BacklogGuard(settings.max_backlog, settings.rate_limited_retry_after_s)
+        config = AdmissionConfig(
+            outcome_budget_s=settings.outcome_budget_s,
+            produce_timeout_s=settings.produce_timeout_s,
+            in_progress_retry_after_s=settings.in_progress_retry_after_s,
+        )
+        app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], app[PRODUCER], app[WAITER], app[BACKLOG], config)
+        yield
+
+    async def operator(app: web.Application) -> AsyncIterator[None]:
+        client = OperatorClient(settings.operator)
+        budget = Budget(app[POOL], settings.operator)
+        app[BALANCES] = OperatorBalanceService(client, budget, budget_timeout_s=settings.balance_budget_timeout_s)
+        yield
+        await budget.close()
+        await client.close()
+
+    async def readiness(_: web.Application) -> AsyncIterator[None]:
+        ops.ready = True
+        yield
+        ops.ready = False
+
+    app.cleanup_ctx.extend(
+        [
+            topics,
+            pool,
+            producer,
+            listener,
+            background("gateway-outcomes", run_listener),
+            services,
+            background(
+                "gateway-backlog",
+                lambda: app[BACKLOG].refresh_forever(app[STORE].backlog, settings.backlog_refresh_s),
+            ),
+            operator,
+            readiness,
+        ]
+    )
+    return app

@@ -1,0 +1,74 @@
+"""Per-request plumbing: correlation id, server span, metrics, and turning errors into contract responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from prometheus_client import Counter, Histogram
+
+from hub_common.errors import HubError
+from hub_common.telemetry import CORRELATION_HEADER, correlation_scope, new_correlation_id
+from hub_gateway import http_errors
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("hub_gateway")
+
+CORRELATION_ID = web.RequestKey("correlation_id", str)
+
+REQUESTS = Counter("gateway_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
+LATENCY = Histogram("gateway_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+
+# A caller's id is echoed into headers, logs and Kafka: accept only a sane token, else mint our own.
+_VALID_CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def correlation_id_of(request: web.Request) -> str:
+    presented = request.headers.get(CORRELATION_HEADER)
+    if presented and _VALID_CORRELATION.match(presented):
+        return presented
+    return new_correlation_id()
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def plumbing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    correlation_id = correlation_id_of(request)
+    request[CORRELATION_ID] = correlation_id
+    route = _route_name(request)
+    started = time.perf_counter()
+    with (
+        correlation_scope(correlation_id),
+        tracer.start_as_current_span(
+            f"{request.method} {route}", context=extract(request.headers), kind=trace.SpanKind.SERVER
+        ) as span,
+    ):
+        span.set_attribute("http.request.method", request.method)
+        span.set_attribute("http.route", route)
+        span.set_attribute("hub.correlation_id", correlation_id)
+        try:
+            response = await handler(request)
+        except HubError as exc:
+            response = http_errors.error_response(exc, correlation_id)
+        except web.HTTPException as exc:
+            # aiohttp's own answers (unknown route, wrong method): keep them, still correlated.
+            exc.headers[CORRELATION_HEADER] = correlation_id
+            REQUESTS.labels(request.method, route, str(exc.status)).inc()
+            raise
+        except Exception:
+            log.exception("unhandled error", extra={"route": route})
+            response = http_errors.problem_response(http_errors.internal_problem(), correlation_id)
+        span.set_attribute("http.response.status_code", response.status)
+    response.headers[CORRELATION_HEADER] = correlation_id
+    REQUESTS.labels(request.method, route, str(response.status)).inc()
+    LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,143 @@
+"""Waking HTTP requests when the ledger's outcome arrives on hub.transactions.
+
+One listener per gateway process reads every partition of hub.transactions from the latest offsets, without a
+consumer group (nothing to commit: a missed event only turns a 201 into a 202). Requests register a watch
+(keyed by transactionId) before their command is produced, so an early event cannot be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from hub_common.envelope import EnvelopeError, decode, schema_of
+from hub_common.kafka import TRANSACTIONS, KafkaConsumer, KafkaProducer, translate
+from hub_common.schemas import TransactionEvent
+from hub_common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+_EVENT_SCHEMA = schema_of(TransactionEvent)
+_METADATA_ATTEMPTS = 100
+
+
+class Watch:
+    def __init__(self, future: asyncio.Future[TransactionEvent]) -> None:
+        self._future = future
+
+    async def wait(self, timeout_s: float) -> TransactionEvent | None:
+        """The final event, or None when the budget runs out first."""
+        if timeout_s > 0 and not self._future.done():
+            await asyncio.wait({self._future}, timeout=timeout_s)
+        return self._future.result() if self._future.done() else None
+
+
+class OutcomeWaiter:
+    def __init__(self) -> None:
+        self._watches: dict[str, set[asyncio.Future[TransactionEvent]]] = {}
+
+    @property
+    def watching(self) -> int:
+        return sum(len(futures) for futures in self._watches.values())
+
+    @contextmanager
+    def watch(self, transaction_id: str) -> Iterator[Watch]:
+        future: asyncio.Future[TransactionEvent] = asyncio.get_running_loop().create_future()
+        self._watches.setdefault(transaction_id, set()).add(future)
+        try:
+            yield Watch(future)
+        finally:
+            futures = self._watches.get(transaction_id)
+            if futures is not None:
+                futures.discard(future)
+                if not futures:
+                    del self._watches[transaction_id]
+            future.cancel()
+
+    def deliver(self, event: TransactionEvent) -> int:
+        """Wake the watchers of a final event; intermediate states (PROCESSING) keep them waiting."""
+        if not event.transaction.status.is_final:
+            return 0
+        woken = 0
+        for future in self._watches.get(event.transaction.transaction_id, ()):
+            if not future.done():
+                future.set_result(event)
+                woken += 1
+        return woken
+
+
+class OutcomeListener:
+    """Feeds `OutcomeWaiter` from hub.transactions. `start` pins every partition's end offset before returning."""
+
+    def __init__(
+        self, settings: KafkaSettings, waiter: OutcomeWaiter, *, dlq_producer: KafkaProducer, client_id: str
+    ) -> None:
+        self._topic = settings.topic(TRANSACTIONS)
+        self._waiter = waiter
+        # No group: every partition is assigned to this process (and re-assigned when partitions are added).
+        self._consumer = KafkaConsumer(
+            settings,
+            [TRANSACTIONS],
+            group_id=None,
+            dlq_producer=dlq_producer,
+            client_id=client_id,
+            auto_offset_reset="latest",
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        client = self._consumer.client
+        try:
+            assignment = await self._assignment()
+            await client.seek_to_end(*assignment)
+            # Resolving the positions now means an event produced after start-up is never skipped.
+            for tp in assignment:
+                await client.position(tp)
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise translate(exc) from exc
+        log.info("listening for outcomes", extra={"topic": self._topic, "partitions": len(assignment)})
+
+    async def _assignment(self) -> list[TopicPartition]:
+        client = self._consumer.client
+        # The assignment follows the first metadata answer; a fresh topic may take a few rounds to show up.
+        for _ in range(_METADATA_ATTEMPTS):
+            assignment = sorted(client.assignment())
+            if assignment:
+                return assignment
+            await asyncio.sleep(0.1)
+        raise KafkaError(f"no partition of {self._topic} was assigned")
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def run(self) -> None:
+        client = self._consumer.client
+        while True:
+            try:
+                fetched = await client.getmany(timeout_ms=1000)
+            except KafkaError as exc:
+                # Waiting requests fall back to 202; the consumer reconnects by itself.
+                log.warning("outcome listener fetch failed", extra={"error": repr(exc)})
+                await asyncio.sleep(1)
+                continue
+            for messages in fetched.values():
+                for message in messages:
+                    self._handle(message.value)
+
+    def _handle(self, value: bytes | None) -> None:
+        # Poison records are not ours to dead-letter (the dispatcher owns this topic's DLQ): skip them.
+        try:
+            envelope = decode(value)
+            if envelope.schema_name != _EVENT_SCHEMA:
+                return
+            event = envelope.payload_as(TransactionEvent)
+        except EnvelopeError as exc:
+            log.debug("skipping undecodable outcome record", extra={"reason": str(exc)})
+            return
+        self._waiter.deliver(event)

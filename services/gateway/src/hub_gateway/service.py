@@ -1,0 +1,170 @@
+"""Admission and lookup of transactions: idempotency, the enqueue, and the wait for the ledger's outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from opentelemetry import trace
+from prometheus_client import Counter
+
+from hub_common.envelope import wrap
+from hub_common.errors import KafkaUnavailableError
+from hub_common.kafka import COMMANDS, KafkaProducer
+from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest
+from hub_gateway.backlog import BacklogGuard
+from hub_gateway.errors import (
+    AdmissionRaceError,
+    DuplicateRefIdError,
+    IdempotencyKeyReusedError,
+    RequestInProgressError,
+    TransactionNotFoundError,
+)
+from hub_gateway.outcomes import OutcomeWaiter, Watch
+from hub_gateway.store import Admission, Existing, StoredTransaction, TransactionStore
+from hub_gateway.validation import request_hash
+
+tracer = trace.get_tracer("hub_gateway")
+
+ADMISSIONS = Counter("gateway_admissions_total", "POST /v1/transactions by result", ["result"])
+
+# A lost race is retried once: the winner has committed by then, so the second lookup finds it.
+_ADMISSION_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    transaction: Transaction
+    error_code: ErrorCode | None
+    replayed: bool = False
+
+
+class TransactionService(Protocol):
+    async def submit(self, client_id: str, key: str, request: TransactionRequest, correlation_id: str) -> Outcome: ...
+
+    async def get(self, client_id: str, ref_id: str) -> Transaction: ...
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    outcome_budget_s: float
+    produce_timeout_s: float
+    in_progress_retry_after_s: int
+
+
+class AdmissionService:
+    def __init__(
+        self,
+        store: TransactionStore,
+        producer: KafkaProducer,
+        waiter: OutcomeWaiter,
+        backlog: BacklogGuard,
+        config: AdmissionConfig,
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self._waiter = waiter
+        self._backlog = backlog
+        self._config = config
+
+    async def get(self, client_id: str, ref_id: str) -> Transaction:
+        stored = await self._store.get_by_ref(client_id, ref_id)
+        if stored is None:
+            raise TransactionNotFoundError(ref_id)
+        return stored.transaction
+
+    async def submit(self, client_id: str, key: str, request: TransactionRequest, correlation_id: str) -> Outcome:
+        deadline = time.monotonic() + self._config.outcome_budget_s
+        digest = request_hash(request)
+        for _ in range(_ADMISSION_ATTEMPTS):
+            existing = await self._store.find_existing(client_id, key, request.ref_id)
+            if existing is not None:
+                stored = self._replayable(existing, client_id, digest, request.ref_id)
+                ADMISSIONS.labels("replayed").inc()
+                return await self._replay(stored, deadline)
+            self._backlog.check()
+            admission = Admission(
+                transaction_id=uuid.uuid4(),
+                client_id=client_id,
+                idempotency_key=key,
+                request=request,
+                request_hash=digest,
+                correlation_id=correlation_id,
+                admitted_at=datetime.now(UTC),
+            )
+            with self._waiter.watch(str(admission.transaction_id)) as watch:
+                try:
+                    stored = await self._store.admit(admission, functools.partial(self._publish, admission))
+                except AdmissionRaceError:
+                    continue
+                ADMISSIONS.labels("admitted").inc()
+                return await self._settle(stored, watch, deadline)
+        raise RequestInProgressError(self._config.in_progress_retry_after_s)
+
+    @staticmethod
+    def _replayable(existing: Existing, client_id: str, digest: str, ref_id: str) -> StoredTransaction:
+        if existing.by_key is not None:
+            if existing.key_hash != digest:
+                raise IdempotencyKeyReusedError()
+            return existing.by_key
+        assert existing.by_ref is not None
+        # Another client's refId is a conflict too, without revealing anything about that transaction.
+        if existing.by_ref.client_id != client_id or existing.by_ref.request_hash != digest:
+            raise DuplicateRefIdError(ref_id)
+        return existing.by_ref
+
+    async def _replay(self, stored: StoredTransaction, deadline: float) -> Outcome:
+        if stored.transaction.status.is_final:
+            return Outcome(stored.transaction, stored.error_code, replayed=True)
+        transaction_id = stored.transaction.transaction_id
+        with self._waiter.watch(transaction_id) as watch:
+            # Re-read after registering: an outcome that landed in between is then seen in the row.
+            fresh = await self._store.get_by_id(transaction_id) or stored
+            outcome = await self._settle(fresh, watch, deadline)
+        return Outcome(outcome.transaction, outcome.error_code, replayed=True)
+
+    async def _settle(self, stored: StoredTransaction, watch: Watch, deadline: float) -> Outcome:
+        if not stored.transaction.status.is_final:
+            event = await watch.wait(deadline - time.monotonic())
+            if event is not None:
+                return Outcome(event.transaction, event.error_code)
+        return Outcome(stored.transaction, stored.error_code)
+
+    async def _publish(self, admission: Admission) -> None:
+        request = admission.request
+        command = TransactionCommand(
+            transaction_id=str(admission.transaction_id),
+            client_id=admission.client_id,
+            idempotency_key=admission.idempotency_key,
+            request_hash=admission.request_hash,
+            ref_id=request.ref_id,
+            type=request.type,
+            player_id=request.player_id,
+            amount_cents=request.amount_cents,
+            currency=request.currency,
+            round_id=request.round_id,
+            game_id=request.game_id,
+            original_ref_id=request.original_ref_id,
+            round_closed=request.round_closed,
+            metadata=request.metadata,
+            admitted_at=admission.admitted_at,
+        )
+        envelope = wrap(command, correlation_id=admission.correlation_id)
+        topic = self._producer.settings.topic(COMMANDS)
+        with tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.system", "kafka")
+            span.set_attribute("messaging.destination.name", topic)
+            span.set_attribute("messaging.message.id", envelope.event_id)
+            try:
+                # Inside the span: the producer's default headers carry this span's traceparent.
+                await asyncio.wait_for(
+                    self._producer.send(COMMANDS, envelope, key=request.player_id),
+                    timeout=self._config.produce_timeout_s,
+                )
+            except TimeoutError as exc:
+                raise KafkaUnavailableError("Kafka did not acknowledge the command in time") from exc

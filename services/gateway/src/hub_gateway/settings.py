@@ -1,0 +1,62 @@
+"""Gateway settings: `GATEWAY_*` (nested blocks with `__`), plus the stack-wide Kafka/database names."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub_common.operator import OperatorSettings
+from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+
+KIB = 1024
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+
+    # client id -> its active secrets (two during a rotation). SecretStr keeps them out of reprs and logs.
+    clients: dict[str, list[SecretStr]] = Field(default_factory=dict)
+    supported_currencies: list[str] = Field(default_factory=lambda: ["EUR", "USD", "GBP"])
+    signature_tolerance_s: int = Field(default=300, ge=1)
+    max_body_bytes: int = Field(default=64 * KIB, ge=KIB)
+
+    # How long a POST waits for the ledger's outcome before answering 202.
+    outcome_budget_s: float = Field(default=5.0, ge=0, le=60)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=1)
+    # A second request for a key/refId that another request is still admitting waits at most this long for
+    # the row lock before answering 409 REQUEST_IN_PROGRESS (short: it holds a pooled connection meanwhile).
+    admission_lock_timeout_ms: int = Field(default=250, ge=1)
+    in_progress_retry_after_s: int = Field(default=1, ge=1)
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Admission is refused (429) while more than this many transactions wait for the ledger; 0 disables.
+    max_backlog: int = Field(default=1000, ge=0)
+    backlog_refresh_s: float = Field(default=1.0, gt=0)
+    rate_limited_retry_after_s: int = Field(default=5, ge=1)
+
+    # The balance endpoint's operator access; it shares the ledger's budget (same database, same budget_name).
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    balance_budget_timeout_s: float = Field(default=2.0, gt=0)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @field_validator("clients")
+    @classmethod
+    def _every_client_has_a_secret(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        for client_id, secrets in value.items():
+            if not secrets or any(not s.get_secret_value() for s in secrets):
+                raise ValueError(f"client {client_id!r} needs at least one non-empty secret")
+        return value
+
+    @field_validator("supported_currencies")
+    @classmethod
+    def _iso_codes(cls, value: list[str]) -> list[str]:
+        codes = [c.strip().upper() for c in value]
+        if not codes or any(len(c) != 3 or not c.isalpha() for c in codes):
+            raise ValueError('supported currencies must be ISO 4217 codes, e.g. ["EUR"]')
+        return codes

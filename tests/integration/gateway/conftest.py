@@ -1,0 +1,20 @@
+"""Gateway integration fixtures: settings bound to the test's own topics and database."""
+
+from __future__ import annotations
+
+import pytest
+from integration.gateway.gateway_it_support import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
+
+from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_gateway.settings import GatewaySettings
+
+
+@pytest.fixture
+def gateway_settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings) -> GatewaySettings:
+    return GatewaySettings(
+        clients={CLIENT_ID: [SECRET], OTHER_CLIENT: [OTHER_SECRET]},
+        kafka=kafka_settings,
+        database=db_settings.model_copy(update={"pool_max_size": 20}),
+        outcome_budget_s=0.5,
+        backlog_refresh_s=0.05,
+    )

@@ -1,0 +1,89 @@
+"""The OpenAPI document, the ops routes of the HTTP layer, and settings loading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from unit.gateway.gateway_fakes import FakeBalances
+
+from hub_common.schemas import Balance
+from hub_gateway.__main__ import load_settings
+from hub_gateway.client import GatewayClient
+from hub_gateway.openapi import build_document
+from hub_gateway.settings import GatewaySettings
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def test_document_refs_all_resolve() -> None:
+    document = build_document()
+    assert document["openapi"].startswith("3.")
+    schemas = document["components"]["schemas"]
+    assert {"TransactionRequest", "Transaction", "ErrorBody", "Balance"} <= set(schemas)
+    for ref in _refs(document):
+        assert ref.startswith("#/components/schemas/")
+        assert ref.removeprefix("#/components/schemas/") in schemas
+
+
+def test_document_uses_wire_names() -> None:
+    request = build_document()["components"]["schemas"]["TransactionRequest"]
+    assert {"refId", "type", "playerId", "amountCents", "currency"} <= set(request["required"])
+    assert request["additionalProperties"] is False
+    post = build_document()["paths"]["/v1/transactions"]["post"]
+    assert {"201", "202", "400", "401", "409", "422", "429", "503"} <= set(post["responses"])
+
+
+async def test_openapi_health_and_ready_are_served(session: aiohttp.ClientSession, base_url: str) -> None:
+    async with session.get(base_url + "/openapi.json") as response:
+        assert response.status == 200
+        assert (await response.json())["paths"]
+        assert response.headers["X-Correlation-ID"]
+    async with session.get(base_url + "/ready") as response:
+        assert response.status == 503  # the HTTP layer alone never becomes ready
+    async with session.get(base_url + "/health") as response:
+        assert (await response.json())["status"] == "ok"
+
+
+async def test_balance_endpoint(client: GatewayClient, balances: FakeBalances) -> None:
+    balances.balances["p 1"] = Balance(player_id="p 1", balance_cents=1200, currency="EUR")
+    response = await client.get_balance("p 1")
+    assert response.status == 200
+    assert response.body == {"playerId": "p 1", "balanceCents": 1200, "currency": "EUR"}
+
+
+def test_clients_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_CLIENTS", '{"rgs-demo": ["secret-a", "secret-b"]}')
+    monkeypatch.setenv("GATEWAY_SUPPORTED_CURRENCIES", '["eur", "USD"]')
+    monkeypatch.setenv("GATEWAY_OUTCOME_BUDGET_S", "0.5")
+    settings = load_settings()
+    assert [s.get_secret_value() for s in settings.clients["rgs-demo"]] == ["secret-a", "secret-b"]
+    assert settings.supported_currencies == ["EUR", "USD"]
+    assert settings.outcome_budget_s == 0.5
+    assert settings.port == 3000
+    assert "secret-a" not in repr(settings)
+
+
+def test_invalid_settings_exit_2_without_echoing_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_CLIENTS", '{"rgs-demo": "top-secret-value"}')
+    with pytest.raises(SystemExit) as exited:
+        load_settings()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "clients" in err
+    assert "top-secret-value" not in err
+
+
+def test_a_client_without_secrets_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        GatewaySettings(clients={"rgs-demo": []})
