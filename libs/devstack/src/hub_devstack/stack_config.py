@@ -1,0 +1,145 @@
+"""What the stack launcher starts and with which environment (pure: no processes, no I/O)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub_devstack.errors import PortInUseError
+from hub_devstack.procs import LOOPBACK, port_is_free
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    env_prefix: str
+    default_port: int
+    # Arguments after `python -m <module>`; the Hub's services take none.
+    args: tuple[str, ...] = ()
+
+    @property
+    def port_env(self) -> str:
+        return f"{self.env_prefix}PORT"
+
+
+# Start order: the mocks first (peers of the Hub services), the gateway last (it takes traffic).
+SERVICES = (
+    ServiceSpec("mock-operator", "mock_operator", "MOCK_OPERATOR_", 3001),
+    ServiceSpec("mock-rgs", "mock_rgs", "MOCK_RGS_", 3002),
+    ServiceSpec("ledger", "hub_ledger", "LEDGER_", 3010),
+    ServiceSpec("webhook-dispatcher", "hub_dispatcher", "DISPATCHER_", 3011),
+    ServiceSpec("reconciler", "hub_reconciler", "RECONCILER_", 3012),
+    ServiceSpec("gateway", "hub_gateway", "GATEWAY_", 3000),
+)
+BY_NAME = {spec.name: spec for spec in SERVICES}
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    client_id: str
+    client_secret: str
+    operator_client_id: str
+    operator_secret: str
+    webhook_secret: str
+
+    @classmethod
+    def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
+        return cls(
+            client_id=client_id,
+            client_secret=secrets.token_urlsafe(24),
+            operator_client_id="integration-hub",
+            operator_secret=secrets.token_urlsafe(24),
+            webhook_secret=secrets.token_urlsafe(24),
+        )
+
+
+def ports_from_env(environ: Mapping[str, str]) -> dict[str, int]:
+    """Each service's port: its own `<PREFIX>PORT` variable when set, else the documented default."""
+    ports = {}
+    for spec in SERVICES:
+        raw = environ.get(spec.port_env, "").strip()
+        ports[spec.name] = int(raw) if raw else spec.default_port
+    return ports
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    ports: Mapping[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
+    secrets: DemoSecrets = field(default_factory=DemoSecrets.generate)
+    # None: provide the infrastructure (env, Docker, or local processes). Given: use as is.
+    kafka_bootstrap: str | None = None
+    admin_database_url: str | None = None
+    database_name: str = "integration_hub"
+    topic_prefix: str = ""
+    operator_rate_per_minute: int = 60
+    # Extra variables for every service (tests shorten budgets and retry schedules this way).
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 60.0
+    stop_grace_s: float = 10.0
+    services: tuple[ServiceSpec, ...] = SERVICES
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def url(self, service: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[service]}"
+
+
+def check_ports(config: StackConfig) -> None:
+    """Fail before starting anything when a port is taken, naming the variable that moves it."""
+    for spec in config.services:
+        port = config.ports[spec.name]
+        if not port_is_free(port):
+            raise PortInUseError(port, spec.port_env, spec.name)
+
+
+def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+    """The variables one service gets on top of the caller's environment (names per docs/architecture.md)."""
+    s = config.secrets
+    operator = {
+        "URL": config.url("mock-operator"),
+        "CLIENT_ID": s.operator_client_id,
+        "SECRET": s.operator_secret,
+        "RATE_PER_MINUTE": str(config.operator_rate_per_minute),
+    }
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": config.topic_prefix,
+        "DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+        spec.port_env: str(config.ports[spec.name]),
+        f"{spec.env_prefix}HOST": LOOPBACK,
+    }
+    if spec.name == "mock-operator":
+        env["MOCK_OPERATOR_SECRET"] = s.operator_secret
+        env["MOCK_OPERATOR_CLIENT_ID"] = s.operator_client_id
+        env["MOCK_OPERATOR_RATE_LIMIT_PER_MINUTE"] = str(config.operator_rate_per_minute)
+    elif spec.name == "mock-rgs":
+        env["MOCK_RGS_SECRETS"] = json.dumps([s.webhook_secret])
+    elif spec.name == "webhook-dispatcher":
+        endpoint = {"url": config.url("mock-rgs") + "/webhooks", "secrets": [s.webhook_secret]}
+        env["DISPATCHER_ENDPOINTS"] = json.dumps({s.client_id: endpoint})
+    elif spec.name == "reconciler":
+        # Its state store lives with the stack's other run-time files, not in the caller's working dir.
+        env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
+    elif spec.name == "gateway":
+        env["GATEWAY_CLIENTS"] = json.dumps({s.client_id: [s.client_secret]})
+    if config.topic_prefix:
+        # A prefixed stack shares the broker with others: its consumer groups must not join theirs.
+        env.update(
+            {
+                "LEDGER_GROUP_ID": f"{config.topic_prefix}hub-ledger",
+                "DISPATCHER_CONSUMER_GROUP": f"{config.topic_prefix}hub-dispatcher",
+            }
+        )
+    if spec.name in ("ledger", "gateway", "reconciler"):
+        # The ledger calls the operator; the gateway's balance endpoint and the reconciler's feed do too.
+        env.update({f"{spec.env_prefix}OPERATOR__{key}": value for key, value in operator.items()})
+    env.update(config.extra_env)
+    return env

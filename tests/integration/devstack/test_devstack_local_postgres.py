@@ -1,0 +1,51 @@
+"""The private-cluster PostgreSQL mode, forced with mode="local", and the env mode's readiness check."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from hub_devstack.errors import DevstackError
+from hub_devstack.postgres import database_url_for, provide_postgres, wait_for_postgres
+from hub_devstack.procs import free_port
+from hub_devstack.stack import create_database
+
+
+async def _tables(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    finally:
+        await conn.close()
+
+
+async def test_local_cluster_serves_a_superuser_and_the_hub_schema() -> None:
+    with provide_postgres("local") as admin_url:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert await conn.fetchval("SHOW max_connections") == "300"
+            assert await conn.fetchval("SHOW fsync") == "off"
+            assert str(await conn.fetchval("SHOW server_version")).startswith("15")
+        finally:
+            await conn.close()
+        url = create_database(admin_url, "integration_hub")
+        assert url == database_url_for(admin_url, "integration_hub")
+        assert create_database(admin_url, "integration_hub") == url  # a second run finds it and migrates nothing
+        assert {"transactions", "idempotency_keys", "webhook_outbox", "audit_log"} <= await _tables(url)
+    with pytest.raises(OSError):
+        await asyncpg.connect(admin_url, timeout=3)
+
+
+def test_env_mode_gives_up_with_a_clear_error_when_nothing_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(DevstackError, match="did not accept a connection within 1 s"):
+        wait_for_postgres(dead, timeout_s=1)
+    monkeypatch.setenv("DATABASE_URL", dead)
+    with pytest.raises(DevstackError), provide_postgres("env", ready_timeout_s=1):
+        pass  # pragma: no cover
+
+
+def test_env_mode_uses_the_given_cluster(postgres_admin_url: str) -> None:
+    with provide_postgres("env") as url:
+        assert url == postgres_admin_url

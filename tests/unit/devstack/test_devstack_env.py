@@ -1,0 +1,104 @@
+"""What each service is given, and the `.hub/env` file rendered from the stack's facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from hub_devstack.facts import StackFacts
+from hub_devstack.stack_config import BY_NAME, DemoSecrets, StackConfig, service_env
+
+PORTS = {"mock-operator": 4001, "mock-rgs": 4002, "ledger": 4010, "webhook-dispatcher": 4011, "reconciler": 4012,
+         "gateway": 4000}  # fmt: skip
+
+
+def _envs(tmp_path: Path) -> dict[str, dict[str, str]]:
+    config = StackConfig(
+        state_dir=tmp_path,
+        ports=PORTS,
+        secrets=DemoSecrets.generate(),
+        topic_prefix="t1.",
+        operator_rate_per_minute=120,
+        extra_env={"GATEWAY_OUTCOME_BUDGET_S": "1"},
+    )
+    return {
+        name: service_env(spec, config, kafka_bootstrap="127.0.0.1:9", database_url="postgresql://db/hub")
+        for name, spec in BY_NAME.items()
+    }
+
+
+def test_the_ledger_signs_with_the_secret_the_mock_operator_verifies(tmp_path: Path) -> None:
+    envs = _envs(tmp_path)
+    operator, ledger = envs["mock-operator"], envs["ledger"]
+    assert operator["MOCK_OPERATOR_SECRET"] == ledger["LEDGER_OPERATOR__SECRET"]
+    assert operator["MOCK_OPERATOR_CLIENT_ID"] == ledger["LEDGER_OPERATOR__CLIENT_ID"]
+    assert ledger["LEDGER_OPERATOR__URL"] == "http://127.0.0.1:4001"
+    assert ledger["LEDGER_OPERATOR__RATE_PER_MINUTE"] == operator["MOCK_OPERATOR_RATE_LIMIT_PER_MINUTE"] == "120"
+    assert envs["gateway"]["GATEWAY_OPERATOR__SECRET"] == operator["MOCK_OPERATOR_SECRET"]
+    assert envs["reconciler"]["RECONCILER_OPERATOR__SECRET"] == operator["MOCK_OPERATOR_SECRET"]
+
+
+def test_the_dispatcher_signs_webhooks_with_the_secrets_the_mock_rgs_verifies(tmp_path: Path) -> None:
+    envs = _envs(tmp_path)
+    endpoints = json.loads(envs["webhook-dispatcher"]["DISPATCHER_ENDPOINTS"])
+    assert endpoints["rgs-demo"]["url"] == "http://127.0.0.1:4002/webhooks"
+    assert endpoints["rgs-demo"]["secrets"] == json.loads(envs["mock-rgs"]["MOCK_RGS_SECRETS"])
+    clients = json.loads(envs["gateway"]["GATEWAY_CLIENTS"])
+    assert list(clients) == ["rgs-demo"]
+    assert len(clients["rgs-demo"]) == 1
+
+
+def test_every_service_gets_infra_its_own_port_and_the_extra_env(tmp_path: Path) -> None:
+    envs = _envs(tmp_path)
+    for name, spec in BY_NAME.items():
+        env = envs[name]
+        assert env[spec.port_env] == str(PORTS[name])
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9"
+        assert env["KAFKA_TOPIC_PREFIX"] == "t1."
+        assert env["DATABASE_URL"] == "postgresql://db/hub"
+        assert env["GATEWAY_OUTCOME_BUDGET_S"] == "1"
+        assert not any(key.startswith("GATEWAY_PORT") for key in env if name != "gateway")
+
+
+def _facts() -> StackFacts:
+    return StackFacts(
+        hub_url="http://127.0.0.1:3000",
+        hub_client_id="rgs-demo",
+        hub_client_secret="s3cr$t 'quoted'",
+        database_url="postgresql://postgres@127.0.0.1:5432/integration_hub",
+        kafka_bootstrap_servers="127.0.0.1:9092",
+        operator_url="http://127.0.0.1:3001",
+        rgs_url="http://127.0.0.1:3002",
+        operator_client_id="integration-hub",
+        operator_secret="op",
+        webhook_secret="wh",
+        service_urls=(("webhook-dispatcher", "http://127.0.0.1:3011"),),
+        players=("demo-alice", "demo-bob"),
+    )
+
+
+def test_env_file_has_the_contract_keys() -> None:
+    env = _facts().as_env()
+    for key in ("HUB_URL", "HUB_CLIENT_ID", "HUB_CLIENT_SECRET", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS",
+                "OPERATOR_URL", "RGS_URL", "HUB_PLAYERS", "HUB_CURRENCY"):  # fmt: skip
+        assert key in env
+    assert env["HUB_PLAYERS"] == "demo-alice,demo-bob"
+    assert env["HUB_CURRENCY"] == "EUR"
+    assert env["HUB_WEBHOOK_DISPATCHER_URL"] == "http://127.0.0.1:3011"
+
+
+def test_env_file_is_private_and_a_shell_reads_back_every_value_exactly(tmp_path: Path) -> None:
+    path = tmp_path / ".hub" / "env"
+    facts = _facts()
+    facts.write_env(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert all("=" in line and not line.startswith("export") for line in lines)
+    script = f"set -a; . {path}; set +a; env -0"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={"PATH": os.environ["PATH"]})
+    seen = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
+    for key, value in facts.as_env().items():
+        assert seen[key] == value
