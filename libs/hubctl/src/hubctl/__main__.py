@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from hubctl.context import HubctlSettings
+from hubctl.context import HubctlSettings, load_env_file
 
 # Each module exposes `register(subparsers)`; the handler it sets receives (args, settings) -> exit code.
 COMMAND_MODULES = ("health", "topics", "reconcile")
@@ -43,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Client libraries log every failed connect; hubctl reports failures itself, once, in plain words.
     logging.basicConfig(level=logging.CRITICAL)
+    load_env_file(Path(os.environ.get("HUB_ENV_FILE", ".hub/env")))
     try:
         settings = HubctlSettings()
     except ValidationError as exc:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import os
+import shlex
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,3 +45,25 @@ class HubctlSettings(BaseSettings):
             "mock-operator": self.operator_url,
             "mock-rgs": self.rgs_url,
         }
+
+
+def load_env_file(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    """Read `KEY=value` lines written by `make up` into the environment, never overriding what is already set.
+
+    So `hubctl` works in a plain shell after `make up`, whether or not `.hub/env` was sourced.
+    """
+    target = os.environ if environ is None else environ
+    loaded: list[str] = []
+    if not path.is_file():
+        return loaded
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        key = key.strip()
+        if key and key not in target:
+            parsed = shlex.split(value)
+            target[key] = parsed[0] if parsed else ""
+            loaded.append(key)
+    return loaded

@@ -1,0 +1,287 @@
+"""`hubctl tx show|stuck|resolve|replay`: the runbook's "Transaction Stuck in PENDING" and "Transaction Replay".
+
+- `resolve` looks the refId up at the operator (spending the shared budget) and finishes an open
+  transaction: COMPLETED with the operator's record when it was applied, FAILED when it never was. Like
+  the ledger it writes the audit row and the `hub.transactions` event (via event_outbox, which the ledger's
+  relay publishes) in the same database transaction.
+- `replay` re-enqueues the command of an open transaction on hub.commands (a lost command); the ledger
+  ignores it if the transaction is already final, so it never applies anything twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub_common.envelope import wrap
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer
+from hub_common.operator import Budget, OperatorClient, OperatorSettings, OperatorTechnicalError, Priority
+from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionEvent, TxStatus
+from hub_common.telemetry import kafka_headers, new_correlation_id
+from hubctl.context import HubctlSettings
+from hubctl.output import render
+
+COLUMNS = (
+    "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
+    "round_closed, metadata::text AS metadata, request_hash, status, reason, error_code, balance_cents, "
+    "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at"
+)
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+
+def _render(value: Any, **kwargs: Any) -> None:
+    # `render` binds sys.stdout when hubctl.output is imported; the current one honours redirection.
+    render(value, out=sys.stdout, **kwargs)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("tx", help="transactions: show, stuck, resolve, replay")
+    nested = parser.add_subparsers(dest="tx_command", required=True, metavar="ACTION")
+
+    show = nested.add_parser("show", help="one transaction with its key, audit trail and events")
+    show.add_argument("ref_id")
+    _json_flag(show)
+    show.set_defaults(handler=run_show)
+
+    stuck = nested.add_parser("stuck", help="PENDING/PROCESSING transactions older than --minutes (runbook)")
+    stuck.add_argument("--minutes", type=float, default=5.0)
+    stuck.add_argument("--limit", type=int, default=50)
+    _json_flag(stuck)
+    stuck.set_defaults(handler=run_stuck)
+
+    resolve = nested.add_parser("resolve", help="finish an open transaction from the operator's record")
+    resolve.add_argument("ref_id")
+    resolve.add_argument("--reason", default="manual intervention via hubctl")
+    resolve.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
+    _json_flag(resolve)
+    resolve.set_defaults(handler=run_resolve)
+
+    replay = nested.add_parser("replay", help="re-enqueue the command of an open transaction")
+    replay.add_argument("ref_id")
+    replay.add_argument("--dry-run", action="store_true")
+    _json_flag(replay)
+    replay.set_defaults(handler=run_replay)
+
+
+async def _connect(settings: HubctlSettings) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
+
+
+async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1" + (" FOR UPDATE" if lock else ""), ref_id
+    )
+    if row is None:
+        raise SystemExit(f"hubctl: no transaction with refId {ref_id}")
+    return row
+
+
+def _resource(row: asyncpg.Record) -> Transaction:
+    return Transaction(
+        transaction_id=str(row["id"]),
+        **{k: row[k] for k in ("ref_id", "type", "player_id", "amount_cents", "currency", "round_id", "game_id")},
+        **{k: row[k] for k in ("original_ref_id", "status", "reason", "balance_cents", "operator_transaction_id")},
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    async def go() -> dict[str, Any]:
+        conn = await _connect(settings)
+        try:
+            row = await _row(conn, args.ref_id)
+            keys = await conn.fetch(
+                "SELECT key, scope, status, expires_at FROM idempotency_keys WHERE transaction_id = $1", row["id"]
+            )
+            audit = await conn.fetch(
+                """SELECT at, action, actor, reason, after::text AS after FROM audit_log
+                   WHERE entity = 'transaction' AND entity_id = $1 ORDER BY id""",
+                str(row["id"]),
+            )
+            events = await conn.fetch(
+                """SELECT event_id::text AS event_id, created_at, published_at FROM event_outbox
+                   WHERE key = $1 AND topic = $2 ORDER BY id""",
+                args.ref_id,
+                TRANSACTIONS,
+            )
+        finally:
+            await conn.close()
+        found = dict(row)
+        found["id"] = str(found["id"])
+        found["metadata"] = orjson.loads(found["metadata"])
+        return {
+            "transaction": found,
+            "keys": [dict(k) for k in keys],
+            "audit": [dict(a) for a in audit],
+            "events": [dict(e) for e in events],
+        }
+
+    found = asyncio.run(go())
+    if args.json:
+        _render(found, as_json=True)
+        return 0
+    _render(found["transaction"], as_json=False)
+    for title, columns in (
+        ("keys", ["key", "scope", "status", "expires_at"]),
+        ("audit", ["at", "action", "actor", "reason"]),
+        ("events", ["event_id", "created_at", "published_at"]),
+    ):
+        print(f"\n{title}:")
+        _render(found[title], as_json=False, columns=columns)
+    return 0
+
+
+def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    async def go() -> list[dict[str, Any]]:
+        conn = await _connect(settings)
+        try:
+            rows = await conn.fetch(
+                """SELECT id::text AS id, ref_id, player_id, type, status, attempts, created_at, updated_at
+                   FROM transactions
+                   WHERE status IN ('PENDING', 'PROCESSING') AND created_at < NOW() - make_interval(mins => $1)
+                   ORDER BY created_at LIMIT $2""",
+                args.minutes,
+                args.limit,
+            )
+        finally:
+            await conn.close()
+        return [dict(r) for r in rows]
+
+    rows = asyncio.run(go())
+    _render(rows, as_json=args.json, columns=["ref_id", "player_id", "type", "status", "attempts", "created_at"])
+    return 0
+
+
+async def _finish(
+    conn: asyncpg.Connection, row: asyncpg.Record, outcome: dict[str, Any], *, actor: str, reason: str
+) -> asyncpg.Record:
+    done = await conn.fetchrow(
+        f"""UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
+                operator_transaction_id = $6, completed_at = now(), updated_at = now()
+            WHERE id = $1 RETURNING {COLUMNS}""",
+        row["id"],
+        outcome["status"],
+        reason,
+        outcome["error_code"],
+        outcome["balance_cents"],
+        outcome["operator_transaction_id"],
+    )
+    await conn.execute(
+        "UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now() WHERE transaction_id = $1", row["id"]
+    )
+    before = {"status": row["status"], "balanceCents": row["balance_cents"]}
+    await conn.execute(
+        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+           VALUES ('transaction', $1, 'manual-resolve', $2, $3::jsonb, $4::jsonb, $5)""",
+        str(row["id"]),
+        actor,
+        orjson.dumps(before).decode(),
+        orjson.dumps(outcome).decode(),
+        reason,
+    )
+    code = ErrorCode(outcome["error_code"]) if outcome["error_code"] else None
+    envelope = wrap(
+        TransactionEvent(client_id=done["client_id"], error_code=code, transaction=_resource(done)),
+        correlation_id=done["correlation_id"] or new_correlation_id(),
+    )
+    headers = [[k, v.decode()] for k, v in kafka_headers(envelope.correlation_id)]
+    await conn.execute(
+        "INSERT INTO event_outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        uuid.UUID(envelope.event_id),
+        TRANSACTIONS,
+        done["ref_id"],
+        envelope.encode(),
+        orjson.dumps(headers).decode(),
+    )
+    return done
+
+
+def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    operator = OperatorSettings(
+        url=settings.operator_url, client_id=settings.operator_client_id, secret=settings.operator_secret
+    )
+
+    async def go() -> dict[str, Any]:
+        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
+        client = OperatorClient(operator)
+        budget = Budget(pool, operator)
+        try:
+            row = await _row(pool, args.ref_id)
+            if TxStatus(row["status"]).is_final:
+                return {"refId": args.ref_id, "result": f"already {row['status']}: nothing to do"}
+            await budget.acquire(Priority.CREDIT, timeout_s=120)
+            try:
+                record = await client.get_transaction(args.ref_id, correlation_id=row["correlation_id"] or "")
+            except OperatorTechnicalError as exc:
+                raise SystemExit(f"hubctl: operator lookup failed: {exc.message}") from exc
+            outcome: dict[str, Any] = {
+                "status": "COMPLETED" if record else "FAILED",
+                "error_code": None if record else ErrorCode.OPERATOR_UNAVAILABLE.value,
+                "balance_cents": record.balance_cents if record else None,
+                "operator_transaction_id": record.operator_transaction_id if record else None,
+            }
+            if args.dry_run:
+                return {"refId": args.ref_id, "result": "dry run: would finish", **outcome}
+            async with pool.acquire() as conn, conn.transaction():
+                locked = await _row(conn, args.ref_id, lock=True)
+                if TxStatus(locked["status"]).is_final:
+                    return {"refId": args.ref_id, "result": f"finished meanwhile: {locked['status']}"}
+                reason = f"{args.reason}: operator {'applied it' if record else 'never applied it'}"
+                await _finish(conn, locked, outcome, actor=settings.hubctl_actor, reason=reason)
+            return {"refId": args.ref_id, "result": "resolved", **outcome}
+        finally:
+            await budget.close()
+            await client.close()
+            await pool.close()
+
+    _render(asyncio.run(go()), as_json=args.json)
+    return 0
+
+
+def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    async def go() -> dict[str, Any]:
+        conn = await _connect(settings)
+        try:
+            row = await _row(conn, args.ref_id)
+            key = await conn.fetchval("SELECT key FROM idempotency_keys WHERE transaction_id = $1", row["id"])
+        finally:
+            await conn.close()
+        if TxStatus(row["status"]).is_final:
+            return {"refId": args.ref_id, "result": f"already {row['status']}: nothing to replay"}
+        cmd = TransactionCommand(
+            transaction_id=str(row["id"]),
+            client_id=row["client_id"],
+            idempotency_key=key,
+            request_hash=row["request_hash"],
+            **{k: row[k] for k in ("ref_id", "type", "player_id", "amount_cents", "currency", "round_id")},
+            **{k: row[k] for k in ("game_id", "original_ref_id", "round_closed")},
+            metadata=orjson.loads(row["metadata"]),
+            admitted_at=row["created_at"],
+        )
+        if args.dry_run:
+            return {"refId": args.ref_id, "result": "dry run: would re-enqueue", "playerId": cmd.player_id}
+        producer = KafkaProducer(settings.kafka, client_id="hubctl")
+        await producer.start()
+        try:
+            envelope = wrap(cmd, correlation_id=row["correlation_id"] or new_correlation_id())
+            await producer.send(COMMANDS, envelope, key=cmd.player_id)
+        finally:
+            await producer.stop()
+        return {"refId": args.ref_id, "result": "re-enqueued", "playerId": cmd.player_id}
+
+    _render(asyncio.run(go()), as_json=args.json)
+    return 0

@@ -1,0 +1,44 @@
+"""One whole Hub (every service a real process, launched as `make up` does) shared by this directory's tests.
+
+It runs on the session's broker and cluster, on free ports, with its own topic prefix and database; retry
+schedules and budgets are shortened by configuration only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub_devstack.procs import free_port, port_is_free
+from hub_devstack.stack import RunningStack, run_stack
+from hub_devstack.stack_config import SERVICES, StackConfig
+
+
+@pytest.fixture(scope="module")
+def stack_config(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, postgres_admin_url: str
+) -> StackConfig:
+    tag = uuid.uuid4().hex[:8]
+    state_dir: Path = tmp_path_factory.mktemp("stack")
+    return StackConfig(
+        state_dir=state_dir,
+        ports={spec.name: free_port() for spec in SERVICES},
+        kafka_bootstrap=kafka_bootstrap,
+        admin_database_url=postgres_admin_url,
+        database_name=f"hub_stack_{tag}",
+        topic_prefix=f"s{tag}.",
+        extra_env={"DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]", "RECONCILER_FEED_ENABLED": "false"},
+        ready_timeout_s=90,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(stack_config: StackConfig) -> Iterator[RunningStack]:
+    with run_stack(stack_config) as running:
+        yield running
+    # Leaving the launcher stops every process it started and frees every port.
+    assert all(s.proc.returncode is not None for s in running.services)
+    assert all(port_is_free(port) for port in stack_config.ports.values())
