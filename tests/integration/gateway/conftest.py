@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from integration.gateway.gateway_it_support import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
+from support.gateway_it import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
 
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_gateway.settings import GatewaySettings

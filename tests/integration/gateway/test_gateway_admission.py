@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
-from integration.gateway.gateway_it_support import CLIENT_ID, read_commands, running_gateway
+from support.gateway_it import CLIENT_ID, read_commands, running_gateway
 
 from hub_common.schemas import TxStatus
 from hub_common.settings import KafkaSettings

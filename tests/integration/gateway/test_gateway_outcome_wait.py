@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from integration.gateway.gateway_it_support import fake_ledger, running_gateway
+from support.gateway_it import fake_ledger, running_gateway
 from pydantic import SecretStr
 
 from hub_common.operator import OperatorSettings

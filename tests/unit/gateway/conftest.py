@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from unit.gateway.gateway_fakes import (
+from support.gateway_fakes import (
     CLIENT_ID,
     NEW_SECRET,
     OLD_SECRET,

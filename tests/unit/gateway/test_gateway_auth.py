@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import orjson
 from pydantic import SecretStr
-from unit.gateway.gateway_fakes import CLIENT_ID, NEW_SECRET, OLD_SECRET, OTHER_CLIENT, OTHER_SECRET, FakeTransactions
+from support.gateway_fakes import CLIENT_ID, NEW_SECRET, OLD_SECRET, OTHER_CLIENT, OTHER_SECRET, FakeTransactions
 
 from hub_common.signing import request_headers
 from hub_gateway.client import GatewayClient

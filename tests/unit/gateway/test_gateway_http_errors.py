@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from unit.gateway.gateway_fakes import FakeTransactions, transaction_for
+from support.gateway_fakes import FakeTransactions, transaction_for
 
 from hub_common.errors import DatabaseUnavailableError, HubError, KafkaUnavailableError
 from hub_common.operator import BudgetTimeout, OperatorRateLimited, OperatorRejected, OperatorTechnicalError

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from unit.gateway.gateway_fakes import FakeBalances
+from support.gateway_fakes import FakeBalances
 
 from hub_common.schemas import Balance
 from hub_gateway.__main__ import load_settings

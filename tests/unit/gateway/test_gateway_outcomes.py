@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from unit.gateway.gateway_fakes import CREATED
+from support.gateway_fakes import CREATED
 
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
 from hub_gateway.backlog import BacklogGuard

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from unit.gateway.gateway_fakes import FakeTransactions
+from support.gateway_fakes import FakeTransactions
 
 from hub_gateway.client import GatewayClient, GatewayResponse
 

@@ -9,11 +9,13 @@ from typing import Any, TextIO
 import orjson
 
 
-def emit_json(value: Any, out: TextIO = sys.stdout) -> None:
+def emit_json(value: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout) -> None:
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     if not rows:
         out.write("(no rows)\n")
         return
@@ -32,8 +34,9 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def render(value: Any, *, as_json: bool, columns: Sequence[str] | None = None, out: TextIO = sys.stdout) -> None:
+def render(value: Any, *, as_json: bool, columns: Sequence[str] | None = None, out: TextIO | None = None) -> None:
     """Print `value` (a list of rows, or a mapping) as JSON or as a table/key-value list."""
+    out = out or sys.stdout
     if as_json:
         emit_json(value, out)
     elif isinstance(value, list):

@@ -1,0 +1,222 @@
+"""The operator budget: ONE sliding-window log in PostgreSQL shared by every ledger replica and the gateway.
+
+Why not a token bucket: a bucket of capacity C refilling at C/60 per second that starts full lets 2C calls
+through in 60 s (C at once, C more as it refills). The operator counts calls in any 60 s window, so the Hub
+keeps the log of its own grants instead and grants only while that log is short enough.
+
+Algorithm (`_try_grant`, one database transaction):
+1. `SELECT ... FROM operator_budget WHERE name = $1 FOR UPDATE` serialises every grant of every process.
+2. Only then `now = clock_timestamp()` (the database's clock: one clock for all replicas). Because grants are
+   serialised by the lock and each reads the clock while holding it, grant times are non-decreasing.
+3. Count the grants with `granted_at > now - W` (W = window_s + safety_margin_s). Grant only if the count is
+   below R (rate_per_minute): insert a row at `now`. Otherwise the caller sleeps until the oldest of those
+   leaves the window (`oldest + W - now`), which is the exact moment a grant becomes possible again, so the
+   budget is used to the full while there is a backlog.
+
+Proof that no window of length W holds more than R grants: take any window and its last grant g (time t_g).
+Every grant in the window lies in (t_g - W, t_g]. When g was granted, fewer than R earlier grants lay in
+(t_g - W, t_g] (grants are serialised and time-ordered, so later ones cannot appear there), hence at most R
+with g. Rows at or before `now - W` can never be counted again and are deleted while holding the lock.
+
+Why W = window_s + safety_margin_s: a call granted at g reaches the operator at s in [g, g + d]. Two calls
+the operator sees within 60 s were granted less than 60 s + d apart; with d <= safety_margin_s they fall in
+one W-window, so the operator sees at most R calls in any 60 s. At the defaults (60 s + 1 s) that is still
+98 % of the rate.
+
+Priority (REFUND/WIN before BET): inside a process, waiters form a heap and only the most urgent one asks the
+database. Across processes, each waiting process keeps a row in `operator_budget_waiters` with its most
+urgent waiting priority (refreshed at every attempt; stale rows are ignored); a grant for a less urgent
+priority is refused while a more urgent waiter exists elsewhere.
+
+`Retry-After` from the operator is obeyed by every process: `defer()` moves `operator_budget.paused_until`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import IntEnum
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from hub_common.operator.errors import BudgetTimeout
+from hub_common.operator.settings import OperatorSettings
+from hub_common.schemas import TxType
+
+log = logging.getLogger(__name__)
+
+BUDGET_GRANTS = Counter("hub_operator_budget_grants_total", "Operator calls granted by the shared budget", ["priority"])
+BUDGET_WAITERS = Gauge("hub_operator_budget_waiters", "Tasks of this process waiting for operator budget")
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+
+
+class Priority(IntEnum):
+    """Lower is more urgent."""
+
+    CREDIT = 0  # REFUND, WIN and compensating refunds: money owed to the player goes first.
+    DEBIT = 1  # BET and balance reads.
+
+    @classmethod
+    def for_type(cls, tx_type: TxType) -> Priority:
+        return cls.DEBIT if tx_type is TxType.BET else cls.CREDIT
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+
+
+class Budget:
+    """`await budget.acquire(priority)` before every operator call; call `close()` on shutdown."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: OperatorSettings) -> None:
+        self._pool = pool
+        self._name = settings.budget_name
+        self._rate = settings.rate_per_minute
+        self._window = timedelta(seconds=settings.window_s + settings.safety_margin_s)
+        self._poll_s = settings.budget_poll_s
+        self._stale = timedelta(seconds=max(5 * settings.budget_poll_s, 5.0))
+        self._waiter_id = uuid.uuid4()
+        self._heap: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    async def acquire(self, priority: Priority, *, timeout_s: float | None = None) -> None:
+        """Wait until one operator call may be made; raises `BudgetTimeout` after `timeout_s`."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(int(priority), next(self._seq), future)
+        if self._heap and waiter < self._heap[0]:
+            self._wake.set()  # the pump is sleeping on behalf of a less urgent waiter
+        heapq.heappush(self._heap, waiter)
+        BUDGET_WAITERS.inc()
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run_pump(), name="operator-budget")
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            raise BudgetTimeout(f"no operator budget within {timeout_s} s") from None
+        finally:
+            BUDGET_WAITERS.dec()
+            if not future.done():
+                future.cancel()  # the pump skips it
+
+    async def defer(self, seconds: float) -> None:
+        """Pause every process's grants for `seconds` (the operator's Retry-After)."""
+        await self._pool.execute(
+            """UPDATE operator_budget
+               SET paused_until = greatest(paused_until, clock_timestamp() + make_interval(secs => $2::float8))
+               WHERE name = $1""",
+            self._name,
+            seconds,
+        )
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        for waiter in self._heap:
+            waiter.future.cancel()
+        self._heap.clear()
+
+    async def _run_pump(self) -> None:
+        while True:
+            while self._heap and self._heap[0].future.done():
+                heapq.heappop(self._heap)
+            if not self._heap:
+                await self._forget_waiter()
+                if not self._heap:
+                    return
+                continue
+            top = self._heap[0]
+            try:
+                wait = await self._try_grant(top.priority)
+            except _DB_ERRORS as exc:
+                log.warning("operator budget unavailable", extra={"error": repr(exc)})
+                wait = self._poll_s
+            except Exception as exc:
+                # A bug: fail every waiter (their callers retry or stop) rather than leave them hanging.
+                log.exception("operator budget pump failed")
+                for waiter in self._heap:
+                    if not waiter.future.done():
+                        waiter.future.set_exception(exc)
+                self._heap.clear()
+                return
+            if wait <= 0:
+                heapq.heappop(self._heap)
+                BUDGET_GRANTS.labels(Priority(top.priority).name).inc()
+                if not top.future.done():
+                    top.future.set_result(None)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(wait, self._poll_s))
+
+    async def _try_grant(self, priority: int) -> float:
+        """Grant one call now (returns 0) or return the seconds to wait before asking again."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchrow(
+                "SELECT paused_until FROM operator_budget WHERE name = $1 FOR UPDATE", self._name
+            )
+            if locked is None:
+                await conn.execute("INSERT INTO operator_budget (name) VALUES ($1) ON CONFLICT DO NOTHING", self._name)
+                return 0.01  # created: try again (and take the lock) on the next round
+            now = await conn.fetchval("SELECT clock_timestamp()")
+            paused_until = locked["paused_until"]
+            if paused_until is not None and paused_until > now:
+                return float((paused_until - now).total_seconds())
+            horizon = now - self._window
+            await conn.execute(
+                "DELETE FROM operator_budget_grants WHERE name = $1 AND granted_at <= $2", self._name, horizon
+            )
+            await conn.execute(
+                """INSERT INTO operator_budget_waiters (name, waiter_id, priority, seen_at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (name, waiter_id) DO UPDATE SET priority = $3, seen_at = $4""",
+                self._name,
+                self._waiter_id,
+                priority,
+                now,
+            )
+            count, oldest = await conn.fetchrow(
+                "SELECT count(*), min(granted_at) FROM operator_budget_grants WHERE name = $1 AND granted_at > $2",
+                self._name,
+                horizon,
+            )
+            if count >= self._rate:
+                return max(float((oldest + self._window - now).total_seconds()), 0.001)
+            outranked = await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM operator_budget_waiters
+                   WHERE name = $1 AND waiter_id <> $2 AND priority < $3 AND seen_at > $4)""",
+                self._name,
+                self._waiter_id,
+                priority,
+                now - self._stale,
+            )
+            if outranked:
+                return self._poll_s
+            await conn.execute(
+                "INSERT INTO operator_budget_grants (name, priority, granted_at) VALUES ($1, $2, $3)",
+                self._name,
+                priority,
+                now,
+            )
+            return 0.0
+
+    async def _forget_waiter(self) -> None:
+        try:
+            await self._pool.execute(
+                "DELETE FROM operator_budget_waiters WHERE name = $1 AND waiter_id = $2", self._name, self._waiter_id
+            )
+        except _DB_ERRORS as exc:
+            log.warning("could not clear operator budget waiter row", extra={"error": repr(exc)})

@@ -1,0 +1,155 @@
+"""Composition root of the ledger: builds every collaborator, owns each resource in a cleanup_ctx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+from aiohttp import web
+
+from hub_common import db
+from hub_common import kafka as hub_kafka
+from hub_common.http import Ops, background
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
+from hub_common.operator import Budget, OperatorClient
+from hub_ledger import jobs, metrics
+from hub_ledger.consumer import CommandConsumer
+from hub_ledger.ordering import PlayerQueues
+from hub_ledger.outbox import OutboxRelay
+from hub_ledger.processor import Processor
+from hub_ledger.settings import LedgerSettings
+from hub_ledger.store import Store
+
+SERVICE = "hub-ledger"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    pool: asyncpg.Pool
+    producer: KafkaProducer
+    consumer: KafkaConsumer
+    client: OperatorClient
+    budget: Budget
+    queues: PlayerQueues
+    store: Store
+    relay: OutboxRelay
+    processor: Processor
+    commands: CommandConsumer
+    sweeper: jobs.Sweeper
+    compensator: jobs.Compensator
+
+
+LEDGER = web.AppKey("ledger", Ledger)
+OPS = web.AppKey("ops", Ops)
+
+
+def create_app(settings: LedgerSettings) -> web.Application:
+    app = web.Application()
+
+    async def database_ok() -> bool:
+        return LEDGER in app and await db.ping(app[LEDGER].pool)
+
+    async def kafka_ok() -> bool:
+        return await hub_kafka.ping(settings.kafka)
+
+    ops = Ops(SERVICE, {"kafka": kafka_ok, "database": database_ok})
+    app[OPS] = ops
+    ops.add_routes(app)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await hub_kafka.ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
+        pool = await db.create_pool(settings.database)
+        producer = KafkaProducer(settings.kafka, client_id=SERVICE)
+        client = OperatorClient(settings.operator)
+        budget = Budget(pool, settings.operator)
+        queues = PlayerQueues()
+        consumer = KafkaConsumer(
+            settings.kafka, [COMMANDS], group_id=settings.group_id, dlq_producer=producer, client_id=SERVICE
+        )
+        try:
+            await producer.start()
+            await consumer.start()
+            store = Store(pool, key_ttl=timedelta(hours=24))
+            relay = OutboxRelay(pool, producer, poll_s=settings.outbox_poll_s, batch=settings.outbox_batch)
+            processor = Processor(store, client, budget, settings, on_commit=relay.wake)
+            app[LEDGER] = Ledger(
+                pool=pool,
+                producer=producer,
+                consumer=consumer,
+                client=client,
+                budget=budget,
+                queues=queues,
+                store=store,
+                relay=relay,
+                processor=processor,
+                commands=CommandConsumer(
+                    consumer,
+                    processor.handle,
+                    queues,
+                    max_in_flight=settings.max_in_flight,
+                    commit_interval_s=settings.commit_interval_s,
+                    retry_initial_s=settings.retry_initial_s,
+                    retry_max_s=settings.retry_max_s,
+                ),
+                sweeper=jobs.Sweeper(store, queues, processor.process, age_s=settings.sweep_age_s),
+                compensator=jobs.Compensator(store, client, budget, deadline_s=settings.credit_deadline_s),
+            )
+            yield
+        finally:
+            await queues.close()
+            await consumer.stop()
+            await budget.close()
+            await client.close()
+            await producer.stop()
+            await pool.close()
+
+    async def readiness(_: web.Application) -> AsyncIterator[None]:
+        ops.ready = True
+        yield
+        ops.ready = False
+
+    def ledger() -> Ledger:
+        return app[LEDGER]
+
+    # The factories below run at start-up, after `resources` has built the ledger: hence the lambdas.
+    app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(background("outbox-relay", lambda: ledger().relay.run()))  # noqa: PLW0108
+    app.cleanup_ctx.append(background("command-consumer", lambda: ledger().commands.run()))  # noqa: PLW0108
+    app.cleanup_ctx.append(
+        background(
+            "sweeper", lambda: jobs.every(settings.sweep_interval_s, ledger().sweeper.once, metrics.SWEEPER_RUNS)
+        )
+    )
+    app.cleanup_ctx.append(
+        background(
+            "compensator",
+            lambda: jobs.every(
+                settings.compensation_interval_s,
+                ledger().compensator.once,
+                metrics.COMPENSATION_RUNS,
+                ledger().compensator.wake,
+            ),
+        )
+    )
+    app.cleanup_ctx.append(
+        background(
+            "key-cleanup",
+            lambda: jobs.every(
+                settings.key_cleanup_interval_s, lambda: jobs.clean_keys(ledger().store), metrics.KEY_CLEANUP_RUNS
+            ),
+        )
+    )
+    app.cleanup_ctx.append(
+        background(
+            "webhook-purge",
+            lambda: jobs.every(
+                settings.webhook_purge_interval_s,
+                lambda: jobs.purge_webhooks(ledger().store, settings.webhook_retention_days),
+                metrics.WEBHOOK_PURGE_RUNS,
+            ),
+        )
+    )
+    app.cleanup_ctx.append(readiness)
+    return app

@@ -1,0 +1,21 @@
+"""The ledger's Prometheus metrics (module-level objects, registered once)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+TRANSITIONS = Counter("hub_ledger_transactions_total", "Final ledger outcomes", ["type", "status"])
+COMMANDS = Counter("hub_ledger_commands_total", "Commands consumed from hub.commands", ["outcome"])
+IN_FLIGHT = Gauge("hub_ledger_in_flight", "Commands fetched but not yet handled")
+HANDLER_ERRORS = Counter("hub_ledger_handler_errors_total", "Errors while handling a command (retried)", ["kind"])
+# Alert on any increase: a WIN/REFUND (or a compensating refund) the operator never confirmed within its deadline.
+CREDIT_FAILED = Counter("hub_ledger_credit_failed_total", "WIN/REFUND given up after the deadline (alert)", ["type"])
+BET_CANCELLED = Counter("hub_ledger_bet_cancelled_total", "BETs unresolved by their deadline, cancelled")
+COMPENSATIONS = Counter("hub_ledger_compensations_total", "Compensating refunds by outcome", ["outcome"])
+SWEPT = Counter("hub_ledger_sweeper_resumed_total", "Stale PENDING/PROCESSING transactions resumed by the sweeper")
+SWEEPER_RUNS = Counter("hub_ledger_sweeper_runs_total", "Sweeper runs", ["result"])
+KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired idempotency keys deleted")
+KEY_CLEANUP_RUNS = Counter("hub_ledger_key_cleanup_runs_total", "Idempotency key cleanup runs", ["result"])
+WEBHOOKS_PURGED = Counter("hub_ledger_webhooks_purged_total", "DELIVERED webhook_outbox rows purged")
+WEBHOOK_PURGE_RUNS = Counter("hub_ledger_webhook_purge_runs_total", "webhook_outbox purge runs", ["result"])
+COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])

@@ -1,0 +1,200 @@
+"""Drives one transaction to a final status: rules, operator call(s), final transition.
+
+The operator is always called with transactionId = refId, so any resend is the same call. An outcome that
+may have been applied (timeout, 5xx, dropped connection) is resolved with a GET before anything is resent;
+`attempts > 0` on a PROCESSING row means an earlier run may have sent it, so that run's outcome is resolved
+first too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from hub_common.operator import (
+    Budget,
+    BudgetTimeout,
+    CircuitOpenError,
+    OperatorClient,
+    OperatorRateLimited,
+    OperatorRejected,
+    OperatorTechnicalError,
+    OperatorTransaction,
+    OperatorTransactionRequest,
+    Priority,
+)
+from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_ledger import metrics
+from hub_ledger.rules import Finish, TxRow
+from hub_ledger.settings import LedgerSettings
+from hub_ledger.store import Store
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def operator_request(tx: TxRow) -> OperatorTransactionRequest:
+    return OperatorTransactionRequest(
+        transaction_id=tx.ref_id,
+        player_id=tx.player_id,
+        type=tx.type,
+        amount_cents=tx.amount_cents,
+        currency=tx.currency,
+        round_id=tx.round_id,
+        game_id=tx.game_id,
+        original_transaction_id=tx.original_ref_id,
+    )
+
+
+def cancel_request(tx: TxRow) -> OperatorTransactionRequest:
+    """The compensating REFUND of a BET: its own operator id, pointing at the bet's."""
+    return OperatorTransactionRequest(
+        transaction_id=f"{tx.ref_id}:cancel",
+        player_id=tx.player_id,
+        type=TxType.REFUND,
+        amount_cents=tx.amount_cents,
+        currency=tx.currency,
+        round_id=tx.round_id,
+        game_id=tx.game_id,
+        original_transaction_id=tx.ref_id,
+    )
+
+
+def completed(record: OperatorTransaction) -> Finish:
+    return Finish(
+        TxStatus.COMPLETED,
+        "applied by the operator",
+        balance_cents=record.balance_cents,
+        operator_transaction_id=record.operator_transaction_id,
+    )
+
+
+class Backoff:
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._next = initial_s
+        self._max = max_s
+
+    def next(self) -> float:
+        current = self._next
+        self._next = min(self._next * 2, self._max)
+        return current
+
+
+class Processor:
+    def __init__(
+        self,
+        store: Store,
+        client: OperatorClient,
+        budget: Budget,
+        settings: LedgerSettings,
+        *,
+        on_commit: Callable[[], None],
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._budget = budget
+        self._settings = settings
+        self._on_commit = on_commit
+        self._sleep = sleep
+
+    async def handle(self, cmd: TransactionCommand, correlation_id: str) -> None:
+        tx = await self._store.ensure(cmd, correlation_id)
+        if tx is None:
+            metrics.COMMANDS.labels("foreign_ref_id").inc()
+            log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
+            return
+        await self.process(tx.id)
+
+    async def process(self, tx_id: uuid.UUID) -> None:
+        tx, decision = await self._store.begin(tx_id)
+        if decision is None:
+            metrics.COMMANDS.labels("already_final").inc()
+            return
+        self._on_commit()
+        if isinstance(decision, Finish):
+            metrics.TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
+            return
+        outcome = await self._settle(tx)
+        if outcome is None:
+            return
+        done = await self._store.finish(tx.id, outcome)
+        if done is not None:
+            self._on_commit()
+            metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()
+
+    def _deadline(self, tx: TxRow) -> datetime:
+        seconds = self._settings.bet_deadline_s if tx.type is TxType.BET else self._settings.credit_deadline_s
+        return tx.created_at + timedelta(seconds=seconds)
+
+    async def _settle(self, tx: TxRow) -> Finish | None:
+        """The final outcome from the operator; None when the deadline path already finished the row."""
+        request = operator_request(tx)
+        correlation_id = tx.correlation_id or str(tx.id)
+        priority = Priority.for_type(tx.type)
+        deadline = self._deadline(tx)
+        backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
+        must_resolve = tx.attempts > 0
+        last_error = "no answer from the operator"
+        while True:
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                await self._give_up(tx, last_error)
+                return None
+            if (wait := self._client.retry_in()) > 0:
+                await self._sleep(min(wait, remaining))
+                continue
+            try:
+                await self._budget.acquire(priority, timeout_s=remaining)
+                if must_resolve:
+                    record = await self._client.get_transaction(tx.ref_id, correlation_id=correlation_id)
+                    if record is not None:
+                        return completed(record)
+                    must_resolve = False  # never applied: safe to send
+                    continue
+                await self._store.note_attempt(tx.id)
+                return completed(await self._client.post_transaction(request, correlation_id=correlation_id))
+            except OperatorRejected as exc:
+                return Finish(TxStatus.REJECTED, exc.message, error_code=exc.code, balance_cents=exc.balance_cents)
+            except BudgetTimeout:
+                continue
+            except OperatorRateLimited as exc:
+                last_error = exc.message
+                await self._budget.defer(exc.retry_after_s)
+            except CircuitOpenError:
+                continue
+            except OperatorTechnicalError as exc:
+                last_error = exc.message
+                must_resolve = must_resolve or exc.outcome_unknown
+                log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
+                await self._sleep(min(backoff.next(), max(remaining, 0.0)))
+                await self._store.touch(tx.id)
+
+    async def _give_up(self, tx: TxRow, last_error: str) -> None:
+        if tx.type is TxType.BET:
+            outcome = Finish(
+                TxStatus.FAILED,
+                f"unresolved by its deadline ({last_error}); cancelled with a refund",
+                error_code=ErrorCode.OPERATOR_UNAVAILABLE,
+            )
+            request = cancel_request(tx).model_dump(mode="json", by_alias=True)
+            done = await self._store.fail_and_compensate(tx.id, outcome, request)
+            if done is not None:
+                metrics.BET_CANCELLED.inc()
+        else:
+            outcome = Finish(
+                TxStatus.FAILED,
+                f"not confirmed by the operator by its deadline ({last_error})",
+                error_code=ErrorCode.OPERATOR_UNAVAILABLE,
+            )
+            done = await self._store.finish(tx.id, outcome)
+            if done is not None:
+                metrics.CREDIT_FAILED.labels(tx.type.value).inc()
+                log.error("credit not confirmed by its deadline", extra={"refId": tx.ref_id})
+        if done is not None:
+            self._on_commit()
+            metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()

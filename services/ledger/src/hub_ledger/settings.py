@@ -1,0 +1,42 @@
+"""The ledger's one settings class (`LEDGER_` prefix, `__` nesting)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub_common.operator import OperatorSettings
+from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+
+
+class LedgerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3010, ge=0, le=65535)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
+
+    group_id: str = "hub-ledger"
+    # Records fetched but not yet handled; past this the consumer pauses its partitions (still polling).
+    max_in_flight: int = Field(default=1000, ge=1)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    # A BET whose outcome is still unknown after this long is cancelled (REFUND sent) and FAILED.
+    bet_deadline_s: float = Field(default=120.0, gt=0)
+    # WIN and REFUND (and compensating refunds) are retried this long, then FAILED with an alert.
+    credit_deadline_s: float = Field(default=86_400.0, gt=0)
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+    outbox_poll_s: float = Field(default=1.0, gt=0)
+    outbox_batch: int = Field(default=200, ge=1)
+
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    sweep_age_s: float = Field(default=300.0, gt=0)
+    compensation_interval_s: float = Field(default=5.0, gt=0)
+    key_cleanup_interval_s: float = Field(default=300.0, gt=0)
+    webhook_purge_interval_s: float = Field(default=3600.0, gt=0)
+    webhook_retention_days: int = Field(default=30, ge=1)

@@ -1,0 +1,371 @@
+"""PostgreSQL side of the ledger: every state change, its audit row and its outbox event in ONE transaction.
+
+A transition is guarded by the status it leaves (`WHERE status IN (...)`), so two processes racing on one
+transaction (a rebalance, the sweeper) finish it once; the loser sees None and does nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub_common.envelope import wrap
+from hub_common.kafka import TRANSACTIONS
+from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus
+from hub_common.telemetry import kafka_headers, new_correlation_id
+from hub_ledger.rules import CallOperator, Decision, Finish, RuleContext, TxRow, decide
+
+ACTOR = "ledger"
+COLUMNS = (
+    "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
+    "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
+    "created_at, updated_at, completed_at"
+)
+_OPEN = ("PENDING", "PROCESSING")
+
+
+@dataclass(frozen=True)
+class Compensation:
+    transaction_id: uuid.UUID
+    operator_transaction_id: str
+    request: dict[str, Any]
+    correlation_id: str | None
+    attempts: int
+    age_s: float
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _snapshot(tx: TxRow) -> dict[str, Any]:
+    return {
+        "status": tx.status.value,
+        "reason": tx.reason,
+        "errorCode": tx.error_code,
+        "balanceCents": tx.balance_cents,
+        "operatorTransactionId": tx.operator_transaction_id,
+        "attempts": tx.attempts,
+    }
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool, *, key_ttl: timedelta = timedelta(hours=24)) -> None:
+        self._pool = pool
+        self._key_ttl = key_ttl
+
+    async def ensure(self, cmd: TransactionCommand, correlation_id: str) -> TxRow | None:
+        """The command's row, inserted from the command when the gateway's commit was lost.
+
+        None when the refId belongs to another transaction (the gateway answered that one DUPLICATE_REF_ID).
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1", cmd.ref_id)
+            if record is None:
+                record = await self._insert(conn, cmd, correlation_id)
+            tx = TxRow.from_record(record)
+        return tx if str(tx.id) == cmd.transaction_id else None
+
+    async def _insert(self, conn: asyncpg.Connection, cmd: TransactionCommand, correlation_id: str) -> Any:
+        record = await conn.fetchrow(
+            f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
+                    game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15)
+                ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",
+            uuid.UUID(cmd.transaction_id),
+            cmd.client_id,
+            cmd.ref_id,
+            cmd.type.value,
+            cmd.player_id,
+            cmd.amount_cents,
+            cmd.currency,
+            cmd.round_id,
+            cmd.game_id,
+            cmd.original_ref_id,
+            cmd.round_closed,
+            _json(cmd.metadata),
+            cmd.request_hash,
+            correlation_id,
+            cmd.admitted_at,
+        )
+        if record is None:  # a concurrent insert won
+            return await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1", cmd.ref_id)
+        tx = TxRow.from_record(record)
+        if cmd.idempotency_key is not None:
+            await conn.execute(
+                """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, expires_at)
+                   VALUES ($1, $2, $3, $4, 'PROCESSING', $5, $6) ON CONFLICT (scope, key) DO NOTHING""",
+                uuid.uuid4(),
+                cmd.idempotency_key,
+                cmd.client_id,
+                cmd.request_hash,
+                tx.id,
+                cmd.admitted_at + self._key_ttl,
+            )
+        await _audit(
+            conn,
+            tx,
+            before=None,
+            after=_snapshot(tx),
+            action="created",
+            reason="row missing at the ledger: inserted from the command",
+        )
+        return record
+
+    async def begin(self, tx_id: uuid.UUID) -> tuple[TxRow, Decision | None]:
+        """Decide what to do with the transaction now and record the first step of it.
+
+        Returns (row, None) for a final row (nothing to do), (row, Finish) when the rules finished it without
+        the operator, (row, CallOperator) once it is PROCESSING.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            tx = TxRow.from_record(
+                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
+            )
+            if tx.status.is_final:
+                return tx, None
+            if tx.status is TxStatus.PROCESSING:
+                return tx, CallOperator(original_transaction_id=tx.original_ref_id)
+            # One player's decisions never interleave, even across replicas during a rebalance.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tx.player_id)
+            decision = decide(tx, await _context(conn, tx))
+            if isinstance(decision, Finish):
+                done = await _finish(conn, tx, decision)
+                return (done or tx), decision
+            started = TxRow.from_record(
+                await conn.fetchrow(
+                    f"""UPDATE transactions SET status = 'PROCESSING', updated_at = now()
+                        WHERE id = $1 RETURNING {COLUMNS}""",
+                    tx_id,
+                )
+            )
+            await _audit(
+                conn,
+                started,
+                before=_snapshot(tx),
+                after=_snapshot(started),
+                action="processing",
+                reason="sent to the operator",
+            )
+            await _emit(conn, started, None)
+            return started, decision
+
+    async def note_attempt(self, tx_id: uuid.UUID) -> None:
+        """Count a POST about to be sent (and show the sweeper the transaction is being worked on)."""
+        await self._pool.execute(
+            "UPDATE transactions SET attempts = attempts + 1, updated_at = now() WHERE id = $1", tx_id
+        )
+
+    async def touch(self, tx_id: uuid.UUID) -> None:
+        await self._pool.execute("UPDATE transactions SET updated_at = now() WHERE id = $1", tx_id)
+
+    async def finish(self, tx_id: uuid.UUID, outcome: Finish) -> TxRow | None:
+        """Final transition; None when the transaction was already final."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            tx = TxRow.from_record(
+                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
+            )
+            return await _finish(conn, tx, outcome)
+
+    async def fail_and_compensate(self, tx_id: uuid.UUID, outcome: Finish, request: dict[str, Any]) -> TxRow | None:
+        """FAILED, plus the compensating REFUND the compensation job will send until the operator confirms it."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            tx = TxRow.from_record(
+                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
+            )
+            done = await _finish(conn, tx, outcome)
+            if done is not None:
+                await conn.execute(
+                    """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
+                       VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING""",
+                    tx_id,
+                    request["transactionId"],
+                    _json(request),
+                )
+            return done
+
+    # --- background jobs ---------------------------------------------------------------------------------
+
+    async def stale_open(self, older_than_s: float, limit: int = 100) -> list[TxRow]:
+        """Open transactions untouched for `older_than_s` that are their player's oldest open one (so finishing
+        them cannot overtake an earlier transaction of the same player)."""
+        records = await self._pool.fetch(
+            f"""SELECT {COLUMNS} FROM transactions t
+                WHERE t.status IN ('PENDING', 'PROCESSING') AND t.updated_at < now() - make_interval(secs => $1)
+                  AND NOT EXISTS (SELECT 1 FROM transactions e WHERE e.player_id = t.player_id
+                                  AND e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
+                ORDER BY t.created_at LIMIT $2""",
+            older_than_s,
+            limit,
+        )
+        return [TxRow.from_record(r) for r in records]
+
+    async def pending_compensations(self, limit: int = 50) -> list[Compensation]:
+        records = await self._pool.fetch(
+            """SELECT c.transaction_id, c.operator_transaction_id, c.request, c.attempts, t.correlation_id,
+                      extract(epoch FROM now() - c.created_at)::float8 AS age_s
+               FROM ledger_compensations c JOIN transactions t ON t.id = c.transaction_id
+               WHERE c.status = 'PENDING' ORDER BY c.created_at LIMIT $1""",
+            limit,
+        )
+        return [
+            Compensation(
+                r["transaction_id"],
+                r["operator_transaction_id"],
+                orjson.loads(r["request"]),
+                r["correlation_id"],
+                r["attempts"],
+                r["age_s"],
+            )
+            for r in records
+        ]
+
+    async def settle_compensation(self, tx_id: uuid.UUID, status: str, error: str | None) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE ledger_compensations SET status = $2, last_error = $3, attempts = attempts + 1,
+                   updated_at = now() WHERE transaction_id = $1""",
+                tx_id,
+                status,
+                error,
+            )
+            if status != "PENDING":
+                await conn.execute(
+                    """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+                       VALUES ('transaction', $1, 'compensation', $2, NULL, $3::jsonb, $4)""",
+                    str(tx_id),
+                    ACTOR,
+                    _json({"compensation": status}),
+                    error or "compensating refund confirmed by the operator",
+                )
+
+    async def delete_expired_keys(self) -> int:
+        result = await self._pool.execute("DELETE FROM idempotency_keys WHERE expires_at < now()")
+        return int(result.split()[-1])
+
+    async def purge_delivered_webhooks(self, older_than_days: int) -> int:
+        result = await self._pool.execute(
+            """DELETE FROM webhook_outbox WHERE status = 'DELIVERED'
+               AND delivered_at < now() - make_interval(days => $1)""",
+            older_than_days,
+        )
+        return int(result.split()[-1])
+
+
+async def _context(conn: asyncpg.Connection, tx: TxRow) -> RuleContext:
+    if tx.type.value == "BET":
+        tombstoned = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refund_tombstones WHERE ref_id = $1)", tx.ref_id)
+        return RuleContext(tombstoned=tombstoned)
+    if tx.type.value == "WIN":
+        refunded = await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM refund_tombstones WHERE ref_id = $3)
+                   OR EXISTS (SELECT 1 FROM transactions b WHERE b.type = 'BET' AND b.player_id = $1
+                      AND ((b.round_id IS NOT NULL AND b.round_id = $2) OR b.ref_id = $3)
+                      AND (EXISTS (SELECT 1 FROM transactions r WHERE r.type = 'REFUND' AND r.status = 'COMPLETED'
+                                   AND r.original_ref_id = b.ref_id)
+                           OR EXISTS (SELECT 1 FROM ledger_compensations c WHERE c.transaction_id = b.id)))""",
+            tx.player_id,
+            tx.round_id,
+            tx.original_ref_id,
+        )
+        return RuleContext(bet_refunded=refunded)
+    original = await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1", tx.original_ref_id)
+    earlier = await conn.fetchrow(
+        f"""SELECT {COLUMNS} FROM transactions WHERE type = 'REFUND' AND original_ref_id = $1 AND id <> $2
+            AND status IN ('COMPLETED', 'REJECTED') ORDER BY completed_at, created_at LIMIT 1""",
+        tx.original_ref_id,
+        tx.id,
+    )
+    bet = TxRow.from_record(original) if original is not None else None
+    settled = False
+    if bet is not None:
+        settled = await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM transactions w WHERE w.type = 'WIN' AND w.status = 'COMPLETED'
+                   AND w.player_id = $1
+                   AND ((w.round_id IS NOT NULL AND w.round_id = $2) OR w.original_ref_id = $3))""",
+            bet.player_id,
+            bet.round_id,
+            bet.ref_id,
+        )
+    return RuleContext(
+        original=bet,
+        earlier_refund=TxRow.from_record(earlier) if earlier is not None else None,
+        bet_settled=settled,
+    )
+
+
+async def _finish(conn: asyncpg.Connection, tx: TxRow, outcome: Finish) -> TxRow | None:
+    record = await conn.fetchrow(
+        f"""UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
+                operator_transaction_id = $6, completed_at = now(), updated_at = now()
+            WHERE id = $1 AND status = ANY($7::text[]) RETURNING {COLUMNS}""",
+        tx.id,
+        outcome.status.value,
+        outcome.reason,
+        outcome.error_code.value if outcome.error_code else None,
+        outcome.balance_cents,
+        outcome.operator_transaction_id,
+        list(_OPEN),
+    )
+    if record is None:
+        return None
+    done = TxRow.from_record(record)
+    await conn.execute(
+        "UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now() WHERE transaction_id = $1", tx.id
+    )
+    if outcome.tombstone and tx.original_ref_id:
+        await conn.execute(
+            "INSERT INTO refund_tombstones (ref_id, refund_transaction_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            tx.original_ref_id,
+            tx.id,
+        )
+    await _audit(
+        conn,
+        done,
+        before=_snapshot(tx),
+        after=_snapshot(done),
+        action=outcome.status.value.lower(),
+        reason=outcome.reason,
+    )
+    await _emit(conn, done, outcome.error_code)
+    return done
+
+
+async def _audit(
+    conn: asyncpg.Connection,
+    tx: TxRow,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    action: str,
+    reason: str | None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+           VALUES ('transaction', $1, $2, $3, $4::jsonb, $5::jsonb, $6)""",
+        str(tx.id),
+        action,
+        ACTOR,
+        _json(before) if before is not None else None,
+        _json(after),
+        reason,
+    )
+
+
+async def _emit(conn: asyncpg.Connection, tx: TxRow, error_code: ErrorCode | None) -> None:
+    event = TransactionEvent(client_id=tx.client_id, error_code=error_code, transaction=tx.resource())
+    envelope = wrap(event, correlation_id=tx.correlation_id or new_correlation_id())
+    headers = [[k, v.decode(errors="replace")] for k, v in kafka_headers(envelope.correlation_id)]
+    await conn.execute(
+        """INSERT INTO event_outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)""",
+        uuid.UUID(envelope.event_id),
+        TRANSACTIONS,
+        tx.ref_id,
+        envelope.encode(),
+        _json(headers),
+    )

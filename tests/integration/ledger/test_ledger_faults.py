@@ -1,0 +1,138 @@
+"""Unknown outcomes resolved by lookup; a BET past its deadline cancelled; stale rows swept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+
+from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
+from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_ledger.app import create_app
+from hub_ledger.settings import LedgerSettings
+from mock_operator.models import FaultConfig
+from support.apps import serve
+
+
+async def test_timeout_after_apply_is_resolved_by_lookup_not_resent(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    # Every POST is applied, then the connection hangs past the client's timeout and drops.
+    await harness.operator.set_faults(FaultConfig(timeout_after_apply_rate=1.0, hang_ms=1_000))
+    async with serve(create_app(make_settings(operator_timeout_s=0.3))):
+        event = await harness.settle(command("bet-unknown", TxType.BET, "p-1", 100))
+
+    assert event.transaction.status is TxStatus.COMPLETED
+    assert event.transaction.balance_cents == 9_900
+    assert (await harness.operator.ledger()).apply_counts == {"bet-unknown": 1}
+    by_endpoint = (await harness.operator.stats()).by_endpoint
+    assert by_endpoint["POST /v2/transactions"] == 1
+    assert by_endpoint["GET /v2/transactions"] >= 1
+
+
+async def test_bet_unresolved_by_its_deadline_fails_and_is_refunded(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    await harness.operator.set_faults(FaultConfig(error_rate=1.0, error_status=503))
+    async with serve(create_app(make_settings(bet_deadline_s=1.0))):
+        event = await harness.settle(command("bet-deadline", TxType.BET, "p-2", 100))
+        assert (event.transaction.status, event.error_code) == (TxStatus.FAILED, ErrorCode.OPERATOR_UNAVAILABLE)
+
+        await harness.operator.clear_faults()
+
+        async def compensated() -> bool:
+            status = await harness.pool.fetchval("SELECT status FROM ledger_compensations")
+            return bool(status == "COMPLETED")
+
+        await eventually(compensated)
+
+    records = {r.transaction_id: r for r in (await harness.operator.ledger()).transactions}
+    cancel = records["bet-deadline:cancel"]
+    assert (cancel.type, cancel.original_transaction_id) == (TxType.REFUND, "bet-deadline")
+    assert (await harness.operator.player("p-2")).balance_cents == 10_000
+
+
+async def test_win_unresolved_by_its_deadline_fails(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    await harness.operator.set_faults(FaultConfig(error_rate=1.0, error_status=500))
+    async with serve(create_app(make_settings(credit_deadline_s=1.0))):
+        event = await harness.settle(command("win-deadline", TxType.WIN, "p-3", 100))
+    assert (event.transaction.status, event.error_code) == (TxStatus.FAILED, ErrorCode.OPERATOR_UNAVAILABLE)
+    assert await harness.pool.fetchval("SELECT count(*) FROM ledger_compensations") == 0
+
+
+async def test_sweeper_finishes_a_transaction_whose_command_was_lost(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    cmd = command("bet-lost", TxType.BET, "p-4", 100)
+    await insert_admitted(harness.pool, cmd)  # admitted, but its command never reaches Kafka
+    async with serve(create_app(make_settings(sweep_age_s=0.5))):
+        event = await harness.events.wait_final(cmd.ref_id)
+    assert event.transaction.status is TxStatus.COMPLETED
+    assert (await harness.operator.ledger()).apply_counts == {"bet-lost": 1}
+
+
+async def test_expired_keys_are_deleted_and_old_delivered_webhooks_purged(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    pool = harness.pool
+    await pool.execute(
+        """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, expires_at) VALUES
+           (gen_random_uuid(), 'old', 'rgs-demo', 'h', 'COMPLETED', now() - interval '1 minute'),
+           (gen_random_uuid(), 'fresh', 'rgs-demo', 'h', 'COMPLETED', now() + interval '1 hour')"""
+    )
+    await pool.execute(
+        """INSERT INTO webhook_outbox (id, client_id, event_type, payload, status, delivered_at) VALUES
+           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DELIVERED', now() - interval '31 days'),
+           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DELIVERED', now() - interval '29 days'),
+           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DEAD_LETTER', now() - interval '90 days')"""
+    )
+    settings = make_settings(key_cleanup_interval_s=0.2, webhook_purge_interval_s=0.2)
+    async with serve(create_app(settings)):
+
+        async def cleaned() -> bool:
+            keys = await pool.fetchval("SELECT count(*) FROM idempotency_keys")
+            hooks = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
+            return bool(keys == 1 and hooks == 2)
+
+        await eventually(cleaned)
+    assert await pool.fetchval("SELECT key FROM idempotency_keys") == "fresh"
+    statuses = sorted(r["status"] for r in await pool.fetch("SELECT status FROM webhook_outbox"))
+    assert statuses == ["DEAD_LETTER", "DELIVERED"]
+
+
+async def test_crash_after_send_is_resolved_by_lookup_on_redelivery(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    """A ledger died after POSTing (row PROCESSING, attempts 1); the operator had applied it."""
+    cmd = command("bet-crash", TxType.BET, "p-5", 100)
+    await insert_admitted(harness.pool, cmd)
+    await harness.pool.execute(
+        "UPDATE transactions SET status = 'PROCESSING', attempts = 1 WHERE ref_id = $1", cmd.ref_id
+    )
+    client = OperatorClient(OperatorSettings(url=make_settings().operator.url, secret=OPERATOR_SECRET))
+    try:
+        await client.post_transaction(operator_request_of(cmd), correlation_id="c")
+    finally:
+        await client.close()
+
+    async with serve(create_app(make_settings())):
+        event = await harness.settle(cmd, row=False)  # the redelivered command
+
+    assert (event.transaction.status, event.transaction.balance_cents) == (TxStatus.COMPLETED, 9_900)
+    assert (await harness.operator.ledger()).apply_counts == {"bet-crash": 1}
+    by_endpoint = (await harness.operator.stats()).by_endpoint
+    assert by_endpoint["POST /v2/transactions"] == 1  # ours above; the ledger only looked it up
+    assert by_endpoint["GET /v2/transactions"] == 1
+
+
+def operator_request_of(cmd: TransactionCommand) -> OperatorTransactionRequest:
+    return OperatorTransactionRequest(
+        transaction_id=cmd.ref_id,
+        player_id=cmd.player_id,
+        type=cmd.type,
+        amount_cents=cmd.amount_cents,
+        currency=cmd.currency,
+        round_id=cmd.round_id,
+    )
