@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from support.gateway_it import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
 
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_gateway.settings import GatewaySettings
+from support.gateway_it import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
 
 
 @pytest.fixture

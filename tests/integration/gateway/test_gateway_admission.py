@@ -7,13 +7,13 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
-from support.gateway_it import CLIENT_ID, read_commands, running_gateway
 
 from hub_common.schemas import TxStatus
 from hub_common.settings import KafkaSettings
 from hub_gateway.app import BACKLOG, POOL, PRODUCER
 from hub_gateway.client import GatewayResponse
 from hub_gateway.settings import GatewaySettings
+from support.gateway_it import CLIENT_ID, read_commands, running_gateway
 
 
 def bet(ref_id: str = "bet-1", amount: int = 250, **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from support.gateway_it import fake_ledger, running_gateway
 from pydantic import SecretStr
 
 from hub_common.operator import OperatorSettings
@@ -18,6 +17,7 @@ from mock_operator.app import create_app as create_operator
 from mock_operator.models import PlayerSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
+from support.gateway_it import fake_ledger, running_gateway
 
 
 def bet(ref_id: str, amount: int = 250) -> dict[str, Any]:

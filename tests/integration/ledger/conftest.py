@@ -8,7 +8,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from support.ledger_it import OPERATOR_SECRET, Harness, ledger_settings, watch_transactions
 
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer, ensure_topics
 from hub_common.settings import DatabaseSettings, KafkaSettings
@@ -19,6 +18,7 @@ from mock_operator.app import create_app as create_operator
 from mock_operator.models import PlayerSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
+from support.ledger_it import OPERATOR_SECRET, Harness, ledger_settings, watch_transactions
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 
 import orjson
 import pytest
-from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
 from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
@@ -15,6 +14,7 @@ from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings
 from hubctl.commands import keys, stats, tx
 from hubctl.context import HubctlSettings
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
 
 
 async def hubctl(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *argv: str) -> tuple[int, str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
-
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from mock_operator.models import FaultConfig
 from support.apps import serve
+from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
 
 
 async def test_timeout_after_apply_is_resolved_by_lookup_not_resent(

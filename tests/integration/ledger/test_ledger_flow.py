@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import orjson
-from support.ledger_it import Harness, command, eventually
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
+from support.ledger_it import Harness, command, eventually
 
 
 async def test_bet_completes_with_the_operator_balance_moved_once(ledger: Harness) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from support.ledger_it import Harness, command
-
 from hub_common.schemas import ErrorCode, TxStatus, TxType
+from support.ledger_it import Harness, command
 
 
 async def test_refund_of_unknown_bet_completes_then_that_bet_is_rejected(ledger: Harness) -> None:

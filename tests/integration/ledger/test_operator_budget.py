@@ -8,13 +8,13 @@ from datetime import datetime
 
 import asyncpg
 import pytest
-from support.ledger_it import Harness, command
 
 from hub_common.operator import Budget, OperatorSettings, Priority
 from hub_common.schemas import TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
+from support.ledger_it import Harness, command
 
 RATE = 8
 WINDOW_S = 1.0

@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
-from support.apps import serve
 
 from hub_common.settings import DatabaseSettings
 from hub_reconciler.errors import InvalidRangeError
 from hub_reconciler.settings import OperatorFeedSettings, ReconcilerSettings
 from hub_reconciler.standalone import reconcile_dates
+from support.apps import serve
 
 DAY = date(2024, 1, 15)
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-from support.apps import serve
 
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaConsumer, KafkaProducer
@@ -17,6 +16,7 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_reconciler.app import create_app
 from hub_reconciler.models import Mismatch, MismatchKind, OperatorRecord, mismatch_event_id
 from hub_reconciler.settings import ReconcilerSettings
+from support.apps import serve
 
 WAIT_S = 60.0
 

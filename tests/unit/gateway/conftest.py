@@ -6,6 +6,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+
+from hub_common.http import Ops
+from hub_gateway.app import build_http_app
+from hub_gateway.client import GatewayClient
+from hub_gateway.handlers import BALANCES, TRANSACTIONS
+from hub_gateway.settings import GatewaySettings
+from support.apps import serve
 from support.gateway_fakes import (
     CLIENT_ID,
     NEW_SECRET,
@@ -15,13 +22,6 @@ from support.gateway_fakes import (
     FakeBalances,
     FakeTransactions,
 )
-
-from hub_common.http import Ops
-from hub_gateway.app import build_http_app
-from hub_gateway.client import GatewayClient
-from hub_gateway.handlers import BALANCES, TRANSACTIONS
-from hub_gateway.settings import GatewaySettings
-from support.apps import serve
 
 
 @pytest.fixture

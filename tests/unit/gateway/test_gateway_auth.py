@@ -8,10 +8,10 @@ from typing import Any
 import aiohttp
 import orjson
 from pydantic import SecretStr
-from support.gateway_fakes import CLIENT_ID, NEW_SECRET, OLD_SECRET, OTHER_CLIENT, OTHER_SECRET, FakeTransactions
 
 from hub_common.signing import request_headers
 from hub_gateway.client import GatewayClient
+from support.gateway_fakes import CLIENT_ID, NEW_SECRET, OLD_SECRET, OTHER_CLIENT, OTHER_SECRET, FakeTransactions
 
 BET: dict[str, Any] = {"refId": "bet-1", "type": "BET", "playerId": "p-1", "amountCents": 250, "currency": "EUR"}
 

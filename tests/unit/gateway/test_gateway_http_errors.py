@@ -7,7 +7,6 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from support.gateway_fakes import FakeTransactions, transaction_for
 
 from hub_common.errors import DatabaseUnavailableError, HubError, KafkaUnavailableError
 from hub_common.operator import BudgetTimeout, OperatorRateLimited, OperatorRejected, OperatorTechnicalError
@@ -21,6 +20,7 @@ from hub_gateway.errors import (
     RequestInProgressError,
 )
 from hub_gateway.service import Outcome
+from support.gateway_fakes import FakeTransactions, transaction_for
 
 REQUEST = TransactionRequest.model_validate(
     {"refId": "bet/1", "type": "BET", "playerId": "p-1", "amountCents": 250, "currency": "EUR"}

@@ -6,13 +6,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support.gateway_fakes import FakeBalances
 
 from hub_common.schemas import Balance
 from hub_gateway.__main__ import load_settings
 from hub_gateway.client import GatewayClient
 from hub_gateway.openapi import build_document
 from hub_gateway.settings import GatewaySettings
+from support.gateway_fakes import FakeBalances
 
 
 def _refs(node: Any) -> set[str]:

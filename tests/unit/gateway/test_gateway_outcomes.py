@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from support.gateway_fakes import CREATED
-
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
 from hub_gateway.backlog import BacklogGuard
 from hub_gateway.errors import RateLimitedError
 from hub_gateway.outcomes import OutcomeWaiter
+from support.gateway_fakes import CREATED
 
 
 def _event(transaction_id: str, status: TxStatus, code: ErrorCode | None = None) -> TransactionEvent:

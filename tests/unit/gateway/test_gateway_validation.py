@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.gateway_fakes import FakeTransactions
 
 from hub_gateway.client import GatewayClient, GatewayResponse
+from support.gateway_fakes import FakeTransactions
 
 BET: dict[str, Any] = {"refId": "bet-1", "type": "BET", "playerId": "p-1", "amountCents": 250, "currency": "EUR"}
 

@@ -8,13 +8,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
-from support.apps import serve
 
 from hub_common.errors import SignatureError
 from hub_common.signing import verify_request
 from hub_reconciler.errors import OperatorFeedError
 from hub_reconciler.feed import OperatorFeedClient
 from hub_reconciler.settings import OperatorFeedSettings
+from support.apps import serve
 
 SECRET = SecretStr("operator-secret")
 START = datetime(2024, 1, 15, tzinfo=UTC)
