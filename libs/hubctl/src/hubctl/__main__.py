@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from hubctl.context import HubctlSettings, load_env_file
 
 # Each module exposes `register(subparsers)`; the handler it sets receives (args, settings) -> exit code.
-COMMAND_MODULES = ("health", "topics", "tx", "keys", "stats", "reconcile")
+COMMAND_MODULES = ("health", "topics", "tx", "keys", "stats", "webhooks", "dlq", "reconcile")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from hub_common.envelope import EnvelopeError, decode
 from hub_common.kafka import WEBHOOKS_DLQ
 from hub_common.settings import KafkaSettings
 from hub_dispatcher.messages import WebhookDeadLetter
-from hubctl.commands.webhooks import audit, connect, json_flag, reset_for_redelivery, time_bound
+from hubctl.commands.webhooks import audit, connect, json_flag, reset_for_redelivery, run_db, time_bound
 from hubctl.context import HubctlSettings
 from hubctl.output import render
 
@@ -206,5 +206,5 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                 sys.stderr.write("\n")
         return results
 
-    render(asyncio.run(go()), as_json=args.json, columns=["eventId", "result"])
+    render(run_db(go), as_json=args.json, columns=["eventId", "result"])
     return 0

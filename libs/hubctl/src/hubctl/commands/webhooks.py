@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -20,6 +21,8 @@ from hubctl.output import render
 
 STATUSES = ("PENDING", "PROCESSING", "DELIVERED", "FAILED", "DEAD_LETTER")
 REDRIVABLE = ("FAILED", "DEAD_LETTER")
+
+T = TypeVar("T")
 
 
 def json_flag(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +125,16 @@ async def audit(
     )
 
 
+def run_db(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one command's database work; a database-side error becomes a one-line message, not a traceback."""
+    try:
+        return asyncio.run(go())
+    except asyncpg.UndefinedTableError as exc:
+        raise SystemExit(f"hubctl: {exc} (run `hub-migrate` against DATABASE_URL first)") from exc
+    except asyncpg.PostgresError as exc:
+        raise SystemExit(f"hubctl: database error: {exc}") from exc
+
+
 def run_failed(args: argparse.Namespace, settings: HubctlSettings) -> int:
     async def go() -> list[dict[str, Any]]:
         conn = await connect(settings)
@@ -130,7 +143,7 @@ def run_failed(args: argparse.Namespace, settings: HubctlSettings) -> int:
         finally:
             await conn.close()
 
-    rows = asyncio.run(go())
+    rows = run_db(go)
     render(
         rows,
         as_json=args.json,
@@ -159,7 +172,7 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
         found["payload"] = orjson.loads(found["payload"])
         return found
 
-    found = asyncio.run(go())
+    found = run_db(go)
     if found is None:
         raise SystemExit(f"hubctl: no webhook {args.id}")
     if args.json:
@@ -205,6 +218,6 @@ def run_redrive(args: argparse.Namespace, settings: HubctlSettings) -> int:
         finally:
             await conn.close()
 
-    results = asyncio.run(go())
+    results = run_db(go)
     render(results, as_json=args.json, columns=["id", "result"])
     return 0

@@ -1,0 +1,162 @@
+"""Composition root: builds every collaborator of the dispatcher and ties their lifetimes to the app."""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from hub_common import db, kafka
+from hub_common.http import Ops, background
+from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
+from hub_dispatcher.dispatcher import Dispatcher
+from hub_dispatcher.endpoints import Endpoints
+from hub_dispatcher.loop import ConsumerLoop
+from hub_dispatcher.messages import WebhookRetry
+from hub_dispatcher.policy import RetryPolicy
+from hub_dispatcher.sender import Sender
+from hub_dispatcher.settings import DispatcherSettings
+from hub_dispatcher.store import OutboxStore
+from hub_dispatcher.sweeper import Sweeper
+
+SERVICE = "hub-dispatcher"
+
+SETTINGS = web.AppKey("settings", DispatcherSettings)
+OPS = web.AppKey("ops", Ops)
+PRODUCER = web.AppKey("producer", KafkaProducer)
+POOL = web.AppKey("pool", asyncpg.Pool)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SWEEPER = web.AppKey("sweeper", Sweeper)
+LOOPS = web.AppKey("loops", list[ConsumerLoop])
+
+
+def retry_tiers(settings: DispatcherSettings) -> list[int]:
+    return list(range(1, len(settings.retry_schedule_ms) + 1))
+
+
+def _due_at(record: Record) -> datetime:
+    return record.envelope.payload_as(WebhookRetry).due_at
+
+
+def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    ops = Ops(SERVICE, {"kafka": lambda: kafka.ping(settings.kafka), "database": lambda: db.ping(app[POOL])})
+    app[OPS] = ops
+    ops.add_routes(app)
+
+    async def topics(_: web.Application) -> AsyncIterator[None]:
+        names = [TRANSACTIONS, WEBHOOKS_DLQ, *(retry_topic(n) for n in retry_tiers(settings))]
+        await kafka.ensure_topics(settings.kafka, names)
+        yield
+
+    async def producer(app: web.Application) -> AsyncIterator[None]:
+        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=SERVICE)
+        await app[PRODUCER].start()
+        yield
+        await app[PRODUCER].stop()
+
+    async def pool(app: web.Application) -> AsyncIterator[None]:
+        app[POOL] = await db.create_pool(settings.database)
+        yield
+        await app[POOL].close()
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        # One keep-alive session for every endpoint; per-endpoint limits are semaphores in `Endpoints`.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        app[SESSION] = aiohttp.ClientSession(connector=connector)
+        yield
+        await app[SESSION].close()
+
+    async def pipeline(app: web.Application) -> AsyncIterator[None]:
+        store = OutboxStore(app[POOL])
+        policy = RetryPolicy(
+            settings.retry_schedule_ms,
+            jitter=settings.retry_jitter,
+            retry_after_max_ms=settings.retry_after_max_ms,
+            rng=rng,
+        )
+        app[DISPATCHER] = Dispatcher(
+            store=store,
+            sender=Sender(app[SESSION], excerpt_bytes=settings.response_excerpt_bytes),
+            endpoints=Endpoints.from_settings(settings),
+            policy=policy,
+            producer=app[PRODUCER],
+        )
+        app[SWEEPER] = Sweeper(
+            store,
+            app[DISPATCHER],
+            interval_s=settings.sweep_interval_s,
+            batch=settings.sweep_batch,
+            stale_after_s=settings.stale_processing_s,
+        )
+        yield
+
+    async def consumers(app: web.Application) -> AsyncIterator[None]:
+        loops = [_main_loop(settings, app[PRODUCER], app[DISPATCHER])]
+        loops += [_tier_loop(settings, app[PRODUCER], app[DISPATCHER], n) for n in retry_tiers(settings)]
+        started: list[KafkaConsumer] = []
+        try:
+            for loop in loops:
+                await loop.consumer.start()
+                started.append(loop.consumer)
+            app[LOOPS] = loops
+            yield
+        finally:
+            for consumer in started:
+                await consumer.stop()
+
+    async def ready(_: web.Application) -> AsyncIterator[None]:
+        ops.ready = True
+        yield
+        ops.ready = False
+
+    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers])
+    loop_count = 1 + len(retry_tiers(settings))
+    # The loops exist only once `consumers` ran, hence factories that look them up when started.
+    for index in range(loop_count):
+        app.cleanup_ctx.append(background(f"consumer-{index}", functools.partial(_run_loop, app, index)))
+    app.cleanup_ctx.append(background("sweeper", functools.partial(_run_sweeper, app)))
+    app.cleanup_ctx.append(ready)
+    return app
+
+
+async def _run_loop(app: web.Application, index: int) -> None:
+    await app[LOOPS][index].run()
+
+
+async def _run_sweeper(app: web.Application) -> None:
+    await app[SWEEPER].run()
+
+
+def _main_loop(settings: DispatcherSettings, producer: KafkaProducer, dispatcher: Dispatcher) -> ConsumerLoop:
+    consumer = KafkaConsumer(
+        settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=SERVICE
+    )
+    loop = ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
+    loop.subscribe([settings.kafka.topic(TRANSACTIONS)])
+    return loop
+
+
+def _tier_loop(
+    settings: DispatcherSettings, producer: KafkaProducer, dispatcher: Dispatcher, tier: int
+) -> ConsumerLoop:
+    topic = retry_topic(tier)
+    consumer = KafkaConsumer(
+        settings.kafka,
+        [topic],
+        group_id=f"{settings.consumer_group}-retry-{tier}",
+        dlq_producer=producer,
+        client_id=SERVICE,
+    )
+    loop = ConsumerLoop(
+        f"retry-{tier}", consumer, dispatcher.on_retry, max_in_flight=settings.max_in_flight, due_at=_due_at
+    )
+    loop.subscribe([settings.kafka.topic(topic)])
+    return loop

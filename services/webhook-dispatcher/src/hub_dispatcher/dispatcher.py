@@ -1,0 +1,277 @@
+"""The delivery pipeline: result event -> outbox row -> signed POST -> delivered | retry tier | dead letter.
+
+Order of effects for a failed attempt: the row is updated first, then the retry (or dead-letter) record is
+produced, then the source offset is committed. A crash between any two of them is repaired when the source
+record comes back: the claim for that attempt misses, and `_resume` re-emits what the row says was decided.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from opentelemetry import trace
+
+from hub_common.envelope import wrap
+from hub_common.kafka import WEBHOOKS_DLQ, KafkaProducer, Record, retry_topic
+from hub_common.schemas import EVENT_TYPES, TransactionEvent, WebhookBody
+from hub_common.signing import webhook_headers
+from hub_common.telemetry import CORRELATION_HEADER, context_from_kafka, correlation_scope, http_trace_headers
+from hub_dispatcher import metrics
+from hub_dispatcher.endpoints import Endpoint, Endpoints
+from hub_dispatcher.messages import Attempt, Outcome, WebhookDeadLetter, WebhookRetry
+from hub_dispatcher.policy import RetryPolicy, classify
+from hub_dispatcher.sender import Sender
+from hub_dispatcher.store import OutboxRow, OutboxStore
+
+log = logging.getLogger(__name__)
+
+NO_ENDPOINT = "no webhook endpoint configured for client"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: OutboxStore,
+        sender: Sender,
+        endpoints: Endpoints,
+        policy: RetryPolicy,
+        producer: KafkaProducer,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._endpoints = endpoints
+        self._policy = policy
+        self._producer = producer
+        self._tracer = trace.get_tracer("hub_dispatcher")
+        # Events with an attempt running in this process: a duplicate record fetched meanwhile (the ledger
+        # re-publishing, or a redelivery in the same batch) must not claim the row a second time.
+        self._active: set[str] = set()
+
+    # --- entry points ------------------------------------------------------------------------------------
+
+    async def on_transaction_event(self, record: Record) -> None:
+        """A record of hub.transactions: final states become webhooks; PENDING/PROCESSING are ignored."""
+        event = record.envelope.payload_as(TransactionEvent)
+        tx = event.transaction
+        if not tx.status.is_final:
+            return
+        envelope = record.envelope
+        body = WebhookBody(
+            event_id=envelope.event_id,
+            event_type=EVENT_TYPES[tx.status],
+            occurred_at=envelope.occurred_at,
+            data=tx,
+        )
+        with self._scope(record, envelope.correlation_id, envelope.event_id):
+            await self._store.insert(
+                event_id=envelope.event_id,
+                transaction_id=tx.transaction_id,
+                client_id=event.client_id,
+                event_type=body.event_type,
+                payload=body.to_wire(),
+                correlation_id=envelope.correlation_id,
+            )
+            await self._attempt(envelope.event_id, 1, replay=False)
+
+    async def on_retry(self, record: Record) -> None:
+        """A record of a retry tier that is due now."""
+        retry = record.envelope.payload_as(WebhookRetry)
+        with self._scope(record, record.envelope.correlation_id, retry.event_id):
+            await self._attempt(retry.event_id, retry.attempt, replay=retry.replay)
+
+    async def on_claimed(self, row: OutboxRow) -> None:
+        """A row the sweep claimed: reset to PENDING by an operator (a replay), or left behind by a crash."""
+        with (
+            correlation_scope(row.correlation_id or row.id),
+            self._tracer.start_as_current_span("webhook.deliver", attributes={"webhook.event_id": row.id}),
+        ):
+            if row.id in self._active:
+                return
+            self._active.add(row.id)
+            try:
+                await self._perform(row, row.retry_count + 1, replay=row.claimed_from == "PENDING")
+            finally:
+                self._active.discard(row.id)
+
+    # --- pipeline -------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _scope(self, record: Record, correlation_id: str, event_id: str) -> Iterator[None]:
+        with (
+            correlation_scope(correlation_id),
+            self._tracer.start_as_current_span(
+                "webhook.deliver",
+                context=context_from_kafka(record.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"webhook.event_id": event_id, "messaging.source": record.topic},
+            ),
+        ):
+            yield
+
+    async def _attempt(self, event_id: str, attempt: int, *, replay: bool) -> None:
+        if event_id in self._active:
+            log.info("duplicate record skipped while its delivery runs", extra={"eventId": event_id})
+            return
+        self._active.add(event_id)
+        try:
+            row = await self._store.claim(event_id, attempt)
+            if row is None:
+                await self._resume(event_id, attempt)
+                return
+            await self._perform(row, attempt, replay=replay)
+        finally:
+            self._active.discard(event_id)
+
+    async def _perform(self, row: OutboxRow, attempt: int, *, replay: bool) -> None:
+        endpoint = self._endpoints.get(row.client_id)
+        if endpoint is None:
+            entry = Attempt(
+                attempt=attempt,
+                at=datetime.now(UTC),
+                latency_ms=0.0,
+                error=NO_ENDPOINT,
+                outcome=Outcome.DEAD_LETTER,
+                replay=replay,
+            )
+            await self._dead_letter(row, entry, reason=f"{NO_ENDPOINT} {row.client_id!r}")
+            return
+        entry, retry_after_s = await self._call(endpoint, row, attempt, replay=replay)
+        if entry.outcome is Outcome.DELIVERED:
+            await self._store.mark_delivered(row.id, entry)
+            log.info("webhook delivered", extra={"eventId": row.id, "attempt": attempt, "status": entry.status})
+        elif entry.outcome is Outcome.RETRY:
+            await self._schedule_retry(row, entry, retry_after_s)
+        elif classify(entry.status) is Outcome.DEAD_LETTER:
+            await self._dead_letter(row, entry, reason=f"non-retryable HTTP {entry.status}")
+        else:
+            await self._dead_letter(
+                row, entry, reason=f"retries exhausted after {attempt} attempts: {entry.error or 'failed'}"
+            )
+        metrics.DELIVERIES.labels(endpoint=endpoint.client_id, result=_result_label(entry)).inc()
+
+    async def _call(
+        self, endpoint: Endpoint, row: OutboxRow, attempt: int, *, replay: bool
+    ) -> tuple[Attempt, float | None]:
+        if not endpoint.breaker.allow():
+            outcome = Outcome.RETRY if self._policy.can_retry(attempt) else Outcome.DEAD_LETTER
+            skipped = Attempt(
+                attempt=attempt,
+                at=datetime.now(UTC),
+                latency_ms=0.0,
+                error="circuit open: no call made",
+                outcome=outcome,
+                replay=replay,
+                skipped=True,
+            )
+            return skipped, None
+        body = orjson.dumps(row.payload)
+        headers = {
+            **webhook_headers(endpoint.secrets, row.id, body),
+            "Content-Type": "application/json",
+            CORRELATION_HEADER: row.correlation_id or row.id,
+            "X-Attempt": str(attempt),
+            **http_trace_headers(),
+        }
+        if replay:
+            headers["X-Replay"] = "true"
+        try:
+            response = await self._sender.post(endpoint, body, headers)
+        except BaseException:
+            endpoint.breaker.release()
+            raise
+        verdict = classify(response.status)
+        if verdict is Outcome.RETRY:
+            endpoint.breaker.record_failure()
+        else:
+            endpoint.breaker.record_success()
+        if verdict is Outcome.RETRY and not self._policy.can_retry(attempt):
+            verdict = Outcome.DEAD_LETTER
+        metrics.LATENCY.labels(endpoint=endpoint.client_id).observe(response.latency_s)
+        entry = Attempt(
+            attempt=attempt,
+            at=response.at,
+            status=response.status,
+            latency_ms=round(response.latency_s * 1000, 3),
+            error=response.error,
+            response=response.excerpt,
+            outcome=verdict,
+            replay=replay,
+        )
+        return entry, response.retry_after_s
+
+    async def _schedule_retry(self, row: OutboxRow, entry: Attempt, retry_after_s: float | None) -> None:
+        delay_ms = self._policy.delay_ms(entry.attempt, retry_after_s)
+        due = datetime.now(UTC) + timedelta(milliseconds=delay_ms)
+        await self._store.mark_failed(row.id, entry, next_retry_at=due)
+        await self._emit_retry(row, attempt=entry.attempt + 1, due=due, replay=entry.replay)
+        log.info(
+            "webhook attempt failed, retry scheduled",
+            extra={"eventId": row.id, "attempt": entry.attempt, "error": entry.error, "delayMs": round(delay_ms)},
+        )
+
+    async def _emit_retry(self, row: OutboxRow, *, attempt: int, due: datetime, replay: bool) -> None:
+        retry = WebhookRetry(
+            event_id=row.id,
+            client_id=row.client_id,
+            event_type=row.event_type,
+            attempt=attempt,
+            due_at=due,
+            replay=replay,
+        )
+        envelope = wrap(retry, correlation_id=row.correlation_id or row.id)
+        await self._producer.send(retry_topic(attempt - 1), envelope, key=row.id)
+
+    async def _dead_letter(self, row: OutboxRow, entry: Attempt, *, reason: str) -> None:
+        final = await self._store.mark_dead(row.id, entry, reason=reason)
+        if final is None:
+            log.warning("webhook row vanished before dead-lettering", extra={"eventId": row.id})
+            return
+        await self._emit_dead_letter(final, reason)
+        metrics.DEAD_LETTERS.labels(endpoint=row.client_id, reason=_reason_label(entry)).inc()
+        log.warning(
+            "webhook dead-lettered",
+            extra={"eventId": row.id, "attempts": entry.attempt, "reason": reason, "clientId": row.client_id},
+        )
+
+    async def _emit_dead_letter(self, row: OutboxRow, reason: str) -> None:
+        letter = WebhookDeadLetter(
+            event_id=row.id,
+            client_id=row.client_id,
+            event_type=row.event_type,
+            transaction_id=row.transaction_id,
+            reason=reason,
+            retry_count=row.retry_count,
+            body=row.payload,
+            attempts=[Attempt.model_validate(a) for a in row.attempts],
+            dead_lettered_at=datetime.now(UTC),
+        )
+        envelope = wrap(letter, correlation_id=row.correlation_id or row.id)
+        await self._producer.send(WEBHOOKS_DLQ, envelope, key=row.id)
+
+    async def _resume(self, event_id: str, attempt: int) -> None:
+        """The claim missed: this attempt was already made. Re-emit its decision in case we crashed after it."""
+        row = await self._store.get(event_id)
+        if row is None or row.retry_count != attempt:
+            return
+        if row.status == "FAILED" and row.next_retry_at is not None:
+            replay = bool(row.attempts and row.attempts[-1].get("replay"))
+            await self._emit_retry(row, attempt=attempt + 1, due=row.next_retry_at, replay=replay)
+        elif row.status == "DEAD_LETTER":
+            await self._emit_dead_letter(row, row.last_error or "dead-lettered")
+
+
+def _result_label(entry: Attempt) -> str:
+    return "circuit_open" if entry.skipped else entry.outcome.value
+
+
+def _reason_label(entry: Attempt) -> str:
+    if entry.error == NO_ENDPOINT:
+        return "no_endpoint"
+    if entry.status is not None and classify(entry.status) is Outcome.DEAD_LETTER:
+        return "non_retryable"
+    return "exhausted"

@@ -1,0 +1,56 @@
+"""Per-client endpoint state: URL, secrets, timeout, a concurrency limit and a circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from hub_dispatcher import metrics
+from hub_dispatcher.breaker import BreakerState, CircuitBreaker
+from hub_dispatcher.settings import DispatcherSettings
+
+
+@dataclass
+class Endpoint:
+    client_id: str
+    url: str
+    secrets: list[SecretStr]
+    timeout_s: float
+    limit: asyncio.Semaphore
+    breaker: CircuitBreaker
+
+
+def _export_state(name: str, state: BreakerState) -> None:
+    metrics.BREAKER_STATE.labels(endpoint=name).set(int(state))
+    metrics.BREAKER_TRANSITIONS.labels(endpoint=name, state=state.name.lower()).inc()
+
+
+class Endpoints:
+    def __init__(self, by_client: Mapping[str, Endpoint]) -> None:
+        self._by_client = dict(by_client)
+
+    @classmethod
+    def from_settings(cls, settings: DispatcherSettings) -> Endpoints:
+        built = {}
+        for client_id, cfg in settings.endpoints.items():
+            built[client_id] = Endpoint(
+                client_id=client_id,
+                url=cfg.url,
+                secrets=list(cfg.secrets),
+                timeout_s=cfg.timeout_s or settings.timeout_s,
+                limit=asyncio.Semaphore(cfg.max_concurrency or settings.max_concurrency_per_endpoint),
+                breaker=CircuitBreaker(
+                    client_id,
+                    failure_threshold=settings.breaker_failure_threshold,
+                    open_s=settings.breaker_open_s,
+                    on_change=_export_state,
+                ),
+            )
+            metrics.BREAKER_STATE.labels(endpoint=client_id).set(int(BreakerState.CLOSED))
+        return cls(built)
+
+    def get(self, client_id: str) -> Endpoint | None:
+        return self._by_client.get(client_id)

@@ -1,0 +1,179 @@
+"""hubctl `webhooks` and `dlq` against a running dispatcher, the real broker and database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from hub_common.envelope import wrap
+from hub_common.kafka import TRANSACTIONS, KafkaProducer
+from hub_common.schemas import Transaction, TransactionEvent, TxStatus, TxType
+from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_dispatcher.app import create_app
+from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
+from hubctl.commands import dlq, webhooks
+from hubctl.context import HubctlSettings
+from support.apps import serve
+
+CLIENT = "rgs-demo"
+
+
+class Rgs:
+    """Refuses every webhook with 400 until `accept` is set; records (eventId, X-Replay) pairs."""
+
+    def __init__(self) -> None:
+        self.accept = False
+        self.seen: list[tuple[str, str | None]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        self.seen.append((body["eventId"], request.headers.get("X-Replay")))
+        return web.Response(status=200 if self.accept else 400)
+
+
+def hubctl(settings: HubctlSettings, *argv: str) -> Any:
+    """Run a command as the CLI would (parsed argv, `--json`) and return what it rendered."""
+    top = argparse.ArgumentParser()
+    top.add_argument("--json", action="store_true")
+    sub = top.add_subparsers(dest="command", required=True)
+    webhooks.register(sub)
+    dlq.register(sub)
+    args = top.parse_args([*argv, "--json"])
+    rendered: list[Any] = []
+
+    def capture(value: Any, *, as_json: bool, columns: Any = None) -> None:
+        assert as_json
+        rendered.append(orjson.loads(orjson.dumps(value, default=str)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(webhooks, "render", capture)
+        patch.setattr(dlq, "render", capture)
+        assert args.handler(args, settings) == 0
+    (value,) = rendered
+    return value
+
+
+@asynccontextmanager
+async def stack(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: Rgs) -> AsyncIterator[None]:
+    app = web.Application()
+    app.router.add_post("/webhooks", rgs.handle)
+    async with serve(app) as base:
+        settings = DispatcherSettings(
+            kafka=kafka_settings,
+            database=db_settings,
+            endpoints={CLIENT: EndpointSettings(url=base + "/webhooks", secrets=[SecretStr("s")])},
+            retry_schedule_ms=[50],
+            sweep_interval_s=0.2,
+        )
+        async with serve(create_app(settings)):
+            yield
+
+
+async def until(db: asyncpg.Connection, sql: str, expected: object, *args: object) -> None:
+    for _ in range(600):
+        if await db.fetchval(sql, *args) == expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {sql!r} == {expected!r}")
+
+
+def completed(player: str) -> tuple[str, bytes]:
+
+    now = datetime.now(UTC)
+    tx = Transaction(
+        transaction_id=str(uuid.uuid4()),
+        ref_id=f"bet-{uuid.uuid4().hex[:8]}",
+        type=TxType.BET,
+        player_id=player,
+        amount_cents=100,
+        currency="EUR",
+        status=TxStatus.COMPLETED,
+        created_at=now,
+        updated_at=now,
+        completed_at=now,
+    )
+    envelope = wrap(TransactionEvent(client_id=CLIENT, transaction=tx), correlation_id="c-" + tx.ref_id)
+    return envelope.event_id, envelope.encode()
+
+
+@pytest.mark.usefixtures("database_url")
+async def test_list_show_replay_and_redrive_dead_letters(
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings
+) -> None:
+    rgs = Rgs()
+    ctl = HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:test")
+
+    async def run(*argv: str) -> Any:
+        return await asyncio.to_thread(hubctl, ctl, *argv)
+
+    db = await asyncpg.connect(db_settings.url.get_secret_value())
+    producer = KafkaProducer(kafka_settings, client_id="test-ledger")
+    try:
+        async with stack(kafka_settings, db_settings, rgs):
+            await producer.start()
+            alice, alice_raw = completed("p-alice")
+            bob, bob_raw = completed("p-bob")
+            for raw in (alice_raw, bob_raw):
+                await producer.send_raw(kafka_settings.topic(TRANSACTIONS), raw, key=b"k")
+            dead = "SELECT count(*) FROM webhook_outbox WHERE status = 'DEAD_LETTER'"
+            await until(db, dead, 2)
+
+            failed = await run("webhooks", "failed")
+            assert {r["id"] for r in failed} == {alice, bob}
+            assert {r["last_error"] for r in failed} == {"non-retryable HTTP 400"}
+
+            listed = []
+            for _ in range(100):  # the dead letters reach the topic just after the rows are updated
+                listed = await run("dlq", "list", "--player", "p-alice")
+                if listed:
+                    break
+                await asyncio.sleep(0.1)
+            assert [r["eventId"] for r in listed] == [alice]
+            shown = await run("dlq", "show", alice)
+            assert [a["status"] for a in shown["attempts"]] == [400]
+            dry = await run("dlq", "replay", "--player", "p-alice", "--dry-run")
+            assert dry == [{"eventId": alice, "result": "would replay"}]
+            assert await db.fetchval(dead) == 2
+
+            rgs.accept = True
+            replayed = await run("dlq", "replay", "--id", alice, "--rate", "100")
+            assert replayed == [{"eventId": alice, "result": "replayed"}]
+            status = "SELECT status FROM webhook_outbox WHERE id = $1::uuid"
+            await until(db, status, "DELIVERED", alice)
+            assert await run("dlq", "replay", "--id", alice) == [{"eventId": alice, "result": "skipped: DELIVERED"}]
+
+            redriven = await run("webhooks", "redrive", "--id", bob)
+            assert redriven == [{"id": bob, "result": "reset"}]
+            await until(db, status, "DELIVERED", bob)
+            row = await run("webhooks", "show", bob)
+            assert [a["replay"] for a in row["attempts"]] == [False, True]
+    finally:
+        await producer.stop()
+        await db.close()
+
+    assert (alice, "true") in rgs.seen
+    assert (bob, "true") in rgs.seen
+    audit = await _audit(db_settings)
+    assert audit == [(alice, "dlq.replay", "hubctl:test"), (bob, "webhook.redrive", "hubctl:test")]
+
+
+async def _audit(db_settings: DatabaseSettings) -> list[tuple[str, str, str]]:
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        rows = await conn.fetch(
+            "SELECT entity_id, action, actor FROM audit_log WHERE entity = 'webhook_outbox' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    return [(r["entity_id"], r["action"], r["actor"]) for r in rows]
