@@ -46,6 +46,7 @@ def test_env_mode_gives_up_with_a_clear_error_when_nothing_answers(monkeypatch: 
         pass  # pragma: no cover
 
 
-def test_env_mode_uses_the_given_cluster(postgres_admin_url: str) -> None:
+def test_env_mode_uses_the_given_cluster(postgres_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", postgres_admin_url)
     with provide_postgres("env") as url:
         assert url == postgres_admin_url
