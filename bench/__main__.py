@@ -1,0 +1,41 @@
+"""`make bench` / `python -m bench [gateway|ledger|dispatcher ...]`: run benchmarks against the real stack.
+
+Each benchmark measures the Hub and a bare baseline in the same run on the same machine and prints the ratio;
+targets are reported (met / not met), never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+from bench.report import Report
+
+BENCHMARKS = ("gateway", "ledger", "dispatcher")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke check of the harness)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    reports: list[Report] = []
+    for name in args.names or BENCHMARKS:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name} ==", flush=True)
+        report: Report = asyncio.run(module.run(quick=args.quick))
+        report.print()
+        reports.append(report)
+    print("\n== summary ==")
+    for report in reports:
+        report.print_targets()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

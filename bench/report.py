@@ -1,0 +1,77 @@
+"""What a benchmark prints: measured rows, and targets with the ratio each reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float
+    goal: float
+    # "min": value must be >= goal; "max": value must be <= goal.
+    kind: str = "min"
+    unit: str = ""
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.goal if self.kind == "min" else self.value <= self.goal
+
+    def line(self) -> str:
+        op = ">=" if self.kind == "min" else "<="
+        verdict = "met" if self.met else "NOT met"
+        return f"{self.name}: {self.value:.2f}{self.unit} (target {op} {self.goal:g}{self.unit}) {verdict}"
+
+
+@dataclass
+class Report:
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def print(self) -> None:
+        if self.rows:
+            columns = list(dict.fromkeys(k for row in self.rows for k in row))
+            cells = [[_fmt(row.get(c)) for c in columns] for row in self.rows]
+            widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+            print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+            for r in cells:
+                print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
+        for note in self.notes:
+            print(f"note: {note}")
+        self.print_targets()
+
+    def print_targets(self) -> None:
+        for target in self.targets:
+            print(f"[{self.name}] {target.line()}")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile of `samples` (p in 0..100)."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MiB, from /proc."""
+    fields: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(rest.split()[0]) / 1024
+    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
