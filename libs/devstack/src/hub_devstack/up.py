@@ -36,8 +36,9 @@ def usage(facts: StackFacts, env_file: Path) -> str:
     return "\n".join(
         [
             f"Connection facts written to {env_file}. In another shell:",
-            f"  set -a; . {env_file}; set +a",
+            f"  source {env_file}     # hubctl also reads it by itself; `set -a` first exports it to other programs",
             "  uv run hubctl health",
+            "  uv run hubctl stats",
             '  psql "$DATABASE_URL" -c "SELECT ref_id, type, status, amount_cents FROM transactions"',
             '  curl -s "$OPERATOR_URL/_admin/players/demo-alice"',
             '  curl -s "$RGS_URL/_admin/webhooks"',
