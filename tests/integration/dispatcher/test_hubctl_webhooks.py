@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
@@ -22,9 +21,9 @@ from hub_common.schemas import Transaction, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.app import create_app
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
-from hubctl.commands import dlq, webhooks
 from hubctl.context import HubctlSettings
 from support.apps import serve
+from support.dispatcher_it import run_hubctl
 
 CLIENT = "rgs-demo"
 
@@ -40,28 +39,6 @@ class Rgs:
         body = orjson.loads(await request.read())
         self.seen.append((body["eventId"], request.headers.get("X-Replay")))
         return web.Response(status=200 if self.accept else 400)
-
-
-def hubctl(settings: HubctlSettings, *argv: str) -> Any:
-    """Run a command as the CLI would (parsed argv, `--json`) and return what it rendered."""
-    top = argparse.ArgumentParser()
-    top.add_argument("--json", action="store_true")
-    sub = top.add_subparsers(dest="command", required=True)
-    webhooks.register(sub)
-    dlq.register(sub)
-    args = top.parse_args([*argv, "--json"])
-    rendered: list[Any] = []
-
-    def capture(value: Any, *, as_json: bool, columns: Any = None) -> None:
-        assert as_json
-        rendered.append(orjson.loads(orjson.dumps(value, default=str)))
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(webhooks, "render", capture)
-        patch.setattr(dlq, "render", capture)
-        assert args.handler(args, settings) == 0
-    (value,) = rendered
-    return value
 
 
 @asynccontextmanager
@@ -115,7 +92,7 @@ async def test_list_show_replay_and_redrive_dead_letters(
     ctl = HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:test")
 
     async def run(*argv: str) -> Any:
-        return await asyncio.to_thread(hubctl, ctl, *argv)
+        return await run_hubctl(ctl, *argv)
 
     db = await asyncpg.connect(db_settings.url.get_secret_value())
     producer = KafkaProducer(kafka_settings, client_id="test-ledger")
@@ -143,18 +120,19 @@ async def test_list_show_replay_and_redrive_dead_letters(
             shown = await run("dlq", "show", alice)
             assert [a["status"] for a in shown["attempts"]] == [400]
             dry = await run("dlq", "replay", "--player", "p-alice", "--dry-run")
-            assert dry == [{"eventId": alice, "result": "would replay"}]
+            assert [(r["eventId"], r["playerId"], r["result"]) for r in dry] == [(alice, "p-alice", "would replay")]
             assert await db.fetchval(dead) == 2
 
             rgs.accept = True
             replayed = await run("dlq", "replay", "--id", alice, "--rate", "100")
-            assert replayed == [{"eventId": alice, "result": "replayed"}]
+            assert [(r["eventId"], r["result"]) for r in replayed] == [(alice, "replayed")]
             status = "SELECT status FROM webhook_outbox WHERE id = $1::uuid"
             await until(db, status, "DELIVERED", alice)
-            assert await run("dlq", "replay", "--id", alice) == [{"eventId": alice, "result": "skipped: DELIVERED"}]
+            again = await run("dlq", "replay", "--id", alice)
+            assert [(r["eventId"], r["result"]) for r in again] == [(alice, "skipped: DELIVERED")]
 
             redriven = await run("webhooks", "redrive", "--id", bob)
-            assert redriven == [{"id": bob, "result": "reset"}]
+            assert [(r["id"], r["result"]) for r in redriven] == [(bob, "reset")]
             await until(db, status, "DELIVERED", bob)
             row = await run("webhooks", "show", bob)
             assert [a["replay"] for a in row["attempts"]] == [False, True]

@@ -66,4 +66,4 @@ async def test_missing_secret_exits_2_with_a_clear_message(module: str) -> None:
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 2
-    assert b"invalid settings" in stderr
+    assert b"invalid setting secret" in stderr

@@ -1,26 +1,17 @@
-"""`python -m mock_operator`: run the mock operator until SIGTERM/SIGINT."""
+"""`python -m mock_operator`: validate settings, set up telemetry, serve until SIGTERM.
+
+Invalid settings exit 2 naming each bad field, never echoing its value.
+"""
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
-from hub_common.http import run
-from hub_common.telemetry import setup_logging, setup_tracing
+from hub_common.service import serve
 from mock_operator.app import SERVICE, create_app
 from mock_operator.settings import MockOperatorSettings
 
 
 def main() -> None:
-    try:
-        settings = MockOperatorSettings()
-    except ValidationError as exc:
-        print(f"{SERVICE}: invalid settings (MOCK_OPERATOR_* environment):\n{exc}", file=sys.stderr)
-        sys.exit(2)
-    setup_logging(SERVICE, settings.telemetry)
-    setup_tracing(SERVICE, settings.telemetry)
-    run(create_app(settings), host=settings.host, port=settings.port)
+    serve(SERVICE, MockOperatorSettings, create_app)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,14 @@
-"""`python -m mock_rgs`: run the mock RGS until SIGTERM/SIGINT."""
+"""`python -m mock_rgs`: validate settings (exit 2 naming each bad field), set up telemetry, serve until SIGTERM."""
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
-from hub_common.http import run
-from hub_common.telemetry import setup_logging, setup_tracing
+from hub_common.service import serve
 from mock_rgs.app import SERVICE, create_app
 from mock_rgs.settings import MockRgsSettings
 
 
 def main() -> None:
-    try:
-        settings = MockRgsSettings()
-    except ValidationError as exc:
-        print(f"{SERVICE}: invalid settings (MOCK_RGS_* environment):\n{exc}", file=sys.stderr)
-        sys.exit(2)
-    setup_logging(SERVICE, settings.telemetry)
-    setup_tracing(SERVICE, settings.telemetry)
-    run(create_app(settings), host=settings.host, port=settings.port)
+    serve(SERVICE, MockRgsSettings, create_app)
 
 
 if __name__ == "__main__":

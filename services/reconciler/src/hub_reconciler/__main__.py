@@ -1,28 +1,18 @@
-"""`python -m hub_reconciler`: the reconciler service (ops server on port 3012 by default)."""
+"""`python -m hub_reconciler`: validate settings, set up telemetry, serve until SIGTERM.
+
+Invalid settings exit 2 naming each bad field, never echoing its value.
+"""
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
-from hub_common.http import run
-from hub_common.telemetry import setup_logging, setup_tracing
+from hub_common.service import serve
 from hub_reconciler.app import SERVICE, create_app
 from hub_reconciler.settings import ReconcilerSettings
 
 
-def main() -> int:
-    try:
-        settings = ReconcilerSettings()
-    except ValidationError as exc:
-        print(f"invalid reconciler settings (RECONCILER_* environment):\n{exc}", file=sys.stderr)
-        return 2
-    setup_logging(SERVICE, settings.telemetry)
-    setup_tracing(SERVICE, settings.telemetry)
-    run(create_app(settings), host=settings.host, port=settings.port)
-    return 0
+def main() -> None:
+    serve(SERVICE, ReconcilerSettings, create_app)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

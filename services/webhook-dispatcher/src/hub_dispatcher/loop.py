@@ -2,8 +2,10 @@
 
 - At most `max_in_flight` deliveries run at once; beyond that the loop waits before taking more.
 - Offsets are committed only below the lowest unfinished record of each partition (at-least-once).
-- With `due_at`, a record that is not due yet pauses its partition until then (seeking back to it), so a
-  retry tier waits per partition without blocking the others; paused partitions keep the group membership.
+- With `due_at`, a record that is not due yet pauses its partition until then, holding it and the records
+  fetched after it in memory (not seeking back: re-fetching and re-decoding a waiting backlog on every wake-up
+  costs more CPU than the deliveries), so a retry tier waits per partition without blocking the others;
+  paused partitions keep the group membership.
 - A record whose payload does not fit goes to `<topic>.dlq`; infrastructure errors are retried with backoff.
 """
 
@@ -67,6 +69,8 @@ class ConsumerLoop:
         self._tracker = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
         self._resume_at: dict[TopicPartition, float] = {}
+        # Records fetched from a paused partition that were not due yet, in offset order.
+        self._held: dict[TopicPartition, list[Record]] = {}
         self._failure: BaseException | None = None
 
     def subscribe(self, topics: Sequence[str]) -> None:
@@ -78,7 +82,7 @@ class ConsumerLoop:
             while True:
                 if self._failure is not None:
                     raise self._failure
-                self._resume_due()
+                await self._resume_due()
                 batch = await self._poll()
                 await self._dispatch(batch)
                 await self._commit()
@@ -99,20 +103,25 @@ class ConsumerLoop:
             await asyncio.sleep(self._backoff_s)
             return Batch()
 
-    def _resume_due(self) -> None:
+    async def _resume_due(self) -> None:
         now = time.time()
         client = self._consumer.client
         assigned = client.assignment()
         for tp, when in list(self._resume_at.items()):
-            if when <= now:
-                del self._resume_at[tp]
-                if tp in assigned:
-                    client.resume(tp)
+            if when > now:
+                continue
+            del self._resume_at[tp]
+            held = self._held.pop(tp, [])
+            if tp not in assigned:
+                continue
+            if held:
+                await self._start(tp, held, upto=held[-1].offset + 1)
+            if tp not in self._resume_at:
+                client.resume(tp)
 
-    def _pause_until(self, tp: TopicPartition, offset: int, when: datetime) -> None:
-        client = self._consumer.client
-        client.pause(tp)
-        client.seek(tp, offset)
+    def _hold(self, tp: TopicPartition, records: list[Record], when: datetime) -> None:
+        self._consumer.client.pause(tp)
+        self._held[tp] = records
         self._resume_at[tp] = when.timestamp()
 
     def _not_yet_due(self, record: Record) -> datetime | None:
@@ -134,22 +143,25 @@ class ConsumerLoop:
             by_tp.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
         for tp, upto in batch.offsets.items():
             if tp in self._resume_at:
-                continue  # fetched before we paused it; it will be read again from the seek position
-            part = self._tracker.partition(tp)
-            stopped_at: int | None = None
-            for record in by_tp.get(tp, []):
-                due = self._not_yet_due(record)
-                if due is not None:
-                    self._pause_until(tp, record.offset, due)
-                    stopped_at = record.offset
-                    break
-                await self._slots.acquire()
-                part.start(record.offset)
-                task = asyncio.create_task(self._handle(record), name=f"{self.name}:{tp.partition}:{record.offset}")
-                self._tasks.add(task)
-                task.add_done_callback(functools.partial(self._done, part=part, offset=record.offset))
-            part.advance(stopped_at if stopped_at is not None else upto)
+                continue  # paused after this fetch; its records are held or will be fetched again
+            await self._start(tp, by_tp.get(tp, []), upto=upto)
         metrics.IN_FLIGHT.labels(consumer=self.name).set(len(self._tasks))
+
+    async def _start(self, tp: TopicPartition, records: list[Record], *, upto: int) -> None:
+        """Hand out `records` of `tp` in order until one is not due; hold that one and the rest."""
+        part = self._tracker.partition(tp)
+        for index, record in enumerate(records):
+            due = self._not_yet_due(record)
+            if due is not None:
+                self._hold(tp, records[index:], due)
+                part.advance(record.offset)
+                return
+            await self._slots.acquire()
+            part.start(record.offset)
+            task = asyncio.create_task(self._handle(record), name=f"{self.name}:{tp.partition}:{record.offset}")
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._done, part=part, offset=record.offset))
+        part.advance(upto)
 
     async def _handle(self, record: Record) -> None:
         backoff = self._backoff_s
@@ -209,9 +221,11 @@ class ConsumerLoop:
         self._tracker.forget(revoked)
         for tp in revoked:
             self._resume_at.pop(tp, None)
+            self._held.pop(tp, None)
 
     def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # Start from the committed offsets with fresh bookkeeping; stale tasks keep orphaned state objects.
         self._tracker.forget(assigned)
         for tp in assigned:
             self._resume_at.pop(tp, None)
+            self._held.pop(tp, None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -66,3 +67,27 @@ class DispatcherSettings(BaseSettings):
     @property
     def max_attempts(self) -> int:
         return len(self.retry_schedule_ms) + 1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: _plain(item) for name, item in value}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def to_environment(settings: DispatcherSettings) -> dict[str, str]:
+    """The environment under which `python -m hub_dispatcher` loads exactly `settings` (secrets in clear):
+    for launchers that run the dispatcher as a process (crash tests, benchmarks)."""
+    env = {}
+    for name, value in settings:
+        plain = _plain(value)
+        if plain is None:
+            continue  # unset is the default; "null" would read back as a string
+        env[f"DISPATCHER_{name.upper()}"] = plain if isinstance(plain, str) else orjson.dumps(plain).decode()
+    return env

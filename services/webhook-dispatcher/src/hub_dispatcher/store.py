@@ -86,7 +86,7 @@ class OutboxStore:
         ) as exc:
             raise DatabaseUnavailableError(f"webhook_outbox query failed: {type(exc).__name__}") from exc
 
-    async def insert(
+    async def insert_claimed(
         self,
         *,
         event_id: str,
@@ -95,17 +95,19 @@ class OutboxStore:
         event_type: str,
         payload: dict[str, Any],
         correlation_id: str,
-    ) -> None:
-        """Create the row once; a redelivered event leaves the existing row alone."""
+    ) -> OutboxRow | None:
+        """Create the row claimed for attempt 1; None if it exists already (a redelivered event)."""
         # The transactions row is written by the gateway/ledger; if it is not there (yet), keep the event anyway.
-        sql = """
-            INSERT INTO webhook_outbox (id, transaction_id, client_id, event_type, payload, correlation_id)
-            VALUES ($1::uuid, (SELECT id FROM transactions WHERE id = $2::uuid), $3, $4, $5::jsonb, $6)
-            ON CONFLICT (id) DO NOTHING"""
+        sql = f"""
+            INSERT INTO webhook_outbox (id, transaction_id, client_id, event_type, payload, correlation_id, status)
+            VALUES ($1::uuid, (SELECT id FROM transactions WHERE id = $2::uuid), $3, $4, $5::jsonb, $6, 'PROCESSING')
+            ON CONFLICT (id) DO NOTHING
+            RETURNING {_COLUMNS}"""
         body = orjson.dumps(payload).decode()
-        await self._run(
-            lambda: self._pool.execute(sql, event_id, transaction_id, client_id, event_type, body, correlation_id)
+        record = await self._run(
+            lambda: self._pool.fetchrow(sql, event_id, transaction_id, client_id, event_type, body, correlation_id)
         )
+        return OutboxRow.of(record) if record is not None else None
 
     async def claim(self, event_id: str, attempt: int) -> OutboxRow | None:
         """Take the row for `attempt`; None if that attempt was already made or the row is final."""

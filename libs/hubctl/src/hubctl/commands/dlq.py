@@ -2,15 +2,15 @@
 
 `replay` hands a dead letter back to the dispatcher (runbook reset of its `webhook_outbox` row, recreated
 from the dead letter if the row is gone), so it is sent again re-signed with a fresh timestamp, with
-`X-Replay: true` and the same eventId; each replay is written to `audit_log`. Webhooks delivered since are
-skipped. `--rate` caps replays per second so a bulk replay does not flood the RGS.
+`X-Replay: true` and the same eventId; each replay is written to `audit_log` (who, when, which event, the
+selection used). Webhooks delivered since are skipped. `--rate` caps replays per second so a bulk replay does
+not flood the RGS; `--dry-run` lists what would be replayed. The time range applies to `deadLetteredAt`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
 
 import asyncpg
@@ -23,9 +23,20 @@ from hub_common.envelope import EnvelopeError, decode
 from hub_common.kafka import WEBHOOKS_DLQ
 from hub_common.settings import KafkaSettings
 from hub_dispatcher.messages import WebhookDeadLetter
-from hubctl.commands.webhooks import audit, connect, json_flag, reset_for_redelivery, run_db, time_bound
+from hubctl.commands.webhooks import (
+    Pacer,
+    add_bulk_options,
+    add_filters,
+    audit,
+    connect,
+    json_flag,
+    reset_row,
+    run_db,
+    selection,
+)
 from hubctl.context import HubctlSettings
 from hubctl.output import render
+from hubctl.progress import Progress, wanted
 
 COLUMNS = ["eventId", "eventType", "clientId", "playerId", "retryCount", "deadLetteredAt", "reason"]
 
@@ -35,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     nested = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
 
     listing = nested.add_parser("list", help="dead letters matching the filters")
-    _filters(listing)
+    add_filters(listing, time_of="dead-lettered")
     listing.add_argument("--limit", type=int, default=100)
     json_flag(listing)
     listing.set_defaults(handler=run_list)
@@ -46,22 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(handler=run_show)
 
     replay = nested.add_parser("replay", help="send dead letters again (re-signed, X-Replay: true)")
-    _filters(replay)
+    add_filters(replay, time_of="dead-lettered")
     replay.add_argument("--id", dest="ids", action="append", default=[], help="eventId (repeatable)")
-    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed, change nothing")
-    replay.add_argument("--rate", type=float, default=10.0, help="replays per second (default 10)")
+    add_bulk_options(replay, default_rate=10.0)
     replay.add_argument("--reason", default="dead letter replayed via hubctl")
     json_flag(replay)
     replay.set_defaults(handler=run_replay)
-
-
-def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="since", type=time_bound, help="dead-lettered at or after")
-    parser.add_argument("--to", dest="until", type=lambda v: time_bound(v, end=True), help="dead-lettered before")
-    parser.add_argument("--event-type", help="e.g. transaction.completed")
-    parser.add_argument("--error", help="substring of the reason or of an attempt's error")
-    parser.add_argument("--player", help="playerId of the transaction")
-    parser.add_argument("--client", help="RGS client id")
 
 
 async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
@@ -162,8 +163,11 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
     return 0
 
 
-async def replay_one(conn: asyncpg.Connection, letter: WebhookDeadLetter, *, actor: str, reason: str) -> str:
+async def replay_one(
+    conn: asyncpg.Connection, letter: WebhookDeadLetter, *, actor: str, reason: str, request: dict[str, Any]
+) -> str:
     """Reset the outbox row (or recreate it from the dead letter) so the dispatcher sends it again."""
+    what = {"status": "PENDING", "retryCount": 0, "deadLetteredAt": letter.dead_lettered_at, "request": request}
     async with conn.transaction():
         created = await conn.fetchval(
             """INSERT INTO webhook_outbox (id, transaction_id, client_id, event_type, payload, status, next_retry_at)
@@ -178,33 +182,45 @@ async def replay_one(conn: asyncpg.Connection, letter: WebhookDeadLetter, *, act
             orjson.dumps(letter.body).decode(),
         )
         if created:
-            await audit(conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason, before=None)
+            await audit(conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason, before=None, after=what)
             return "replayed (row recreated)"
-    return await reset_for_redelivery(conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason)
+        row = await conn.fetchrow(
+            "SELECT status, retry_count, last_error FROM webhook_outbox WHERE id = $1::uuid FOR UPDATE",
+            letter.event_id,
+        )
+        if row is None or row["status"] != "DEAD_LETTER":
+            # Delivered since (or already on its way again): a replay would only send a duplicate.
+            return f"skipped: {row['status'] if row is not None else 'gone'}"
+        await reset_row(conn, letter.event_id)
+        await audit(
+            conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason, before=dict(row), after=what
+        )
+        return "replayed"
 
 
 def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    if args.rate <= 0:
-        raise SystemExit("hubctl: --rate must be positive")
+    pacer = Pacer(args.rate)
     chosen = [d for d in _load(settings) if matches(d, args)]
+    request = selection(args)
 
     async def go() -> list[dict[str, Any]]:
         if args.dry_run:
-            return [{"eventId": d.event_id, "result": "would replay"} for d in chosen]
+            return [{**summary(d), "result": "would replay"} for d in chosen]
         conn = await connect(settings)
+        bar = Progress("replay", len(chosen), enabled=wanted(args.progress))
         results = []
         try:
-            for index, letter in enumerate(chosen, start=1):
-                outcome = await replay_one(conn, letter, actor=settings.hubctl_actor, reason=args.reason)
-                results.append({"eventId": letter.event_id, "result": outcome.replace("reset", "replayed")})
-                if not args.json:
-                    sys.stderr.write(f"\rreplayed {index}/{len(chosen)}")
-                await asyncio.sleep(1 / args.rate)
+            for letter in chosen:
+                await pacer.wait()
+                outcome = await replay_one(
+                    conn, letter, actor=settings.hubctl_actor, reason=args.reason, request=request
+                )
+                results.append({**summary(letter), "result": outcome})
+                bar.advance()
         finally:
+            bar.close()
             await conn.close()
-            if chosen and not args.json:
-                sys.stderr.write("\n")
         return results
 
-    render(run_db(go), as_json=args.json, columns=["eventId", "result"])
+    render(run_db(go), as_json=args.json, columns=["eventId", "eventType", "playerId", "deadLetteredAt", "result"])
     return 0

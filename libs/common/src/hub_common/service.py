@@ -1,0 +1,48 @@
+"""The one `main()` every service runs: validate settings, set up telemetry, serve until SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from aiohttp import web
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsError
+
+from hub_common.http import run
+from hub_common.settings import TelemetrySettings
+from hub_common.telemetry import setup_logging, setup_tracing
+
+
+class ServiceSettings(Protocol):
+    host: str
+    port: int
+    telemetry: TelemetrySettings
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+EXIT_BAD_SETTINGS = 2
+
+
+def load_settings(service: str, settings_cls: type[S]) -> S:
+    """Build the settings from the environment, or exit 2 naming each bad field (never echoing its value,
+    which may be a secret)."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            location = ".".join(str(part) for part in error["loc"])
+            print(f"{service}: invalid setting {location}: {error['msg']}", file=sys.stderr)
+    except SettingsError as exc:
+        print(f"{service}: invalid settings: {exc}", file=sys.stderr)
+    sys.exit(EXIT_BAD_SETTINGS)
+
+
+def serve(service: str, settings_cls: type[S], create_app: Callable[[S], web.Application]) -> None:
+    settings = load_settings(service, settings_cls)
+    typed: ServiceSettings = settings  # type: ignore[assignment]
+    setup_logging(service, typed.telemetry)
+    setup_tracing(service, typed.telemetry)
+    run(create_app(settings), host=typed.host, port=typed.port)
