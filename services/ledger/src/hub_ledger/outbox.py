@@ -64,17 +64,36 @@ class OutboxRelay:
                 self._batch,
             )
             OUTBOX_BACKLOG.set(len(rows))
-            for row in rows:
-                headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
-                await self._producer.send_raw(
-                    self._producer.settings.topic(row["topic"]),
-                    bytes(row["value"]),
-                    key=row["key"].encode() if row["key"] is not None else None,
-                    headers=headers,
-                )
+            await self._send_all(rows)
             if rows:
                 await conn.execute(
                     "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
                 )
                 OUTBOX_PUBLISHED.inc(len(rows))
             return len(rows) == self._batch
+
+    async def _send_all(self, rows: list[asyncpg.Record]) -> None:
+        """Send the batch; events of one key one after another (in id order), different keys concurrently.
+
+        Waiting for each ack in turn would cost a producer linger per event; concurrent sends share batches.
+        Keeping each key's events in one chain keeps their order whatever the client does with retries.
+        """
+        chains: dict[str | None, list[asyncpg.Record]] = {}
+        for row in rows:
+            chains.setdefault(row["key"], []).append(row)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chain in chains.values():
+                    group.create_task(self._send_chain(chain))
+        except ExceptionGroup as failed:
+            # The caller handles one send's error (the batch stays unpublished and is retried whole).
+            raise failed.exceptions[0] from failed
+
+    async def _send_chain(self, rows: list[asyncpg.Record]) -> None:
+        for row in rows:
+            await self._producer.send_raw(
+                self._producer.settings.topic(row["topic"]),
+                bytes(row["value"]),
+                key=row["key"].encode() if row["key"] is not None else None,
+                headers=[(k, v.encode()) for k, v in orjson.loads(row["headers"])],
+            )

@@ -12,8 +12,12 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+
+from hub_common.errors import InfrastructureError
 from hub_common.operator import (
     Budget,
     BudgetTimeout,
@@ -28,13 +32,14 @@ from hub_common.operator import (
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_ledger import metrics
-from hub_ledger.rules import Finish, TxRow
+from hub_ledger.rules import Decision, Finish, TxRow
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+_TRANSIENT = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def operator_request(tx: TxRow) -> OperatorTransactionRequest:
@@ -103,15 +108,17 @@ class Processor:
         self._sleep = sleep
 
     async def handle(self, cmd: TransactionCommand, correlation_id: str) -> None:
-        tx = await self._store.ensure(cmd, correlation_id)
-        if tx is None:
+        started = await self._store.begin_command(cmd, correlation_id)
+        if started is None:
             metrics.COMMANDS.labels("foreign_ref_id").inc()
             log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
             return
-        await self.process(tx.id)
+        await self._advance(*started)
 
     async def process(self, tx_id: uuid.UUID) -> None:
-        tx, decision = await self._store.begin(tx_id)
+        await self._advance(*await self._store.begin(tx_id))
+
+    async def _advance(self, tx: TxRow, decision: Decision | None) -> None:
         if decision is None:
             metrics.COMMANDS.labels("already_final").inc()
             return
@@ -149,7 +156,7 @@ class Processor:
                 await self._sleep(min(wait, remaining))
                 continue
             try:
-                await self._budget.acquire(priority, timeout_s=remaining)
+                await self._acquire(tx.id, priority, remaining)
                 if must_resolve:
                     record = await self._client.get_transaction(tx.ref_id, correlation_id=correlation_id)
                     if record is not None:
@@ -173,6 +180,31 @@ class Processor:
                 log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
                 await self._sleep(min(backoff.next(), max(remaining, 0.0)))
                 await self._store.touch(tx.id)
+
+    async def _acquire(self, tx_id: uuid.UUID, priority: Priority, timeout_s: float) -> None:
+        """Wait for operator budget while keeping the row's `updated_at` fresh.
+
+        A transaction waiting in line for budget is being worked on: without the heartbeat, a backlog longer
+        than `sweep_age_s` makes every replica's sweeper take the waiting rows over and send each one again,
+        spending the scarce budget twice exactly when it is short.
+        """
+        heartbeat = asyncio.create_task(self._keep_fresh(tx_id), name=f"keep-fresh:{tx_id}")
+        try:
+            await self._budget.acquire(priority, timeout_s=timeout_s)
+        finally:
+            heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _keep_fresh(self, tx_id: uuid.UUID) -> None:
+        # Real time, not the injectable `_sleep`: a fake sleep would spin this loop.
+        interval = self._settings.sweep_age_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._store.touch(tx_id)
+            except _TRANSIENT as exc:
+                log.warning("could not refresh a waiting transaction", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str) -> None:
         if tx.type is TxType.BET:

@@ -7,8 +7,8 @@ transaction (a rebalance, the sweeper) finish it once; the loser sees None and d
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,6 +27,10 @@ COLUMNS = (
     "created_at, updated_at, completed_at"
 )
 _OPEN = ("PENDING", "PROCESSING")
+# `now()` is the transaction's start time, the value every `= now()` below writes: with it the new row (and
+# the event describing it) is known before the write, so a transition is one statement.
+_LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"
+_LOCK_BY_REF = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE ref_id = $1 FOR UPDATE"
 
 
 @dataclass(frozen=True)
@@ -107,15 +111,31 @@ class Store:
                 tx.id,
                 cmd.admitted_at + self._key_ttl,
             )
-        await _audit(
-            conn,
-            tx,
-            before=None,
-            after=_snapshot(tx),
-            action="created",
-            reason="row missing at the ledger: inserted from the command",
+        await conn.execute(
+            _audit_insert(1),
+            str(tx.id),
+            "created",
+            ACTOR,
+            None,
+            _json(_snapshot(tx)),
+            "row missing at the ledger: inserted from the command",
         )
         return record
+
+    async def begin_command(self, cmd: TransactionCommand, correlation_id: str) -> tuple[TxRow, Decision | None] | None:
+        """`ensure` and `begin` in one database transaction (the usual path of a command).
+
+        None when the refId belongs to another transaction (the gateway answered that one DUPLICATE_REF_ID).
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(_LOCK_BY_REF, cmd.ref_id)
+            if record is None:
+                await self._insert(conn, cmd, correlation_id)
+                record = await conn.fetchrow(_LOCK_BY_REF, cmd.ref_id)  # ours, or a concurrent winner's
+            tx = TxRow.from_record(record)
+            if str(tx.id) != cmd.transaction_id:
+                return None
+            return await _begin_locked(conn, tx, record["tx_now"])
 
     async def begin(self, tx_id: uuid.UUID) -> tuple[TxRow, Decision | None]:
         """Decide what to do with the transaction now and record the first step of it.
@@ -124,36 +144,8 @@ class Store:
         the operator, (row, CallOperator) once it is PROCESSING.
         """
         async with self._pool.acquire() as conn, conn.transaction():
-            tx = TxRow.from_record(
-                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
-            )
-            if tx.status.is_final:
-                return tx, None
-            if tx.status is TxStatus.PROCESSING:
-                return tx, CallOperator(original_transaction_id=tx.original_ref_id)
-            # One player's decisions never interleave, even across replicas during a rebalance.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tx.player_id)
-            decision = decide(tx, await _context(conn, tx))
-            if isinstance(decision, Finish):
-                done = await _finish(conn, tx, decision)
-                return (done or tx), decision
-            started = TxRow.from_record(
-                await conn.fetchrow(
-                    f"""UPDATE transactions SET status = 'PROCESSING', updated_at = now()
-                        WHERE id = $1 RETURNING {COLUMNS}""",
-                    tx_id,
-                )
-            )
-            await _audit(
-                conn,
-                started,
-                before=_snapshot(tx),
-                after=_snapshot(started),
-                action="processing",
-                reason="sent to the operator",
-            )
-            await _emit(conn, started, None)
-            return started, decision
+            record = await conn.fetchrow(_LOCK_BY_ID, tx_id)
+            return await _begin_locked(conn, TxRow.from_record(record), record["tx_now"])
 
     async def note_attempt(self, tx_id: uuid.UUID) -> None:
         """Count a POST about to be sent (and show the sweeper the transaction is being worked on)."""
@@ -167,18 +159,14 @@ class Store:
     async def finish(self, tx_id: uuid.UUID, outcome: Finish) -> TxRow | None:
         """Final transition; None when the transaction was already final."""
         async with self._pool.acquire() as conn, conn.transaction():
-            tx = TxRow.from_record(
-                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
-            )
-            return await _finish(conn, tx, outcome)
+            record = await conn.fetchrow(_LOCK_BY_ID, tx_id)
+            return await _finish(conn, TxRow.from_record(record), outcome, record["tx_now"])
 
     async def fail_and_compensate(self, tx_id: uuid.UUID, outcome: Finish, request: dict[str, Any]) -> TxRow | None:
         """FAILED, plus the compensating REFUND the compensation job will send until the operator confirms it."""
         async with self._pool.acquire() as conn, conn.transaction():
-            tx = TxRow.from_record(
-                await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE", tx_id)
-            )
-            done = await _finish(conn, tx, outcome)
+            record = await conn.fetchrow(_LOCK_BY_ID, tx_id)
+            done = await _finish(conn, TxRow.from_record(record), outcome, record["tx_now"])
             if done is not None:
                 await conn.execute(
                     """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
@@ -192,13 +180,19 @@ class Store:
     # --- background jobs ---------------------------------------------------------------------------------
 
     async def stale_open(self, older_than_s: float, limit: int = 100) -> list[TxRow]:
-        """Open transactions untouched for `older_than_s` that are their player's oldest open one (so finishing
-        them cannot overtake an earlier transaction of the same player)."""
+        """Open transactions that are their player's oldest open one (so finishing them cannot overtake an
+        earlier transaction of the same player), of a player none of whose rows was touched for `older_than_s`.
+
+        The whole player must be quiet, not only the row: a PENDING row keeps its admission time until its
+        player's queue reaches it, so right after the previous transaction of a busy player finished, the next
+        one looks old although a consumer is about to start it; taking it over then sends it twice.
+        """
         records = await self._pool.fetch(
             f"""SELECT {COLUMNS} FROM transactions t
                 WHERE t.status IN ('PENDING', 'PROCESSING') AND t.updated_at < now() - make_interval(secs => $1)
                   AND NOT EXISTS (SELECT 1 FROM transactions e WHERE e.player_id = t.player_id
-                                  AND e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
+                                  AND ((e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
+                                       OR e.updated_at >= now() - make_interval(secs => $1)))
                 ORDER BY t.created_at LIMIT $2""",
             older_than_s,
             limit,
@@ -299,73 +293,97 @@ async def _context(conn: asyncpg.Connection, tx: TxRow) -> RuleContext:
     )
 
 
-async def _finish(conn: asyncpg.Connection, tx: TxRow, outcome: Finish) -> TxRow | None:
-    record = await conn.fetchrow(
-        f"""UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
-                operator_transaction_id = $6, completed_at = now(), updated_at = now()
-            WHERE id = $1 AND status = ANY($7::text[]) RETURNING {COLUMNS}""",
+async def _begin_locked(conn: asyncpg.Connection, tx: TxRow, now: datetime) -> tuple[TxRow, Decision | None]:
+    """The decision for a row this transaction holds locked (FOR UPDATE), and its first step recorded."""
+    if tx.status.is_final:
+        return tx, None
+    if tx.status is TxStatus.PROCESSING:
+        return tx, CallOperator(original_transaction_id=tx.original_ref_id)
+    # One player's decisions never interleave, even across replicas during a rebalance.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", tx.player_id)
+    decision = decide(tx, await _context(conn, tx))
+    if isinstance(decision, Finish):
+        done = await _finish(conn, tx, decision, now)
+        return (done or tx), decision
+    started = replace(tx, status=TxStatus.PROCESSING, updated_at=now)
+    audit, event = _audit_args(tx, started, "processing", "sent to the operator"), _event_args(started, None)
+    await conn.execute(
+        f"""WITH moved AS (UPDATE transactions SET status = 'PROCESSING', updated_at = now()
+                           WHERE id = $1 RETURNING id),
+                 audit AS ({_audit_insert(2)} FROM moved)
+            {_outbox_insert(8)} FROM moved""",
         tx.id,
-        outcome.status.value,
-        outcome.reason,
-        outcome.error_code.value if outcome.error_code else None,
-        outcome.balance_cents,
-        outcome.operator_transaction_id,
-        list(_OPEN),
+        *audit,
+        *event,
     )
-    if record is None:
+    return started, decision
+
+
+async def _finish(conn: asyncpg.Connection, tx: TxRow, outcome: Finish, now: datetime) -> TxRow | None:
+    """Final transition of `tx` (locked by this transaction, read at `now`); None when it was already final.
+
+    One statement: the row, its idempotency key, the refund tombstone, the audit row and the outbox event.
+    """
+    if tx.status.value not in _OPEN:
         return None
-    done = TxRow.from_record(record)
-    await conn.execute(
-        "UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now() WHERE transaction_id = $1", tx.id
-    )
-    if outcome.tombstone and tx.original_ref_id:
-        await conn.execute(
-            "INSERT INTO refund_tombstones (ref_id, refund_transaction_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            tx.original_ref_id,
-            tx.id,
-        )
-    await _audit(
-        conn,
-        done,
-        before=_snapshot(tx),
-        after=_snapshot(done),
-        action=outcome.status.value.lower(),
+    done = replace(
+        tx,
+        status=outcome.status,
         reason=outcome.reason,
+        error_code=outcome.error_code.value if outcome.error_code else None,
+        balance_cents=outcome.balance_cents,
+        operator_transaction_id=outcome.operator_transaction_id,
+        updated_at=now,
+        completed_at=now,
     )
-    await _emit(conn, done, outcome.error_code)
-    return done
-
-
-async def _audit(
-    conn: asyncpg.Connection,
-    tx: TxRow,
-    *,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    action: str,
-    reason: str | None,
-) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-           VALUES ('transaction', $1, $2, $3, $4::jsonb, $5::jsonb, $6)""",
-        str(tx.id),
-        action,
-        ACTOR,
-        _json(before) if before is not None else None,
-        _json(after),
-        reason,
+    tombstone = tx.original_ref_id if outcome.tombstone and tx.original_ref_id else None
+    audit = _audit_args(tx, done, outcome.status.value.lower(), outcome.reason)
+    finished = await conn.fetchval(
+        f"""WITH done AS (UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
+                              operator_transaction_id = $6, completed_at = now(), updated_at = now()
+                          WHERE id = $1 AND status = ANY($7::text[]) RETURNING id),
+                 keys AS (UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now()
+                          WHERE transaction_id IN (SELECT id FROM done)),
+                 tombstone AS (INSERT INTO refund_tombstones (ref_id, refund_transaction_id)
+                               SELECT $8::text, id FROM done WHERE $8::text IS NOT NULL ON CONFLICT DO NOTHING),
+                 audit AS ({_audit_insert(9)} FROM done),
+                 event AS ({_outbox_insert(15)} FROM done)
+            SELECT count(*) FROM done""",
+        tx.id,
+        done.status.value,
+        done.reason,
+        done.error_code,
+        done.balance_cents,
+        done.operator_transaction_id,
+        list(_OPEN),
+        tombstone,
+        *audit,
+        *_event_args(done, outcome.error_code),
     )
+    return done if finished else None
 
 
-async def _emit(conn: asyncpg.Connection, tx: TxRow, error_code: ErrorCode | None) -> None:
+def _audit_insert(first: int) -> str:
+    """`INSERT INTO audit_log ... SELECT` of the 6 values of `_audit_args`, numbered from `$first`."""
+    p = [f"${i}" for i in range(first, first + 6)]
+    return f"""INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+               SELECT 'transaction', {p[0]}::text, {p[1]}::text, {p[2]}::text, {p[3]}::jsonb, {p[4]}::jsonb,
+                      {p[5]}::text"""
+
+
+def _outbox_insert(first: int) -> str:
+    """`INSERT INTO event_outbox ... SELECT` of the 5 values of `_event_args`, numbered from `$first`."""
+    p = [f"${i}" for i in range(first, first + 5)]
+    return f"""INSERT INTO event_outbox (event_id, topic, key, value, headers)
+               SELECT {p[0]}::uuid, {p[1]}::text, {p[2]}::text, {p[3]}::bytea, {p[4]}::jsonb"""
+
+
+def _audit_args(before: TxRow, after: TxRow, action: str, reason: str | None) -> tuple[Any, ...]:
+    return (str(after.id), action, ACTOR, _json(_snapshot(before)), _json(_snapshot(after)), reason)
+
+
+def _event_args(tx: TxRow, error_code: ErrorCode | None) -> tuple[Any, ...]:
     event = TransactionEvent(client_id=tx.client_id, error_code=error_code, transaction=tx.resource())
     envelope = wrap(event, correlation_id=tx.correlation_id or new_correlation_id())
     headers = [[k, v.decode(errors="replace")] for k, v in kafka_headers(envelope.correlation_id)]
-    await conn.execute(
-        """INSERT INTO event_outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)""",
-        uuid.UUID(envelope.event_id),
-        TRANSACTIONS,
-        tx.ref_id,
-        envelope.encode(),
-        _json(headers),
-    )
+    return (uuid.UUID(envelope.event_id), TRANSACTIONS, tx.ref_id, envelope.encode(), _json(headers))

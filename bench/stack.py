@@ -1,0 +1,174 @@
+"""Shared pieces for benchmarks: real infrastructure, a fresh database, services as subprocesses.
+
+Everything here is a context manager that cleans up after itself, so a failing benchmark leaves no process,
+database or broker behind. Services run as real subprocesses (`python -m <module>`) so their RSS and CPU are
+their own, measured from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench.report import rss_mb
+from hub_common.db import migrate
+from hub_common.errors import HubError
+from hub_devstack.kafka import provide_kafka
+from hub_devstack.postgres import database_url_for, provide_postgres
+from hub_devstack.procs import free_port, log_tail, stop_process
+
+
+class BenchSetupError(HubError):
+    """A piece of the benchmark's stack did not come up."""
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    postgres_admin_url: str
+
+
+@asynccontextmanager
+async def infra() -> AsyncIterator[Infra]:
+    """A ready Kafka broker and PostgreSQL cluster (the env's when set, else started here and stopped after)."""
+    async with AsyncExitStack() as stack:
+        # The providers are blocking context managers (they may start a broker): keep them off the loop.
+        kafka_cm = provide_kafka()
+        bootstrap = await asyncio.to_thread(kafka_cm.__enter__)
+        stack.push_async_callback(asyncio.to_thread, kafka_cm.__exit__, None, None, None)
+        pg_cm = provide_postgres()
+        admin_url = await asyncio.to_thread(pg_cm.__enter__)
+        stack.push_async_callback(asyncio.to_thread, pg_cm.__exit__, None, None, None)
+        yield Infra(bootstrap, admin_url)
+
+
+@asynccontextmanager
+async def fresh_database(admin_url: str, prefix: str = "bench") -> AsyncIterator[str]:
+    """A new, migrated database; dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = database_url_for(admin_url, name)
+    try:
+        await migrate(url)
+        yield url
+    finally:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def topic_prefix(name: str) -> str:
+    """A topic prefix no other run shares."""
+    return f"bench-{name}-{uuid.uuid4().hex[:8]}."
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_mb(self) -> tuple[float, float]:
+        """(current, peak) RSS in MiB."""
+        return rss_mb(self.pid)
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far (from /proc/<pid>/stat)."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def tail(self, lines: int = 40) -> str:
+        return log_tail(self.log, lines)
+
+
+async def _ready(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url + "/ready", timeout=aiohttp.ClientTimeout(total=2)) as response:
+            return response.status == 200
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return False
+
+
+@asynccontextmanager
+async def service(
+    name: str,
+    module: str,
+    env: Mapping[str, str],
+    *,
+    port_env: str,
+    ready_timeout_s: float = 60.0,
+    wait_ready: bool = True,
+    log_dir: Path | None = None,
+    python_args: Sequence[str] = (),
+) -> AsyncIterator[Service]:
+    """Run `python [python_args] -m module` with `env` on a free port (`port_env`); yield once GET /ready
+    answers 200 (or at once when `wait_ready` is False); SIGTERM (then SIGKILL) on exit.
+
+    `python_args` lets a benchmark profile the service, e.g. `("-m", "cProfile", "-o", path)`."""
+    port = free_port()
+    directory = log_dir or Path(tempfile.gettempdir()) / "hub-bench"
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"{name}-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the child is awaited by polling
+            [sys.executable, *python_args, "-m", module],
+            env={**os.environ, **env, port_env: str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    svc = Service(name, proc, f"http://127.0.0.1:{port}", log)
+    try:
+        if wait_ready:
+            await until_ready(svc, timeout_s=ready_timeout_s)
+        yield svc
+    finally:
+        await asyncio.to_thread(stop_process, proc, grace_s=10.0)
+
+
+async def until_ready(svc: Service, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while not await _ready(session, svc.url):
+            if svc.proc.poll() is not None:
+                raise BenchSetupError(f"{svc.name} exited with code {svc.proc.returncode}:\n{svc.tail()}")
+            if time.monotonic() >= deadline:
+                raise BenchSetupError(f"{svc.name} not ready within {timeout_s:.0f} s:\n{svc.tail()}")
+            await asyncio.sleep(0.2)
+
+
+class PeakRss:
+    """Samples a process's VmHWM; keeps the last value read while the process was alive."""
+
+    def __init__(self, svc: Service) -> None:
+        self._svc = svc
+        self.peak_mb = float("nan")
+
+    def sample(self) -> None:
+        with suppress(OSError):
+            self.peak_mb = self._svc.rss_mb()[1]
