@@ -60,6 +60,18 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[Running]:
         )
 
 
+ADMISSION_TABLES = ("transactions", "idempotency_keys", "audit_log")
+
+
+async def table_counts(database_url: str) -> dict[str, int]:
+    """Rows in each table an admission writes: all of them or none."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}")) for table in ADMISSION_TABLES}
+    finally:
+        await conn.close()
+
+
 async def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
     """Every record of `topic` up to its current end (produce is acked before the gateway answers)."""
     consumer = AIOKafkaConsumer(

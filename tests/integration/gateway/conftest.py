@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_devstack.kafka import LocalKafka, local_kafka
 from hub_gateway.settings import GatewaySettings
 from support.gateway_it import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
 
@@ -18,3 +21,14 @@ def gateway_settings(kafka_settings: KafkaSettings, db_settings: DatabaseSetting
         outcome_budget_s=0.5,
         backlog_refresh_s=0.05,
     )
+
+
+@pytest.fixture(scope="module")
+def private_kafka() -> Iterator[LocalKafka]:
+    """A broker of its own for a test that stops it (the session's broker is shared and must stay up)."""
+    broker = local_kafka()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from hub_common.operator import OperatorSettings
 from hub_common.schemas import TxStatus
 from hub_common.settings import KafkaSettings
 from hub_gateway.app import BACKLOG, POOL, PRODUCER
@@ -168,7 +169,9 @@ async def test_database_down_answers_503(gateway_settings: GatewaySettings, kafk
 async def test_backlog_over_its_bound_is_429_but_replays_still_answer(
     gateway_settings: GatewaySettings, kafka_settings: KafkaSettings
 ) -> None:
-    settings = gateway_settings.model_copy(update={"max_backlog": 1, "outcome_budget_s": 0.0})
+    # The operator allows 6 calls a minute: one transaction over the bound drains in 10 s.
+    operator = OperatorSettings(rate_per_minute=6)
+    settings = gateway_settings.model_copy(update={"max_backlog": 1, "outcome_budget_s": 0.0, "operator": operator})
     async with running_gateway(settings) as gw:
         for i in range(2):
             assert (await gw.client.post_transaction(bet(f"bet-{i}"), idempotency_key=f"k-{i}")).status == 202
@@ -179,7 +182,7 @@ async def test_backlog_over_its_bound_is_429_but_replays_still_answer(
         limited = await gw.client.post_transaction(bet("bet-9"), idempotency_key="k-9")
         replay = await gw.client.post_transaction(bet("bet-0"), idempotency_key="k-0")
     assert (limited.status, limited.error_code) == (429, "RATE_LIMITED")
-    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["Retry-After"] == "10"
     assert replay.status == 202
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert len(await read_commands(kafka_settings)) == 2

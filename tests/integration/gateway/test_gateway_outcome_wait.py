@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 from pydantic import SecretStr
 
 from hub_common.operator import OperatorSettings
@@ -77,13 +76,6 @@ async def test_a_202_replay_later_sees_the_outcome(
 
 
 async def test_balance_is_read_from_the_operator(gateway_settings: GatewaySettings, database_url: str) -> None:
-    # Workaround, reported to the ledger owner: asyncpg decodes the default '-infinity' of
-    # operator_budget.paused_until as a naive datetime, which Budget cannot compare with clock_timestamp().
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("UPDATE operator_budget SET paused_until = now() - interval '1 day'")
-    finally:
-        await conn.close()
     operator_secret = SecretStr("operator-secret")
     operator = MockOperatorSettings(
         secret=operator_secret,

@@ -74,12 +74,35 @@ async def test_metadata_over_4_kib(client: GatewayClient) -> None:
     assert "metadata" in _details(response)
 
 
-async def test_body_over_the_limit_is_413(client: GatewayClient, transactions: FakeTransactions) -> None:
+async def test_body_over_the_limit_is_400(client: GatewayClient, transactions: FakeTransactions) -> None:
     body = {**BET, "metadata": {f"k{i}": "x" * 100 for i in range(100)}}
     response = await client.post_transaction(body, idempotency_key="k-1")
-    assert response.status == 413
-    assert response.error_code == "INVALID_REQUEST"
+    assert "8192 bytes" in _details(response)["body"]
     assert transactions.submitted == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"null", b'"text"', b"42", b'{"refId": NaN}', b"\xff\xfe", b'{"a": 1} trailing'],
+)
+async def test_bodies_that_are_no_json_object(client: GatewayClient, body: bytes) -> None:
+    assert "body" in _details(await client.post_transaction(body, idempotency_key="k-1"))
+
+
+@pytest.mark.parametrize("amount", [True, 1.0, "1", None, [1], {"cents": 1}, 10**16, -(10**16), 1e3])
+async def test_amount_must_be_a_plain_integer(client: GatewayClient, amount: object) -> None:
+    assert "amountCents" in _details(await client.post_transaction({**BET, "amountCents": amount}, idempotency_key="k"))
+
+
+async def test_nested_unknown_field_and_null_required_field(client: GatewayClient) -> None:
+    details = _details(await client.post_transaction({**BET, "playerId": None, "extra": {}}, idempotency_key="k"))
+    assert {"playerId", "extra"} <= set(details)
+
+
+async def test_refund_carrying_zero_is_accepted(client: GatewayClient, transactions: FakeTransactions) -> None:
+    refund = {**BET, "type": "REFUND", "amountCents": 0, "originalRefId": "bet-0"}
+    assert (await client.post_transaction(refund, idempotency_key="k-1")).status == 201
+    assert transactions.submitted[0].request.amount_cents == 0
 
 
 @pytest.mark.parametrize("key", [None, "", "x" * 256, "tab\there", "ünïcode"])

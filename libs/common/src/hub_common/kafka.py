@@ -85,15 +85,22 @@ async def ping(settings: KafkaSettings) -> bool:
 
 
 class KafkaProducer:
-    """Idempotent producer (`acks=all`). `send` returns once the broker has the record."""
+    """Producer with `acks=all`, idempotent by default. `send` returns once the broker has the record.
 
-    def __init__(self, settings: KafkaSettings, *, client_id: str, linger_ms: int = 5) -> None:
+    `idempotent=False` is for a producer whose caller must know a record's fate before it answers: aiokafka's
+    idempotent producer never expires a batch (it retries while the broker is down and delivers whenever it
+    returns), whereas without idempotence a batch fails once it is older than the request timeout. The gateway
+    needs that: after answering 503 and rolling back, a late command would be a transaction the RGS was told did
+    not happen. The duplicate that idempotence prevents is harmless there (the ledger dedupes by transactionId).
+    """
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str, linger_ms: int = 5, idempotent: bool = True) -> None:
         self._settings = settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=client_id,
             acks="all",
-            enable_idempotence=True,
+            enable_idempotence=idempotent,
             linger_ms=linger_ms,
             request_timeout_ms=settings.request_timeout_ms,
         )

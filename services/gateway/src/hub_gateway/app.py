@@ -13,7 +13,7 @@ from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer, ensure_topic
 from hub_common.operator import Budget, OperatorClient
 from hub_gateway import handlers
 from hub_gateway.auth import Authenticator
-from hub_gateway.backlog import BacklogGuard
+from hub_gateway.backlog import BacklogGuard, RetryAfterPolicy
 from hub_gateway.balance import OperatorBalanceService
 from hub_gateway.handlers import AUTH, BALANCES, SETTINGS
 from hub_gateway.middleware import plumbing
@@ -67,7 +67,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
         await app[POOL].close()
 
     async def producer(app: web.Application) -> AsyncIterator[None]:
-        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
+        # Not idempotent, so the request timeout bounds how long aiokafka may hold an unacknowledged command:
+        # a command the gateway answered 503 for must never be delivered later (see KafkaProducer).
+        kafka_settings = settings.kafka.model_copy(update={"request_timeout_ms": settings.producer_request_timeout_ms})
+        app[PRODUCER] = KafkaProducer(kafka_settings, client_id=CLIENT_ID, idempotent=False)
         await app[PRODUCER].start()
         yield
         await app[PRODUCER].stop()
@@ -93,7 +96,12 @@ def create_app(settings: GatewaySettings) -> web.Application:
             retry_after_s=settings.in_progress_retry_after_s,
             key_ttl_s=settings.idempotency_ttl_s,
         )
-        app[BACKLOG] = BacklogGuard(settings.max_backlog, settings.rate_limited_retry_after_s)
+        retry_after = RetryAfterPolicy(
+            operator_rate_per_minute=settings.operator.rate_per_minute,
+            min_s=settings.rate_limited_retry_after_min_s,
+            max_s=settings.rate_limited_retry_after_max_s,
+        )
+        app[BACKLOG] = BacklogGuard(settings.max_backlog, retry_after)
         config = AdmissionConfig(
             outcome_budget_s=settings.outcome_budget_s,
             produce_timeout_s=settings.produce_timeout_s,

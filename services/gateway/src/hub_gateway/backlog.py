@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from prometheus_client import Gauge
 
@@ -16,17 +18,32 @@ log = logging.getLogger(__name__)
 BACKLOG = Gauge("gateway_backlog_transactions", "Transactions admitted but not yet final (PENDING/PROCESSING)")
 
 
+@dataclass(frozen=True)
+class RetryAfterPolicy:
+    """How long a refused client should wait: the ledger drains the backlog at the operator's rate, no faster."""
+
+    operator_rate_per_minute: int
+    min_s: int
+    max_s: int
+
+    def seconds(self, backlog: int, bound: int) -> int:
+        # Admission resumes once the backlog is back at its bound, so only the excess has to drain first.
+        rate_per_s = self.operator_rate_per_minute / 60
+        drain_s = math.ceil(max(backlog - bound, 1) / rate_per_s)
+        return max(self.min_s, min(self.max_s, drain_s))
+
+
 class BacklogGuard:
     """Holds the last counted backlog; refreshed in the background so admission never waits on a count."""
 
-    def __init__(self, max_backlog: int, retry_after_s: int) -> None:
+    def __init__(self, max_backlog: int, retry_after: RetryAfterPolicy) -> None:
         self._max = max_backlog
-        self._retry_after_s = retry_after_s
+        self._retry_after = retry_after
         self.current = 0
 
     def check(self) -> None:
         if self._max and self.current > self._max:
-            raise RateLimitedError(self.current, self._retry_after_s)
+            raise RateLimitedError(self.current, self._retry_after.seconds(self.current, self._max))
 
     def update(self, value: int) -> None:
         self.current = value

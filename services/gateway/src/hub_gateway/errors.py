@@ -22,8 +22,12 @@ class InvalidRequestError(HubError):
 
 
 class PayloadTooLargeError(InvalidRequestError):
+    """A 400 like any other invalid request (the contract knows no 413), naming the body as the bad field."""
+
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds {limit} bytes")
+        super().__init__(
+            f"request body exceeds {limit} bytes", [FieldProblem("body", f"must be at most {limit} bytes")]
+        )
         self.limit = limit
 
 

@@ -17,7 +17,6 @@ from hub_gateway.errors import (
     DuplicateRefIdError,
     IdempotencyKeyReusedError,
     InvalidRequestError,
-    PayloadTooLargeError,
     RateLimitedError,
     RequestInProgressError,
     TransactionNotFoundError,
@@ -56,11 +55,9 @@ def problem_for(exc: HubError) -> Problem:
 
 
 def _request_problem(exc: HubError) -> Problem | None:
-    """What is wrong with the request itself: 400, 401, 413, 422."""
+    """What is wrong with the request itself: 400, 401, 422."""
     if isinstance(exc, SignatureError):
         return Problem(401, ErrorCode(exc.code), exc.message)
-    if isinstance(exc, PayloadTooLargeError):
-        return Problem(413, ErrorCode.INVALID_REQUEST, exc.message)
     if isinstance(exc, InvalidRequestError):
         details = [ErrorDetail(field=p.field, message=p.message) for p in exc.problems]
         return Problem(400, ErrorCode.INVALID_REQUEST, exc.message, details=details)

@@ -114,7 +114,15 @@ class OutcomeListener:
         raise KafkaError(f"no partition of {self._topic} was assigned")
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            # With the broker unreachable, aiokafka's fetcher lets the cancellation of its own fetch task
+            # escape `stop()`. Only a cancellation aimed at us may interrupt the rest of the shutdown.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("outcome listener stopped while Kafka was unreachable")
 
     async def run(self) -> None:
         client = self._consumer.client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from hub_gateway.outcomes import OutcomeWaiter, Watch
 from hub_gateway.store import Admission, Existing, StoredTransaction, TransactionStore
 from hub_gateway.validation import request_hash
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer("hub_gateway")
 
 ADMISSIONS = Counter("gateway_admissions_total", "POST /v1/transactions by result", ["result"])
@@ -86,6 +88,7 @@ class AdmissionService:
             if existing is not None:
                 stored = self._replayable(existing, client_id, digest, request.ref_id)
                 ADMISSIONS.labels("replayed").inc()
+                log.info("replaying transaction", extra=_log_fields(stored.transaction))
                 return await self._replay(stored, deadline)
             self._backlog.check()
             admission = Admission(
@@ -103,6 +106,7 @@ class AdmissionService:
                 except AdmissionRaceError:
                     continue
                 ADMISSIONS.labels("admitted").inc()
+                log.info("transaction admitted", extra=_log_fields(stored.transaction))
                 return await self._settle(stored, watch, deadline)
         raise RequestInProgressError(self._config.in_progress_retry_after_s)
 
@@ -167,4 +171,18 @@ class AdmissionService:
                     timeout=self._config.produce_timeout_s,
                 )
             except TimeoutError as exc:
+                # Not expected: aiokafka fails a record after its own, shorter request timeout (producer.py).
+                # If it outlived that, the record may still be delivered; the ledger then inserts its row.
+                log.error(
+                    "Kafka produce outlived its timeout; the command may still be delivered",
+                    extra={"refId": request.ref_id, "transactionId": command.transaction_id},
+                )
                 raise KafkaUnavailableError("Kafka did not acknowledge the command in time") from exc
+
+
+def _log_fields(transaction: Transaction) -> dict[str, str]:
+    return {
+        "refId": transaction.ref_id,
+        "transactionId": transaction.transaction_id,
+        "status": transaction.status.value,
+    }

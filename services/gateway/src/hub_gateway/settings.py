@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
@@ -30,12 +30,17 @@ class GatewaySettings(BaseSettings):
     # the row lock before answering 409 REQUEST_IN_PROGRESS (short: it holds a pooled connection meanwhile).
     admission_lock_timeout_ms: int = Field(default=250, ge=1)
     in_progress_retry_after_s: int = Field(default=1, ge=1)
-    produce_timeout_s: float = Field(default=10.0, gt=0)
+    # The longest a POST waits for Kafka to acknowledge its command. The producer's own request timeout is
+    # derived from it (see `producer_request_timeout_ms`), so that aiokafka has given up on an unacknowledged
+    # record before the gateway answers 503: no buffered record can reach the broker after that answer.
+    produce_timeout_s: float = Field(default=10.0, ge=2.5)
 
     # Admission is refused (429) while more than this many transactions wait for the ledger; 0 disables.
     max_backlog: int = Field(default=1000, ge=0)
     backlog_refresh_s: float = Field(default=1.0, gt=0)
-    rate_limited_retry_after_s: int = Field(default=5, ge=1)
+    # 429's Retry-After is the time the ledger needs to drain the excess at the operator's rate, within these.
+    rate_limited_retry_after_min_s: int = Field(default=1, ge=1)
+    rate_limited_retry_after_max_s: int = Field(default=60, ge=1)
 
     # The balance endpoint's operator access; it shares the ledger's budget (same database, same budget_name).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
@@ -44,6 +49,18 @@ class GatewaySettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @property
+    def producer_request_timeout_ms(self) -> int:
+        """aiokafka fails a record after at most about twice its request timeout (batch expiry plus one request
+        in flight); a fifth of margin keeps that inside `produce_timeout_s`."""
+        return int(self.produce_timeout_s * 1000 / 2.5)
+
+    @model_validator(mode="after")
+    def _retry_after_bounds(self) -> GatewaySettings:
+        if self.rate_limited_retry_after_min_s > self.rate_limited_retry_after_max_s:
+            raise ValueError("rate_limited_retry_after_min_s must not exceed rate_limited_retry_after_max_s")
+        return self
 
     @field_validator("clients")
     @classmethod

@@ -21,16 +21,18 @@ from hub_common.errors import DatabaseUnavailableError
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_gateway.errors import AdmissionRaceError, RequestInProgressError
 
+# Every other database failure means "nothing was admitted, try again later" (503), whatever its class:
+# a read-only standby after failover, a database refusing connections, a full disk, a dropped table. The two
+# errors that carry meaning for admission (unique violation, lock timeout) are caught before these.
 _UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.QueryCanceledError,
-    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresError,
 )
+
+_MEANINGFUL = (asyncpg.UniqueViolationError, asyncpg.LockNotAvailableError)
 
 _COLUMNS = """t.id, t.client_id, t.ref_id, t.type, t.player_id, t.amount_cents, t.currency, t.round_id,
     t.game_id, t.original_ref_id, t.status, t.reason, t.error_code, t.balance_cents, t.operator_transaction_id,
@@ -108,6 +110,8 @@ class TransactionStore:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
+        except _MEANINGFUL:
+            raise  # `admit` turns these into conflicts, not outages
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
 

@@ -14,7 +14,8 @@ from hub_common.schemas import TransactionRequest
 from hub_gateway.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError, UnsupportedCurrencyError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_PRINTABLE_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
+_PRINTABLE_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
