@@ -140,6 +140,8 @@ class Budget:
                     return
                 continue
             top = self._heap[0]
+            # Cleared before asking, so a more urgent waiter arriving during the query is not missed.
+            self._wake.clear()
             try:
                 wait = await self._try_grant(top.priority)
             except _DB_ERRORS as exc:
@@ -154,14 +156,22 @@ class Budget:
                 self._heap.clear()
                 return
             if wait <= 0:
-                heapq.heappop(self._heap)
-                BUDGET_GRANTS.labels(Priority(top.priority).name).inc()
-                if not top.future.done():
-                    top.future.set_result(None)
+                # The heap may have changed during the query (a more urgent waiter pushed on top, `top` timed
+                # out): the grant goes to whoever is most urgent now, and only that waiter leaves the heap.
+                granted = self._pop_pending()
+                if granted is not None:
+                    BUDGET_GRANTS.labels(Priority(granted.priority).name).inc()
+                    granted.future.set_result(None)
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, self._poll_s))
+
+    def _pop_pending(self) -> _Waiter | None:
+        while self._heap:
+            waiter = heapq.heappop(self._heap)
+            if not waiter.future.done():
+                return waiter
+        return None
 
     async def _try_grant(self, priority: int) -> float:
         """Grant one call now (returns 0) or return the seconds to wait before asking again."""
