@@ -4,8 +4,10 @@
   transaction: COMPLETED with the operator's record when it was applied, FAILED when it never was. Like
   the ledger it writes the audit row and the `hub.transactions` event (via event_outbox, which the ledger's
   relay publishes) in the same database transaction.
-- `replay` re-enqueues the command of an open transaction on hub.commands (a lost command); the ledger
-  ignores it if the transaction is already final, so it never applies anything twice.
+- `replay` (runbook "Transaction Replay") runs only after the operator confirms it never saw the refId:
+  an open transaction's command is re-enqueued (a lost command); a FAILED WIN/REFUND goes back to PENDING
+  (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
+  replayed: the ledger cancelled it at the operator, and the RGS was told so.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import orjson
 
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer
-from hub_common.operator import Budget, OperatorClient, OperatorSettings, OperatorTechnicalError, Priority
+from hub_common.operator import (
+    Budget,
+    OperatorClient,
+    OperatorSettings,
+    OperatorTechnicalError,
+    OperatorTransaction,
+    Priority,
+)
 from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionEvent, TxStatus
 from hub_common.telemetry import kafka_headers, new_correlation_id
 from hubctl.context import HubctlSettings
@@ -30,7 +39,7 @@ from hubctl.output import render
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "round_closed, metadata::text AS metadata, request_hash, status, reason, error_code, balance_cents, "
-    "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at"
+    "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at, replayed_at"
 )
 
 
@@ -65,9 +74,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _json_flag(resolve)
     resolve.set_defaults(handler=run_resolve)
 
-    replay = nested.add_parser("replay", help="re-enqueue the command of an open transaction")
+    replay = nested.add_parser(
+        "replay", help="re-run an open or FAILED credit transaction the operator confirms it never saw"
+    )
     replay.add_argument("ref_id")
-    replay.add_argument("--dry-run", action="store_true")
+    replay.add_argument("--reason", default="replayed via hubctl")
+    replay.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
     _json_flag(replay)
     replay.set_defaults(handler=run_replay)
 
@@ -210,24 +222,38 @@ async def _finish(
     return done
 
 
-def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    operator = OperatorSettings(
+def _operator_settings(settings: HubctlSettings) -> OperatorSettings:
+    return OperatorSettings(
         url=settings.operator_url, client_id=settings.operator_client_id, secret=settings.operator_secret
     )
 
+
+async def _operator_record(
+    pool: asyncpg.Pool, operator: OperatorSettings, row: asyncpg.Record
+) -> OperatorTransaction | None:
+    """The operator's record of the row's refId (None: it never applied it), spending the shared budget."""
+    client = OperatorClient(operator)
+    budget = Budget(pool, operator)
+    try:
+        await budget.acquire(Priority.CREDIT, timeout_s=120)
+        return await client.get_transaction(row["ref_id"], correlation_id=row["correlation_id"] or "")
+    except OperatorTechnicalError as exc:
+        raise SystemExit(f"hubctl: operator lookup failed: {exc.message}") from exc
+    finally:
+        await budget.close()
+        await client.close()
+
+
+def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    operator = _operator_settings(settings)
+
     async def go() -> dict[str, Any]:
         pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
-        client = OperatorClient(operator)
-        budget = Budget(pool, operator)
         try:
             row = await _row(pool, args.ref_id)
             if TxStatus(row["status"]).is_final:
                 return {"refId": args.ref_id, "result": f"already {row['status']}: nothing to do"}
-            await budget.acquire(Priority.CREDIT, timeout_s=120)
-            try:
-                record = await client.get_transaction(args.ref_id, correlation_id=row["correlation_id"] or "")
-            except OperatorTechnicalError as exc:
-                raise SystemExit(f"hubctl: operator lookup failed: {exc.message}") from exc
+            record = await _operator_record(pool, operator, row)
             outcome: dict[str, Any] = {
                 "status": "COMPLETED" if record else "FAILED",
                 "error_code": None if record else ErrorCode.OPERATOR_UNAVAILABLE.value,
@@ -244,44 +270,94 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
                 await _finish(conn, locked, outcome, actor=settings.hubctl_actor, reason=reason)
             return {"refId": args.ref_id, "result": "resolved", **outcome}
         finally:
-            await budget.close()
-            await client.close()
             await pool.close()
 
     _render(asyncio.run(go()), as_json=args.json)
     return 0
 
 
+def _command(row: asyncpg.Record, key: str | None) -> TransactionCommand:
+    return TransactionCommand(
+        transaction_id=str(row["id"]),
+        client_id=row["client_id"],
+        idempotency_key=key,
+        request_hash=row["request_hash"],
+        **{k: row[k] for k in ("ref_id", "type", "player_id", "amount_cents", "currency", "round_id")},
+        **{k: row[k] for k in ("game_id", "original_ref_id", "round_closed")},
+        metadata=orjson.loads(row["metadata"]),
+        admitted_at=row["created_at"],
+    )
+
+
+def _replay_refusal(row: asyncpg.Record) -> str | None:
+    status = TxStatus(row["status"])
+    if status in (TxStatus.COMPLETED, TxStatus.REJECTED):
+        return f"already {status}: nothing to replay"
+    if status is TxStatus.FAILED and row["type"] == "BET":
+        return "a FAILED BET was cancelled at the operator and reported to the RGS: it is never replayed"
+    return None
+
+
+async def _reopen(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: str, reason: str) -> None:
+    """FAILED -> PENDING with a fresh deadline, audited; the key goes back to PROCESSING."""
+    await conn.execute(
+        """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
+               attempts = 0, replayed_at = now(), updated_at = now()
+           WHERE id = $1""",
+        row["id"],
+        reason,
+    )
+    await conn.execute(
+        "UPDATE idempotency_keys SET status = 'PROCESSING', updated_at = now() WHERE transaction_id = $1", row["id"]
+    )
+    await conn.execute(
+        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+           VALUES ('transaction', $1, 'manual-replay', $2, $3::jsonb, $4::jsonb, $5)""",
+        str(row["id"]),
+        actor,
+        orjson.dumps({"status": row["status"], "reason": row["reason"], "errorCode": row["error_code"]}).decode(),
+        orjson.dumps({"status": "PENDING"}).decode(),
+        reason,
+    )
+
+
 def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    operator = _operator_settings(settings)
+
     async def go() -> dict[str, Any]:
-        conn = await _connect(settings)
+        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
         try:
-            row = await _row(conn, args.ref_id)
-            key = await conn.fetchval("SELECT key FROM idempotency_keys WHERE transaction_id = $1", row["id"])
+            row = await _row(pool, args.ref_id)
+            if (refusal := _replay_refusal(row)) is not None:
+                return {"refId": args.ref_id, "result": f"refused: {refusal}"}
+            if await _operator_record(pool, operator, row) is not None:
+                return {
+                    "refId": args.ref_id,
+                    "result": "refused: the operator has applied this transaction; use `hubctl tx resolve`",
+                }
+            if args.dry_run:
+                return {"refId": args.ref_id, "result": "dry run: the operator never saw it; would replay"}
+            producer = KafkaProducer(settings.kafka, client_id="hubctl")
+            await producer.start()
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    locked = await _row(conn, args.ref_id, lock=True)
+                    if (refusal := _replay_refusal(locked)) is not None:
+                        return {"refId": args.ref_id, "result": f"refused: {refusal}"}
+                    if locked["status"] == TxStatus.FAILED:
+                        await _reopen(conn, locked, actor=settings.hubctl_actor, reason=args.reason)
+                    key = await conn.fetchval(
+                        "SELECT key FROM idempotency_keys WHERE transaction_id = $1", locked["id"]
+                    )
+                    cmd = _command(locked, key)
+                    envelope = wrap(cmd, correlation_id=locked["correlation_id"] or new_correlation_id())
+                    # Inside the database transaction: the reopening commits only once Kafka has the command.
+                    await producer.send(COMMANDS, envelope, key=cmd.player_id)
+            finally:
+                await producer.stop()
+            return {"refId": args.ref_id, "result": "replayed", "previousStatus": row["status"]}
         finally:
-            await conn.close()
-        if TxStatus(row["status"]).is_final:
-            return {"refId": args.ref_id, "result": f"already {row['status']}: nothing to replay"}
-        cmd = TransactionCommand(
-            transaction_id=str(row["id"]),
-            client_id=row["client_id"],
-            idempotency_key=key,
-            request_hash=row["request_hash"],
-            **{k: row[k] for k in ("ref_id", "type", "player_id", "amount_cents", "currency", "round_id")},
-            **{k: row[k] for k in ("game_id", "original_ref_id", "round_closed")},
-            metadata=orjson.loads(row["metadata"]),
-            admitted_at=row["created_at"],
-        )
-        if args.dry_run:
-            return {"refId": args.ref_id, "result": "dry run: would re-enqueue", "playerId": cmd.player_id}
-        producer = KafkaProducer(settings.kafka, client_id="hubctl")
-        await producer.start()
-        try:
-            envelope = wrap(cmd, correlation_id=row["correlation_id"] or new_correlation_id())
-            await producer.send(COMMANDS, envelope, key=cmd.player_id)
-        finally:
-            await producer.stop()
-        return {"refId": args.ref_id, "result": "re-enqueued", "playerId": cmd.player_id}
+            await pool.close()
 
     _render(asyncio.run(go()), as_json=args.json)
     return 0

@@ -1,0 +1,121 @@
+"""`hubctl tx replay`: only what the operator confirms it never saw, and never a cancelled BET."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
+from hub_common.schemas import TxType
+from hub_common.settings import DatabaseSettings, KafkaSettings
+from hubctl.commands import tx
+from hubctl.context import HubctlSettings
+from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+
+
+@pytest.fixture
+def settings(database_url: str, operator_url: str, kafka_settings: KafkaSettings) -> HubctlSettings:
+    return HubctlSettings(
+        database=DatabaseSettings(url=SecretStr(database_url)),
+        kafka=kafka_settings,
+        operator_url=operator_url,
+        operator_secret=OPERATOR_SECRET,
+        hubctl_actor="hubctl:sre-test",
+    )
+
+
+async def replay(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *argv: str) -> dict[str, str]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true")
+    tx.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["--json", "tx", "replay", *argv])
+    capsys.readouterr()
+    # The command runs its own event loop (asyncio.run), so it goes to a thread.
+    assert await asyncio.to_thread(args.handler, args, settings) == 0
+    result: dict[str, str] = orjson.loads(capsys.readouterr().out)
+    return result
+
+
+async def fail(harness: Harness, ref_id: str) -> None:
+    """The ledger's give-up path, as after a credit deadline: FAILED, the key COMPLETED."""
+    await harness.pool.execute(
+        """UPDATE transactions SET status = 'FAILED', error_code = 'OPERATOR_UNAVAILABLE', completed_at = now(),
+               reason = 'not confirmed by the operator by its deadline' WHERE ref_id = $1""",
+        ref_id,
+    )
+    await harness.pool.execute(
+        """UPDATE idempotency_keys SET status = 'COMPLETED'
+           WHERE transaction_id = (SELECT id FROM transactions WHERE ref_id = $1)""",
+        ref_id,
+    )
+
+
+async def test_failed_win_the_operator_never_saw_is_replayed_and_completes(
+    ledger: Harness, settings: HubctlSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmd = command("win-lost", TxType.WIN, "p-3", 700)
+    await insert_admitted(ledger.pool, cmd)
+    await fail(ledger, "win-lost")
+
+    dry = await replay(capsys, settings, "win-lost", "--dry-run")
+    assert dry["result"].startswith("dry run: the operator never saw it")
+    assert (await ledger.row("win-lost"))["status"] == "FAILED"
+
+    done = await replay(capsys, settings, "win-lost", "--reason", "INC-42 operator outage")
+    assert done == {"refId": "win-lost", "result": "replayed", "previousStatus": "FAILED"}
+
+    async def completed() -> bool:
+        return str((await ledger.row("win-lost"))["status"]) == "COMPLETED"
+
+    await eventually(completed)
+    assert (await ledger.operator.player("p-3")).balance_cents == 10_700
+    row = await ledger.row("win-lost")
+    assert row["replayed_at"] is not None
+    audit = await ledger.pool.fetchrow(
+        "SELECT actor, before, after, reason FROM audit_log WHERE action = 'manual-replay' AND entity_id = $1",
+        str(row["id"]),
+    )
+    assert audit is not None
+    assert (audit["actor"], audit["reason"]) == ("hubctl:sre-test", "INC-42 operator outage")
+    assert orjson.loads(audit["before"])["status"] == "FAILED"
+
+
+async def test_replay_is_refused_when_the_operator_has_the_transaction(
+    harness: Harness, settings: HubctlSettings, operator_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmd = command("win-applied", TxType.WIN, "p-4", 300)
+    await insert_admitted(harness.pool, cmd)
+    await fail(harness, "win-applied")
+    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET))
+    try:  # the operator applied it; only the Hub's record says otherwise
+        await client.post_transaction(
+            OperatorTransactionRequest(
+                transaction_id="win-applied", player_id="p-4", type=TxType.WIN, amount_cents=300, currency="EUR"
+            ),
+            correlation_id="c",
+        )
+    finally:
+        await client.close()
+
+    result = await replay(capsys, settings, "win-applied")
+
+    assert "operator has applied this transaction" in result["result"]
+    assert (await harness.row("win-applied"))["status"] == "FAILED"
+    assert (await harness.operator.player("p-4")).balance_cents == 10_300
+
+
+async def test_failed_bet_is_never_replayed(
+    harness: Harness, settings: HubctlSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await insert_admitted(harness.pool, command("bet-cancelled", TxType.BET, "p-5", 100))
+    await fail(harness, "bet-cancelled")
+
+    result = await replay(capsys, settings, "bet-cancelled")
+
+    assert "never replayed" in result["result"]
+    assert (await harness.row("bet-cancelled"))["status"] == "FAILED"
+    assert (await harness.operator.player("p-5")).balance_cents == 10_000
