@@ -93,6 +93,13 @@ async def test_range_report_lists_every_mismatch(db_settings: DatabaseSettings, 
             await reconcile_dates(settings, DAY, date(2024, 1, 14))
 
     assert calls[0]["from"] == "2024-01-14T23:00:00Z" and calls[0]["to"] == "2024-01-16T01:00:00Z"
+    # Every feed page was charged to the operator budget the ledger replicas share (60/min, all endpoints).
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        granted = await conn.fetchval("SELECT count(*) FROM operator_budget_grants WHERE name = 'operator'")
+    finally:
+        await conn.close()
+    assert granted == len(calls) >= 1
     path = Path(summary["report"])
     assert path.parent == tmp_path / "reconciliation-reports"
     assert path.name.startswith("reconciliation-2024-01-15_2024-01-15-") and path.suffix == ".csv"

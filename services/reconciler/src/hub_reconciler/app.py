@@ -4,6 +4,7 @@ the daily run owned by its cleanup contexts, all in one process and one event lo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import aiohttp
 import asyncpg
@@ -12,6 +13,7 @@ from aiohttp import web
 from hub_common import db, kafka
 from hub_common.http import Ops, background, stop_process
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.operator import Budget, Priority
 from hub_reconciler.daily import DailyReconciliation
 from hub_reconciler.emitter import MismatchEmitter
 from hub_reconciler.feed import FeedPoller, OperatorFeedClient
@@ -64,10 +66,16 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         await app[POOL].close()
 
     async def feed(_: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
-            app[FEED_CLIENT] = OperatorFeedClient(settings.operator, session)
-            app[RANGE] = RangeReconciler(app[POOL], app[FEED_CLIENT], report_dir=settings.report_dir)
-            yield
+        # Feed pages are operator calls too: they wait their turn in the budget every replica shares.
+        budget = Budget(app[POOL], settings.operator)
+        try:
+            async with aiohttp.ClientSession() as session:
+                gate = partial(budget.acquire, Priority.DEBIT)
+                app[FEED_CLIENT] = OperatorFeedClient(settings.operator, session, gate=gate)
+                app[RANGE] = RangeReconciler(app[POOL], app[FEED_CLIENT], report_dir=settings.report_dir)
+                yield
+        finally:
+            await budget.close()
 
     async def stream(_: web.Application) -> AsyncIterator[None]:
         join = JoinStream(settings, producer=app[PRODUCER], emitter=MismatchEmitter(app[PRODUCER]), on_fatal=on_fatal)

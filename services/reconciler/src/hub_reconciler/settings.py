@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub_common.operator import OperatorSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
 
 
-class OperatorFeedSettings(BaseModel):
-    """Where the operator's report feed lives and how we sign for it (contract section 3)."""
+class OperatorFeedSettings(OperatorSettings):
+    """Where the operator's report feed lives, how we sign for it (contract section 3), and the shared budget
+    its calls are charged to (the same `budget_name` and rate as the ledger's)."""
 
-    url: str = "http://127.0.0.1:3001"
-    client_id: str = "integration-hub"
-    secret: SecretStr = SecretStr("")
     timeout_s: float = Field(default=10.0, gt=0)
     page_limit: int = Field(default=1000, ge=1, le=1000)
     # 429s are obeyed (Retry-After), but a feed read is never worth more than a few attempts.
