@@ -24,7 +24,10 @@ import asyncpg
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# The runbook's source of truth sits beside the repository; docs/runbook.md is the copy versioned with the code
+# (for clones without ../shared). When both exist they must agree, so the copy can never go stale unnoticed.
 RUNBOOK = REPO_ROOT.parent / "shared" / "seed" / "000_5aa4d8c5ce69ca05.txt"
+RUNBOOK_COPY = REPO_ROOT / "docs" / "runbook.md"
 
 # The tables this repository owns that the runbook queries, plus the generic health views it uses.
 SUBJECTS = ("transactions", "idempotency_keys", "webhook_outbox", "pg_stat_activity", "pg_tables")
@@ -111,12 +114,12 @@ def runbook_statements(text: str) -> list[Statement]:
 
 
 def read_runbook() -> str:
-    if not RUNBOOK.is_file():
-        pytest.fail(
-            f"runbook not found at {RUNBOOK} (expected ../shared/seed/ next to the repository root): "
-            "its SQL cannot be checked against the schema"
-        )
-    return RUNBOOK.read_text()
+    if not RUNBOOK_COPY.is_file():
+        pytest.fail(f"runbook copy missing at {RUNBOOK_COPY}: its SQL cannot be checked against the schema")
+    copy = RUNBOOK_COPY.read_text()
+    if RUNBOOK.is_file() and RUNBOOK.read_text() != copy:
+        pytest.fail(f"{RUNBOOK_COPY} differs from {RUNBOOK}: copy the runbook again")
+    return copy
 
 
 # --- a database with rows the runbook's statements can find -------------------------------------------
