@@ -2,54 +2,68 @@
 
 The gateway runs as `python -m hub_gateway` with real Kafka and PostgreSQL, GATEWAY_OUTCOME_BUDGET_S=0 (an
 admitted command answers 202 at once: this measures verify + validate + idempotent admit + acked produce, not
-the ledger) and no backlog bound. The baseline is an aiohttp app that reads the body and answers 201. One
-client session drives signed POSTs, each with its own refId and key, pre-built before the clock starts.
+the ledger) and no backlog bound. The baseline is this module run as `python -m bench.gateway`: an aiohttp app
+that reads the body and answers 201. One client session drives signed POSTs, each with its own refId and key,
+pre-built before the clock starts.
+
+`gateway_cpu_pct` is the gateway process's CPU use during a level (100 = one core): at 100 the gateway itself is
+the bound; below it, the machine (database, broker, the client) is. With `BENCH_PROFILE=<dir>` the gateway runs
+under pyinstrument and leaves `gateway.pstats` in <dir> (`python -m pstats`: self time per function).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import orjson
+from aiohttp import web
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from bench.report import Report, Target, percentile, rss_mb
-from hub_common.db import migrate
+from bench.report import Report, Target, percentile
+from bench.stack import PeakRss, Service, fresh_database, infra, service, topic_prefix
 from hub_common.signing import request_headers
-from hub_devstack.kafka import provide_kafka
-from hub_devstack.postgres import database_url_for, provide_postgres
-from hub_devstack.procs import free_port, log_tail, stop_process
 from hub_devstack.stack_config import BY_NAME, DemoSecrets, StackConfig, service_env
 
 LEVELS = (1, 8, 32, 64)
 ACCEPTED = frozenset({201, 202})
 PATH = "/v1/transactions"
+BARE_PORT_ENV = "BENCH_BARE_PORT"
+PROFILE_ENV = "BENCH_PROFILE"
+# Pre-built requests per second of a level: above what either server accepts here; a level that runs out
+# just ends early (its rate is accepted / elapsed).
+REQUESTS_PER_S = 12_000
 
-BASELINE_APP = """
-import sys
-from aiohttp import web
 
-async def created(request):
+# --- the baseline (run as `python -m bench.gateway`) -------------------------------------------------------------
+
+
+async def _created(request: web.Request) -> web.Response:
     await request.read()
     return web.json_response({"status": "COMPLETED"}, status=201)
 
-app = web.Application()
-app.router.add_post("/v1/transactions", created)
-app.router.add_get("/ready", lambda _: web.Response(text="ok"))
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
+
+async def _ready(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def serve_bare() -> None:
+    app = web.Application()
+    app.router.add_post(PATH, _created)
+    app.router.add_get("/ready", _ready)
+    web.run_app(app, host="127.0.0.1", port=int(os.environ[BARE_PORT_ENV]), print=None, access_log=None)
+
+
+# --- measuring ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -59,62 +73,15 @@ class Level:
     failed: int
     seconds: float
     latencies_ms: list[float]
+    cpu_s: float = float("nan")
 
     @property
     def rps(self) -> float:
         return self.accepted / self.seconds if self.seconds else 0.0
 
-
-@dataclass(frozen=True)
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path, port: int) -> Iterator[Server]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield Server(proc, f"http://127.0.0.1:{port}", log)
-    finally:
-        stop_process(proc, grace_s=10)
-
-
-async def _wait_ready(session: aiohttp.ClientSession, server: Server, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.url} exited early:\n{log_tail(server.log)}")
-        try:
-            async with session.get(server.url + "/ready") as response:
-                if response.status == 200:
-                    return
-        except (aiohttp.ClientError, OSError):
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"{server.url} was not ready within {timeout_s:.0f} s:\n{log_tail(server.log)}")
-
-
-@asynccontextmanager
-async def _database(admin_url: str) -> AsyncIterator[str]:
-    name = f"bench_gateway_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        url = database_url_for(admin_url, name)
-        await migrate(url)
-        yield url
-    finally:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    @property
+    def cpu_pct(self) -> float:
+        return 100 * self.cpu_s / self.seconds if self.seconds else float("nan")
 
 
 def _requests(client_id: str, secret: SecretStr, run: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -135,13 +102,14 @@ def _requests(client_id: str, secret: SecretStr, run: str, count: int) -> list[t
 
 
 async def _drive(
-    session: aiohttp.ClientSession, url: str, work: list[tuple[bytes, dict[str, str]]], concurrency: int, seconds: float
+    session: aiohttp.ClientSession, svc: Service, work: list[tuple[bytes, dict[str, str]]], concurrency: int, s: float
 ) -> Level:
     items = iter(work)
     latencies: list[float] = []
     failed = 0
+    cpu_before = svc.cpu_s()
     started = time.monotonic()
-    end = started + seconds
+    end = started + s
 
     async def worker() -> None:
         nonlocal failed
@@ -149,7 +117,7 @@ async def _drive(
             if time.monotonic() >= end:
                 return
             t0 = time.perf_counter()
-            async with session.post(url + PATH, data=body, headers=headers) as response:
+            async with session.post(svc.url + PATH, data=body, headers=headers) as response:
                 await response.read()
                 if response.status in ACCEPTED:
                     latencies.append((time.perf_counter() - t0) * 1000)
@@ -157,73 +125,82 @@ async def _drive(
                     failed += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Level(concurrency, len(latencies), failed, time.monotonic() - started, latencies)
+    elapsed = time.monotonic() - started
+    return Level(concurrency, len(latencies), failed, elapsed, latencies, svc.cpu_s() - cpu_before)
 
 
-async def _measure(
-    session: aiohttp.ClientSession, url: str, secret: SecretStr, client_id: str, seconds: float
-) -> list[Level]:
+async def _measure(session: aiohttp.ClientSession, svc: Service, secrets: DemoSecrets, seconds: float) -> list[Level]:
+    secret = SecretStr(secrets.client_secret)
     levels = []
     for concurrency in LEVELS:
-        # Generous: well above what either server accepts per second here; a level that runs out just ends early.
-        work = _requests(client_id, secret, uuid.uuid4().hex[:8], int(6000 * seconds))
-        levels.append(await _drive(session, url, work, concurrency, seconds))
+        work = _requests(secrets.client_id, secret, uuid.uuid4().hex[:8], int(REQUESTS_PER_S * seconds))
+        levels.append(await _drive(session, svc, work, concurrency, seconds))
     return levels
+
+
+def _profiler() -> tuple[str, ...]:
+    directory = os.environ.get(PROFILE_ENV)
+    if not directory:
+        return ()
+    os.makedirs(directory, exist_ok=True)
+    return ("-m", "pyinstrument", "--renderer", "pstats", "--outfile", os.path.join(directory, "gateway.pstats"))
+
+
+@asynccontextmanager
+async def _own_topics(bootstrap: str, prefix: str) -> AsyncIterator[None]:
+    """Delete the run's topics afterwards: on a shared broker, every run's partitions would otherwise stay
+    (each holds open files; a broker that runs out of them shuts down)."""
+    try:
+        yield
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if mine:
+                await admin.delete_topics(mine)
+        except KafkaError as exc:
+            print(f"note: could not delete the benchmark's topics ({prefix}*): {exc!r}")
+        finally:
+            await admin.close()
 
 
 async def run(quick: bool) -> Report:
     seconds = 3.0 if quick else 10.0
-    report = Report("gateway")
     secrets = DemoSecrets.generate("bench-rgs")
-    secret = SecretStr(secrets.client_secret)
-    async with AsyncExitStack() as stack:
-        kafka_cm, pg_cm = provide_kafka(), provide_postgres()
-        # Blocking providers (they may start a broker or a cluster): kept off the loop.
-        bootstrap = await asyncio.to_thread(kafka_cm.__enter__)
-        stack.push_async_callback(asyncio.to_thread, kafka_cm.__exit__, None, None, None)
-        admin_url = await asyncio.to_thread(pg_cm.__enter__)
-        stack.push_async_callback(asyncio.to_thread, pg_cm.__exit__, None, None, None)
-        database_url = await stack.enter_async_context(_database(admin_url))
-
-        state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-gateway-")))
-        gateway_port, baseline_port = free_port(), free_port()
+    prefix = topic_prefix("gw")
+    async with (
+        infra() as stack,
+        fresh_database(stack.postgres_admin_url, "bench_gateway") as database_url,
+        _own_topics(stack.kafka_bootstrap, prefix),
+    ):
         config = StackConfig(
-            state_dir=state,
-            ports={**StackConfig(state_dir=state).ports, "gateway": gateway_port},
+            state_dir=Path("."),  # unused by the gateway's environment
             secrets=secrets,
-            topic_prefix=f"bench-gw-{uuid.uuid4().hex[:8]}.",
+            topic_prefix=prefix,
             extra_env={
                 "GATEWAY_OUTCOME_BUDGET_S": "0",
                 "GATEWAY_MAX_BACKLOG": "0",
                 "TELEMETRY_LOG_LEVEL": "WARNING",
             },
         )
-        env = {
-            **os.environ,
-            **service_env(BY_NAME["gateway"], config, kafka_bootstrap=bootstrap, database_url=database_url),
-        }
-        gateway = stack.enter_context(
-            _process([sys.executable, "-m", "hub_gateway"], env, state / "gateway.log", gateway_port)
-        )
-        baseline = stack.enter_context(
-            _process(
-                [sys.executable, "-c", BASELINE_APP, str(baseline_port)],
-                dict(os.environ),
-                state / "baseline.log",
-                baseline_port,
-            )
-        )
-        connector = aiohttp.TCPConnector(limit=max(LEVELS))
-        session = await stack.enter_async_context(
-            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
-        )
-        await _wait_ready(session, gateway)
-        await _wait_ready(session, baseline)
+        env = service_env(BY_NAME["gateway"], config, kafka_bootstrap=stack.kafka_bootstrap, database_url=database_url)
+        async with (
+            service("gateway", "hub_gateway", env, port_env="GATEWAY_PORT", python_args=_profiler()) as gateway,
+            service("bare", "bench.gateway", {}, port_env=BARE_PORT_ENV) as bare_app,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=max(LEVELS)), timeout=aiohttp.ClientTimeout(total=30)
+            ) as session,
+        ):
+            peak = PeakRss(gateway)
+            hub = await _measure(session, gateway, secrets, seconds)
+            peak.sample()
+            bare = await _measure(session, bare_app, secrets, seconds)
+    return _report(hub, bare, peak.peak_mb, seconds)
 
-        hub = await _measure(session, gateway.url, secret, secrets.client_id, seconds)
-        bare = await _measure(session, baseline.url, secret, secrets.client_id, seconds)
-        peak_rss = rss_mb(gateway.proc.pid)[1]
 
+def _report(hub: list[Level], bare: list[Level], peak_rss_mb: float, seconds: float) -> Report:
+    report = Report("gateway")
     for h, b in zip(hub, bare, strict=True):
         report.rows.append(
             {
@@ -232,6 +209,7 @@ async def run(quick: bool) -> Report:
                 "gateway_p50_ms": percentile(h.latencies_ms, 50),
                 "gateway_p99_ms": percentile(h.latencies_ms, 99),
                 "gateway_failed": h.failed,
+                "gateway_cpu_pct": h.cpu_pct,
                 "bare_rps": b.rps,
                 "bare_p50_ms": percentile(b.latencies_ms, 50),
                 "bare_p99_ms": percentile(b.latencies_ms, 99),
@@ -244,5 +222,9 @@ async def run(quick: bool) -> Report:
         f"vs bare {bare[best].rps:.0f}/s; {seconds:.0f} s per level"
     )
     report.targets.append(Target("throughput ratio at the best level", ratio * 100, 50, "min", "%"))
-    report.targets.append(Target("gateway peak RSS (VmHWM)", peak_rss, 150, "max", " MB"))
+    report.targets.append(Target("gateway peak RSS (VmHWM)", peak_rss_mb, 150, "max", " MB"))
     return report
+
+
+if __name__ == "__main__":
+    serve_bare()

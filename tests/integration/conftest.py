@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from hub_common.db import migrate
 from hub_common.settings import DatabaseSettings, KafkaSettings
-from hub_devstack.kafka import provide_kafka
+from hub_devstack.kafka import delete_topics, provide_kafka
 from hub_devstack.postgres import database_url_for, provide_postgres
 
 
@@ -70,6 +70,12 @@ def db_settings(database_url: str) -> DatabaseSettings:
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """Settings whose topic prefix is unique to this test: no test sees another's records."""
-    return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3)
+async def kafka_settings(kafka_bootstrap: str) -> AsyncIterator[KafkaSettings]:
+    """Settings whose topic prefix is unique to this test: no test sees another's records.
+
+    The test's topics are deleted afterwards: one broker serves the whole session, and every partition costs it
+    open files (a long session would otherwise reach the descriptor limit).
+    """
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=3)
+    yield settings
+    await delete_topics(kafka_bootstrap, settings.topic_prefix)

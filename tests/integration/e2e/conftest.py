@@ -6,12 +6,14 @@ schedules and budgets are shortened by configuration only.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hub_devstack.kafka import delete_topics
 from hub_devstack.procs import free_port, port_is_free
 from hub_devstack.stack import RunningStack, run_stack
 from hub_devstack.stack_config import SERVICES, StackConfig
@@ -42,3 +44,4 @@ def stack(stack_config: StackConfig) -> Iterator[RunningStack]:
     # Leaving the launcher stops every process it started and frees every port.
     assert all(s.proc.returncode is not None for s in running.services)
     assert all(port_is_free(port) for port in stack_config.ports.values())
+    asyncio.run(delete_topics(running.facts.kafka_bootstrap_servers, stack_config.topic_prefix))

@@ -11,7 +11,7 @@ import asyncpg
 from hub_common.operator import OperatorSettings
 from hub_common.schemas import TxStatus
 from hub_common.settings import KafkaSettings
-from hub_gateway.app import BACKLOG, POOL, PRODUCER
+from hub_gateway.app import ADMISSION_POOL, BACKLOG, POOL, PRODUCER
 from hub_gateway.client import GatewayResponse
 from hub_gateway.settings import GatewaySettings
 from support.gateway_it import CLIENT_ID, read_commands, running_gateway
@@ -158,6 +158,7 @@ async def test_produce_failure_rolls_back_and_answers_503(
 
 async def test_database_down_answers_503(gateway_settings: GatewaySettings, kafka_settings: KafkaSettings) -> None:
     async with running_gateway(gateway_settings) as gw:
+        await gw.app[ADMISSION_POOL].close()
         await gw.app[POOL].close()
         post = await gw.client.post_transaction(bet(), idempotency_key="key-1")
         get = await gw.client.get_transaction("bet-1")

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from hub_common.kafka import ping
 from hub_common.settings import KafkaSettings
 from hub_devstack.aio import run_sync
@@ -25,7 +27,7 @@ from hub_devstack.paths import find_infra_dir, kafka_cache_dir
 Mode = Literal["auto", "env", "docker", "local"]
 ENV_VAR = "KAFKA_BOOTSTRAP_SERVERS"
 
-__all__ = ["ENV_VAR", "LocalKafka", "Mode", "local_kafka", "provide_kafka", "wait_for_kafka"]
+__all__ = ["ENV_VAR", "LocalKafka", "Mode", "delete_topics", "local_kafka", "provide_kafka", "wait_for_kafka"]
 
 
 def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> None:
@@ -63,3 +65,18 @@ def provide_kafka(mode: Mode = "auto", *, ready_timeout_s: float = 60.0) -> Iter
     else:
         with local_kafka() as bootstrap:
             yield bootstrap
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test's or a benchmark's); returns their names."""
+    if not prefix:
+        raise DevstackError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names, timeout_ms=15_000)
+        return names
+    finally:
+        await admin.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiohttp import web
@@ -21,12 +21,13 @@ from hub_gateway.openapi import OpenApi
 from hub_gateway.outcomes import OutcomeListener, OutcomeWaiter
 from hub_gateway.service import AdmissionConfig, AdmissionService
 from hub_gateway.settings import GatewaySettings
-from hub_gateway.store import TransactionStore
+from hub_gateway.store import TransactionStore, create_admission_pool
 
 SERVICE_NAME = "gateway"
 CLIENT_ID = "hub-gateway"
 
 POOL = web.AppKey("gateway_pool", asyncpg.Pool)
+ADMISSION_POOL = web.AppKey("gateway_admission_pool", asyncpg.Pool)
 PRODUCER = web.AppKey("gateway_producer", KafkaProducer)
 LISTENER = web.AppKey("gateway_listener", OutcomeListener)
 WAITER = web.AppKey("gateway_waiter", OutcomeWaiter)
@@ -62,6 +63,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         yield
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
+        # The shared pool (balance budget, health); admissions and lookups use their own (store.py).
         app[POOL] = await db.create_pool(settings.database)
         yield
         await app[POOL].close()
@@ -70,7 +72,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
         # Not idempotent, so the request timeout bounds how long aiokafka may hold an unacknowledged command:
         # a command the gateway answered 503 for must never be delivered later (see KafkaProducer).
         kafka_settings = settings.kafka.model_copy(update={"request_timeout_ms": settings.producer_request_timeout_ms})
-        app[PRODUCER] = KafkaProducer(kafka_settings, client_id=CLIENT_ID, idempotent=False)
+        app[PRODUCER] = KafkaProducer(
+            kafka_settings, client_id=CLIENT_ID, idempotent=False, linger_ms=settings.command_linger_ms
+        )
         await app[PRODUCER].start()
         yield
         await app[PRODUCER].stop()
@@ -91,8 +95,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = TransactionStore(
-            app[POOL],
-            lock_timeout_ms=settings.admission_lock_timeout_ms,
+            app[ADMISSION_POOL],
             retry_after_s=settings.in_progress_retry_after_s,
             key_ttl_s=settings.idempotency_ttl_s,
         )
@@ -127,6 +130,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         [
             topics,
             pool,
+            _admission_pool(settings),
             producer,
             listener,
             background("gateway-outcomes", run_listener),
@@ -140,3 +144,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
         ]
     )
     return app
+
+
+def _admission_pool(settings: GatewaySettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def admission_pool(app: web.Application) -> AsyncIterator[None]:
+        app[ADMISSION_POOL] = await create_admission_pool(
+            settings.database, size=settings.admission_pool_size, lock_timeout_ms=settings.admission_lock_timeout_ms
+        )
+        yield
+        await app[ADMISSION_POOL].close()
+
+    return admission_pool

@@ -41,8 +41,12 @@ class BacklogGuard:
         self._retry_after = retry_after
         self.current = 0
 
+    @property
+    def refusing(self) -> bool:
+        return bool(self._max) and self.current > self._max
+
     def check(self) -> None:
-        if self._max and self.current > self._max:
+        if self.refusing:
             raise RateLimitedError(self.current, self._retry_after.seconds(self.current, self._max))
 
     def update(self, value: int) -> None:

@@ -58,10 +58,6 @@ class RequestInProgressError(HubError):
         self.retry_after_s = retry_after_s
 
 
-class AdmissionRaceError(HubError):
-    """A concurrent request committed the same key or refId first; the caller looks it up again."""
-
-
 class RateLimitedError(HubError):
     retryable = True
 

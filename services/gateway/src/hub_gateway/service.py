@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,7 +21,6 @@ from hub_common.kafka import COMMANDS, KafkaProducer
 from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest
 from hub_gateway.backlog import BacklogGuard
 from hub_gateway.errors import (
-    AdmissionRaceError,
     DuplicateRefIdError,
     IdempotencyKeyReusedError,
     RequestInProgressError,
@@ -34,9 +34,12 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("hub_gateway")
 
 ADMISSIONS = Counter("gateway_admissions_total", "POST /v1/transactions by result", ["result"])
+_ADMITTED = ADMISSIONS.labels("admitted")
+_REPLAYED = ADMISSIONS.labels("replayed")
 
-# A lost race is retried once: the winner has committed by then, so the second lookup finds it.
-_ADMISSION_ATTEMPTS = 2
+# The insert, then up to two rounds of lookup + insert: after a collision the winner has committed (or rolled
+# back), so a lookup finds it; a second round covers a key that expired or an admission that rolled back.
+_ADMISSION_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,18 @@ class AdmissionService:
     async def submit(self, client_id: str, key: str, request: TransactionRequest, correlation_id: str) -> Outcome:
         deadline = time.monotonic() + self._config.outcome_budget_s
         digest = request_hash(request)
-        for _ in range(_ADMISSION_ATTEMPTS):
-            existing = await self._store.find_existing(client_id, key, request.ref_id)
-            if existing is not None:
-                stored = self._replayable(existing, client_id, digest, request.ref_id)
-                ADMISSIONS.labels("replayed").inc()
-                log.info("replaying transaction", extra=_log_fields(stored.transaction))
-                return await self._replay(stored, deadline)
-            self._backlog.check()
+        for attempt in range(_ADMISSION_ATTEMPTS):
+            # First try: insert straight away, the common case being a new request. Once that collided (or
+            # while admission is refused), look at what is there first: a replay answers even over the backlog
+            # bound, and a key that turned out expired is cleared before the next insert.
+            if attempt or self._backlog.refusing:
+                existing = await self._store.find_existing(client_id, key, request.ref_id)
+                if existing is not None:
+                    stored = self._replayable(existing, client_id, digest, request.ref_id)
+                    _REPLAYED.inc()
+                    log.info("replaying transaction", extra=_log_fields(stored.transaction))
+                    return await self._replay(stored, deadline)
+                self._backlog.check()
             admission = Admission(
                 transaction_id=uuid.uuid4(),
                 client_id=client_id,
@@ -100,15 +107,23 @@ class AdmissionService:
                 correlation_id=correlation_id,
                 admitted_at=datetime.now(UTC),
             )
-            with self._waiter.watch(str(admission.transaction_id)) as watch:
-                try:
-                    stored = await self._store.admit(admission, functools.partial(self._publish, admission))
-                except AdmissionRaceError:
+            with self._watch(str(admission.transaction_id)) as watch:
+                admitted = await self._store.admit(
+                    admission, functools.partial(self._publish, admission), clear_expired_key=attempt > 0
+                )
+                if admitted is None:
                     continue
-                ADMISSIONS.labels("admitted").inc()
-                log.info("transaction admitted", extra=_log_fields(stored.transaction))
-                return await self._settle(stored, watch, deadline)
+                _ADMITTED.inc()
+                if log.isEnabledFor(logging.INFO):
+                    log.info("transaction admitted", extra=_log_fields(admitted.transaction))
+                return await self._settle(admitted, watch, deadline)
         raise RequestInProgressError(self._config.in_progress_retry_after_s)
+
+    def _watch(self, transaction_id: str) -> AbstractContextManager[Watch | None]:
+        # Registered before the produce, so an early outcome is not missed; with no budget there is no wait.
+        if self._config.outcome_budget_s <= 0:
+            return nullcontext()
+        return self._waiter.watch(transaction_id)
 
     @staticmethod
     def _replayable(existing: Existing, client_id: str, digest: str, ref_id: str) -> StoredTransaction:
@@ -132,8 +147,8 @@ class AdmissionService:
             outcome = await self._settle(fresh, watch, deadline)
         return Outcome(outcome.transaction, outcome.error_code, replayed=True)
 
-    async def _settle(self, stored: StoredTransaction, watch: Watch, deadline: float) -> Outcome:
-        if not stored.transaction.status.is_final:
+    async def _settle(self, stored: StoredTransaction, watch: Watch | None, deadline: float) -> Outcome:
+        if watch is not None and not stored.transaction.status.is_final:
             event = await watch.wait(deadline - time.monotonic())
             if event is not None:
                 return Outcome(event.transaction, event.error_code)
@@ -160,16 +175,16 @@ class AdmissionService:
         )
         envelope = wrap(command, correlation_id=admission.correlation_id)
         topic = self._producer.settings.topic(COMMANDS)
-        with tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
-            span.set_attribute("messaging.system", "kafka")
-            span.set_attribute("messaging.destination.name", topic)
-            span.set_attribute("messaging.message.id", envelope.event_id)
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.message.id": envelope.event_id,
+        }
+        with tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER, attributes=attributes):
             try:
                 # Inside the span: the producer's default headers carry this span's traceparent.
-                await asyncio.wait_for(
-                    self._producer.send(COMMANDS, envelope, key=request.player_id),
-                    timeout=self._config.produce_timeout_s,
-                )
+                async with asyncio.timeout(self._config.produce_timeout_s):
+                    await self._producer.send(COMMANDS, envelope, key=request.player_id)
             except TimeoutError as exc:
                 # Not expected: aiokafka fails a record after its own, shorter request timeout (producer.py).
                 # If it outlived that, the record may still be delivered; the ledger then inserts its row.

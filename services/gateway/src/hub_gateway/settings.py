@@ -30,10 +30,16 @@ class GatewaySettings(BaseSettings):
     # the row lock before answering 409 REQUEST_IN_PROGRESS (short: it holds a pooled connection meanwhile).
     admission_lock_timeout_ms: int = Field(default=250, ge=1)
     in_progress_retry_after_s: int = Field(default=1, ge=1)
+    # Connections of the admission pool, all opened at start-up and kept open (their prepared statements with
+    # them). Each admission holds one from its insert until Kafka acknowledged the command and it committed.
+    admission_pool_size: int = Field(default=20, ge=1)
     # The longest a POST waits for Kafka to acknowledge its command. The producer's own request timeout is
     # derived from it (see `producer_request_timeout_ms`), so that aiokafka has given up on an unacknowledged
     # record before the gateway answers 503: no buffered record can reach the broker after that answer.
     produce_timeout_s: float = Field(default=10.0, ge=2.5)
+    # How long the command producer waits to fill a batch. Concurrent admissions batch by themselves (aiokafka
+    # keeps one request in flight per broker and sends what gathered meanwhile), so waiting only adds latency.
+    command_linger_ms: int = Field(default=0, ge=0, le=100)
 
     # Admission is refused (429) while more than this many transactions wait for the ledger; 0 disables.
     max_backlog: int = Field(default=1000, ge=0)

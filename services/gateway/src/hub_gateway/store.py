@@ -1,7 +1,11 @@
 """PostgreSQL adapter of the gateway: admission (one database transaction) and lookups.
 
-asyncpg exceptions do not leave this module: they become `DatabaseUnavailableError`, `AdmissionRaceError` or
-`RequestInProgressError`.
+asyncpg exceptions do not leave this module: they become `DatabaseUnavailableError` or `RequestInProgressError`.
+
+Admission has its own pool (`create_admission_pool`): a fixed set of connections that stay open, so the admission
+statement is prepared once per connection, and that skip asyncpg's reset query on release (one round trip per
+request). That is safe because nothing on these connections keeps session state: no SET (only the connection's
+own lock_timeout), no LISTEN, no advisory lock, no cursor; an open transaction is rolled back by asyncpg anyway.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import orjson
 
 from hub_common.errors import DatabaseUnavailableError
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
-from hub_gateway.errors import AdmissionRaceError, RequestInProgressError
+from hub_common.settings import DatabaseSettings
+from hub_gateway.errors import RequestInProgressError
 
-# Every other database failure means "nothing was admitted, try again later" (503), whatever its class:
-# a read-only standby after failover, a database refusing connections, a full disk, a dropped table. The two
-# errors that carry meaning for admission (unique violation, lock timeout) are caught before these.
+# Every database failure means "nothing was admitted, try again later" (503), whatever its class: a read-only
+# standby after failover, a database refusing connections, a full disk, a dropped table. The one error that
+# carries meaning for admission (lock timeout: a concurrent admission of the same key/refId) is caught first.
 _UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
@@ -31,8 +36,6 @@ _UNAVAILABLE = (
     asyncpg.InternalClientError,
     asyncpg.PostgresError,
 )
-
-_MEANINGFUL = (asyncpg.UniqueViolationError, asyncpg.LockNotAvailableError)
 
 _COLUMNS = """t.id, t.client_id, t.ref_id, t.type, t.player_id, t.amount_cents, t.currency, t.round_id,
     t.game_id, t.original_ref_id, t.status, t.reason, t.error_code, t.balance_cents, t.operator_transaction_id,
@@ -98,10 +101,67 @@ def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
     return StoredTransaction(transaction, row["client_id"], row["request_hash"], _error_code(row["error_code"]))
 
 
+# One statement, one round trip: the three rows of an admission, or none of them when the refId or the key is
+# taken (ON CONFLICT DO NOTHING without a target covers every unique index). The key and the audit row are
+# inserted only for a transaction row that was, the audit row only with a key; no row comes back unless all
+# three were written, and the caller then rolls back and looks at what it collided with. A conflicting row
+# that is not committed yet is waited for (up to the pool's lock_timeout), like a plain unique check.
+_ADMIT = f"""
+    WITH tx AS (
+        INSERT INTO transactions AS t (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
+            game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
+            updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15)
+        ON CONFLICT DO NOTHING
+        RETURNING {_COLUMNS}
+    ), k AS (
+        INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, created_at,
+            updated_at, expires_at)
+        SELECT $16, $17, $2, $13, 'PROCESSING', tx.id, $15, $15, $18 FROM tx
+        ON CONFLICT DO NOTHING
+        RETURNING transaction_id
+    ), audit AS (
+        INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+        SELECT 'transaction', k.transaction_id::text, 'ADMITTED', $19, NULL, $20::jsonb, 'admitted by the gateway'
+        FROM k
+    )
+    SELECT tx.* FROM tx WHERE EXISTS (SELECT FROM k)"""
+
+# An expired key no longer replays: it makes room for its reuse.
+_CLEAR_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()"
+
+
+class _Taken(Exception):
+    """The admission statement wrote nothing: roll back (a transaction row may be in) and report a conflict."""
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Release without a reset query (see the module docstring)."""
+
+
+async def create_admission_pool(settings: DatabaseSettings, *, size: int, lock_timeout_ms: int) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            settings.url.get_secret_value(),
+            min_size=size,
+            max_size=size,
+            command_timeout=settings.command_timeout_s,
+            # A second request for a key/refId that another request is still admitting waits at most this long
+            # for that admission's row before answering "in progress". Lookups take no row locks.
+            server_settings={"lock_timeout": f"{int(lock_timeout_ms)}ms"},
+            # Idle connections stay open: closing them would drop their prepared statements.
+            max_inactive_connection_lifetime=0,
+            reset=_keep_session,
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+    assert pool is not None
+    return pool
+
+
 class TransactionStore:
-    def __init__(self, pool: asyncpg.Pool, *, lock_timeout_ms: int, retry_after_s: int, key_ttl_s: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retry_after_s: int, key_ttl_s: int) -> None:
         self._pool = pool
-        self._lock_timeout_ms = lock_timeout_ms
         self._retry_after_s = retry_after_s
         self._key_ttl = timedelta(seconds=key_ttl_s)
 
@@ -110,8 +170,6 @@ class TransactionStore:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
-        except _MEANINGFUL:
-            raise  # `admit` turns these into conflicts, not outages
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
 
@@ -152,37 +210,35 @@ class TransactionStore:
             value = await conn.fetchval("SELECT count(*) FROM transactions WHERE status IN ('PENDING', 'PROCESSING')")
         return int(value)
 
-    async def admit(self, admission: Admission, publish: Callable[[], Awaitable[None]]) -> StoredTransaction:
-        """Insert the rows, run `publish` (the Kafka produce), commit; any failure rolls everything back."""
+    async def admit(
+        self, admission: Admission, publish: Callable[[], Awaitable[None]], *, clear_expired_key: bool = False
+    ) -> StoredTransaction | None:
+        """Insert the rows, run `publish` (the Kafka produce), commit; any failure rolls everything back.
+
+        None when the refId or the key is taken (committed, or committed by a concurrent admission while this
+        one waited): nothing was written or published. An expired key counts as taken unless
+        `clear_expired_key`, which deletes it first (a second round trip, kept off the common path)."""
         try:
-            async with self._connection() as conn, conn.transaction():
-                # A concurrent admission of the same key/refId holds the unique-index entry until it commits;
-                # waiting briefly for it and then answering "in progress" keeps connections from piling up.
-                await conn.execute(f"SET LOCAL lock_timeout = '{int(self._lock_timeout_ms)}ms'")
-                row = await self._insert(conn, admission)
+            async with self._pool.acquire() as conn, conn.transaction():
+                if clear_expired_key:
+                    await conn.execute(_CLEAR_EXPIRED_KEY, admission.client_id, admission.idempotency_key)
+                row = await conn.fetchrow(_ADMIT, *self._arguments(admission))
+                if row is None:
+                    raise _Taken
                 await publish()
-        except asyncpg.UniqueViolationError as exc:
-            raise AdmissionRaceError("a concurrent request admitted this key or refId first") from exc
+        except _Taken:
+            return None
         except asyncpg.LockNotAvailableError as exc:
             raise RequestInProgressError(self._retry_after_s) from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
         return stored_from_row(row)
 
-    async def _insert(self, conn: asyncpg.Connection, a: Admission) -> asyncpg.Record:
+    def _arguments(self, a: Admission) -> tuple[Any, ...]:
         req = a.request
-        # An expired key no longer replays: it makes room for its reuse.
-        await conn.execute(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()",
-            a.client_id,
-            a.idempotency_key,
-        )
-        row = await conn.fetchrow(
-            f"""INSERT INTO transactions AS t (id, client_id, ref_id, type, player_id, amount_cents, currency,
-                    round_id, game_id, original_ref_id, round_closed, metadata, request_hash, status,
-                    correlation_id, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15)
-                RETURNING {_COLUMNS}""",
+        wire = req.to_wire()
+        after = {**wire, "status": "PENDING", "idempotencyKey": a.idempotency_key, "correlationId": a.correlation_id}
+        return (
             a.transaction_id,
             a.client_id,
             req.ref_id,
@@ -198,31 +254,9 @@ class TransactionStore:
             a.request_hash,
             a.correlation_id,
             a.admitted_at,
-        )
-        await conn.execute(
-            """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, created_at,
-                    updated_at, expires_at)
-               VALUES ($1, $2, $3, $4, 'PROCESSING', $5, $6, $6, $7)""",
             uuid.uuid4(),
             a.idempotency_key,
-            a.client_id,
-            a.request_hash,
-            a.transaction_id,
-            a.admitted_at,
             a.admitted_at + self._key_ttl,
-        )
-        after: dict[str, Any] = {
-            **req.to_wire(),
-            "status": "PENDING",
-            "idempotencyKey": a.idempotency_key,
-            "correlationId": a.correlation_id,
-        }
-        await conn.execute(
-            """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-               VALUES ('transaction', $1, 'ADMITTED', $2, NULL, $3::jsonb, 'admitted by the gateway')""",
-            str(a.transaction_id),
             f"gateway:{a.client_id}",
             orjson.dumps(after).decode(),
         )
-        assert row is not None
-        return row
