@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from hub_common.envelope import Envelope, wrap
 from hub_common.errors import SignatureError
-from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer
+from hub_common.kafka import DLQ_SUFFIX, TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_common.signing import verify_webhook
@@ -420,6 +420,42 @@ async def test_open_circuit_skips_the_call_and_schedules_a_retry(
     assert row is not None
     assert row["retry_count"] == 1
     assert row["last_error"] == "circuit open: no call made"
+
+
+async def test_a_record_whose_ids_are_not_uuids_goes_to_the_dlq_and_the_others_are_delivered(
+    settings: DispatcherSettings,
+    kafka_settings: KafkaSettings,
+    receiver: Receiver,
+    ledger: KafkaProducer,
+    db: asyncpg.Connection,
+) -> None:
+    tx = transaction(TxStatus.COMPLETED)
+    bad = wrap(TransactionEvent(client_id=CLIENT, transaction=tx), correlation_id="corr-bad", event_id="not-a-uuid")
+    good = event(transaction(TxStatus.COMPLETED))
+    async with running(settings):
+        consumer = KafkaConsumer(
+            kafka_settings, [TRANSACTIONS + DLQ_SUFFIX], group_id=None, dlq_producer=ledger, client_id="test-dlq"
+        )
+        await consumer.start()
+        try:
+            await publish(ledger, bad)
+            await publish(ledger, good)
+            parked: list[Record] = []
+
+            async def dead_lettered() -> bool:
+                parked.extend((await consumer.getmany(timeout_ms=200)).records)
+                return bool(parked)
+
+            await wait_for(dead_lettered, what="the malformed record in the dlq")
+        finally:
+            await consumer.stop()
+        await wait_for(lambda: _is(db, good.event_id, "DELIVERED"), what="the good event delivered")
+
+    (record,) = parked
+    assert record.envelope.event_id == "not-a-uuid"
+    assert "is not a UUID" in dict(record.headers)["dlq-reason"].decode()
+    assert [d.body["eventId"] for d in receiver.deliveries] == [good.event_id]
+    assert await db.fetchval("SELECT count(*) FROM webhook_outbox") == 1
 
 
 async def _is(db: asyncpg.Connection, event_id: str, status: str) -> bool:

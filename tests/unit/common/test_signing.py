@@ -103,3 +103,11 @@ def test_standard_webhooks_signature_verifies_with_whsec_key() -> None:
 def test_webhook_headers_need_a_secret() -> None:
     with pytest.raises(ValueError, match="at least one"):
         signing.webhook_headers([], "e", b"")
+
+
+def test_a_signer_is_reusable_across_deliveries() -> None:
+    signer = signing.WebhookSigner([SECRET, OLD])
+    first = signer.headers("e-1", b'{"a":1}', now=NOW)
+    signer.headers("other", b"{}", now=NOW)
+    assert signer.headers("e-1", b'{"a":1}', now=NOW) == first
+    signing.verify_webhook([OLD], first, b'{"a":1}', now=NOW)

@@ -112,20 +112,45 @@ def standard_webhook_secret(secret: SecretStr) -> str:
     return "whsec_" + base64.b64encode(secret.get_secret_value().encode()).decode()
 
 
+class WebhookSigner:
+    """Both webhook signature families for one endpoint, each secret's HMAC key schedule computed once.
+
+    `hmac.new` per call re-derives the key pads; `copy()` of a keyed object does not (the dispatcher signs
+    every delivery with every active secret).
+    """
+
+    def __init__(self, secrets: Sequence[SecretStr]) -> None:
+        if not secrets:
+            raise ValueError("at least one webhook secret is required")
+        self._keys = [hmac.new(s.get_secret_value().encode(), digestmod=hashlib.sha256) for s in secrets]
+
+    def _sign(self, message: bytes) -> list[bytes]:
+        digests = []
+        for key in self._keys:
+            mac = key.copy()
+            mac.update(message)
+            digests.append(mac.digest())
+        return digests
+
+    def headers(self, event_id: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+        """One delivery attempt's headers: one signature per active secret in each family."""
+        timestamp = str(int(time.time() if now is None else now))
+        plain = self._sign(timestamp.encode() + b"." + body)
+        standard = self._sign(f"{event_id}.{timestamp}.".encode() + body)
+        return {
+            "X-Timestamp": timestamp,
+            "X-Signature": " ".join(SIGNATURE_PREFIX + d.hex() for d in plain),
+            "webhook-id": event_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": " ".join("v1," + base64.b64encode(d).decode() for d in standard),
+        }
+
+
 def webhook_headers(
     secrets: Sequence[SecretStr], event_id: str, body: bytes, *, now: float | None = None
 ) -> dict[str, str]:
     """Both signature families for one delivery attempt; one signature per active secret."""
-    if not secrets:
-        raise ValueError("at least one webhook secret is required")
-    timestamp = str(int(time.time() if now is None else now))
-    return {
-        "X-Timestamp": timestamp,
-        "X-Signature": " ".join(webhook_signature(s, timestamp, body) for s in secrets),
-        "webhook-id": event_id,
-        "webhook-timestamp": timestamp,
-        "webhook-signature": " ".join(standard_webhook_signature(s, event_id, timestamp, body) for s in secrets),
-    }
+    return WebhookSigner(secrets).headers(event_id, body, now=now)
 
 
 def verify_webhook(

@@ -23,6 +23,7 @@ from hub_dispatcher.sender import Sender
 from hub_dispatcher.settings import DispatcherSettings
 from hub_dispatcher.store import OutboxStore
 from hub_dispatcher.sweeper import Sweeper
+from hub_dispatcher.writes import Writes
 
 SERVICE = "hub-dispatcher"
 
@@ -33,6 +34,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SWEEPER = web.AppKey("sweeper", Sweeper)
+WRITES = web.AppKey("writes", Writes)
 LOOPS = web.AppKey("loops", list[ConsumerLoop])
 
 
@@ -68,9 +70,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         await app[POOL].close()
 
     async def session(app: web.Application) -> AsyncIterator[None]:
-        # One keep-alive session for every endpoint; per-endpoint limits are semaphores in `Endpoints`.
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-        app[SESSION] = aiohttp.ClientSession(connector=connector)
+        app[SESSION] = aiohttp.ClientSession(connector=_connector(settings))
         yield
         await app[SESSION].close()
 
@@ -82,12 +82,15 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             retry_after_max_ms=settings.retry_after_max_ms,
             rng=rng,
         )
+        app[WRITES] = Writes(store, max_batch=settings.write_batch_max)
         app[DISPATCHER] = Dispatcher(
             store=store,
+            writes=app[WRITES],
             sender=Sender(app[SESSION], excerpt_bytes=settings.response_excerpt_bytes),
             endpoints=Endpoints.from_settings(settings),
             policy=policy,
             producer=app[PRODUCER],
+            record_spans=settings.telemetry.otlp_endpoint is not None or settings.telemetry.console_spans,
         )
         app[SWEEPER] = Sweeper(
             store,
@@ -117,13 +120,15 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         yield
         ops.ready = False
 
-    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers])
-    loop_count = 1 + len(retry_tiers(settings))
+    # Writes before the loops: cleanup runs in reverse, so the loops stop (and drain) while writes still flush.
+    writes = background("writes", functools.partial(_run_writes, app))
+    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers, writes])
     # The loops exist only once `consumers` ran, hence factories that look them up when started.
-    for index in range(loop_count):
-        app.cleanup_ctx.append(background(f"consumer-{index}", functools.partial(_run_loop, app, index)))
-    app.cleanup_ctx.append(background("sweeper", functools.partial(_run_sweeper, app)))
-    app.cleanup_ctx.append(ready)
+    app.cleanup_ctx.extend(
+        background(f"consumer-{index}", functools.partial(_run_loop, app, index))
+        for index in range(1 + len(retry_tiers(settings)))
+    )
+    app.cleanup_ctx.extend([background("sweeper", functools.partial(_run_sweeper, app)), ready])
     return app
 
 
@@ -131,8 +136,22 @@ async def _run_loop(app: web.Application, index: int) -> None:
     await app[LOOPS][index].run()
 
 
+async def _run_writes(app: web.Application) -> None:
+    await app[WRITES].run()
+
+
 async def _run_sweeper(app: web.Application) -> None:
     await app[SWEEPER].run()
+
+
+def _connector(settings: DispatcherSettings) -> aiohttp.TCPConnector:
+    """One keep-alive pool for every endpoint; per-endpoint limits are semaphores in `Endpoints`, and the pool
+    keeps as many connections per host as the largest of them, so none is reopened per POST."""
+    per_host = max(
+        (cfg.max_concurrency or settings.max_concurrency_per_endpoint for cfg in settings.endpoints.values()),
+        default=settings.max_concurrency_per_endpoint,
+    )
+    return aiohttp.TCPConnector(limit=0, limit_per_host=per_host, keepalive_timeout=30)
 
 
 def _main_loop(settings: DispatcherSettings, producer: KafkaProducer, dispatcher: Dispatcher) -> ConsumerLoop:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import aiohttp
+from prometheus_client import Counter, Histogram
 from pydantic import SecretStr
 
+from hub_common.signing import WebhookSigner
 from hub_dispatcher import metrics
 from hub_dispatcher.breaker import BreakerState, CircuitBreaker
 from hub_dispatcher.settings import DispatcherSettings
@@ -21,6 +24,22 @@ class Endpoint:
     timeout_s: float
     limit: asyncio.Semaphore
     breaker: CircuitBreaker
+    # Built once, not per delivery: the signing keys, the request timeout, the endpoint's metric children.
+    signer: WebhookSigner = field(init=False)
+    client_timeout: aiohttp.ClientTimeout = field(init=False)
+    latency: Histogram = field(init=False)
+    _results: dict[str, Counter] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.signer = WebhookSigner(self.secrets)
+        self.client_timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        self.latency = metrics.LATENCY.labels(endpoint=self.client_id)
+
+    def count(self, result: str) -> None:
+        child = self._results.get(result)
+        if child is None:
+            child = self._results[result] = metrics.DELIVERIES.labels(endpoint=self.client_id, result=result)
+        child.inc()
 
 
 def _export_state(name: str, state: BreakerState) -> None:

@@ -36,7 +36,7 @@ class Sender:
                     endpoint.url,
                     data=body,
                     headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
+                    timeout=endpoint.client_timeout,
                     allow_redirects=False,
                 ) as resp:
                     raw = await resp.content.read(self._excerpt_bytes) if self._excerpt_bytes else b""

@@ -47,6 +47,8 @@ class DispatcherSettings(BaseSettings):
     # Deliveries in flight per consumer (main topic and each retry tier); the poll loop waits beyond it.
     max_in_flight: int = Field(default=100, ge=1)
     response_excerpt_bytes: int = Field(default=1024, ge=0)
+    # Row writes of concurrent deliveries are group-committed; at most this many rows per statement.
+    write_batch_max: int = Field(default=500, ge=1)
 
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_open_s: float = Field(default=30.0, gt=0)

@@ -3,11 +3,13 @@
 Every attempt first *claims* the row for its attempt number (`retry_count = attempt - 1`), so a redelivered
 Kafka record, a stale retry record, or a row an operator reset (runbook) never causes a second POST for the
 same attempt. Statuses are the runbook's: PENDING, PROCESSING, DELIVERED, FAILED (will retry), DEAD_LETTER.
+The delivery path's statements take many rows at once (`unnest` arrays; see `writes.py`): one round trip per
+batch instead of one per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,6 +31,40 @@ _CLAIMED_COLUMNS = (
     "w.payload::text AS payload, w.status, w.retry_count, w.next_retry_at, w.attempts::text AS attempts, "
     "w.correlation_id, w.last_error, due.status AS claimed_from"
 )
+
+
+_W_COLUMNS = (
+    "w.id::text AS id, w.transaction_id::text AS transaction_id, w.client_id, w.event_type, "
+    "w.payload::text AS payload, w.status, w.retry_count, w.next_retry_at, w.attempts::text AS attempts, "
+    "w.correlation_id, w.last_error"
+)
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A result event's row: created claimed for attempt 1, or re-claimed when the event comes again."""
+
+    event_id: str
+    transaction_id: str
+    client_id: str
+    event_type: str
+    payload: str  # the body's JSON, exactly as it is sent
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    event_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt's result for the row; `next_retry_at` only for a failed attempt that will be retried."""
+
+    event_id: str
+    attempt: Attempt
+    next_retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +101,14 @@ class OutboxRow:
         )
 
 
+def _first_of_each(ids: Iterable[str]) -> set[int]:
+    """Indexes of the first occurrence of each id: a statement may touch a row only once."""
+    seen: dict[str, int] = {}
+    for index, event_id in enumerate(ids):
+        seen.setdefault(event_id, index)
+    return set(seen.values())
+
+
 def _attempt_json(attempt: Attempt) -> str:
     return orjson.dumps([attempt.to_wire()]).decode()
 
@@ -83,40 +127,52 @@ class OutboxStore:
             asyncpg.PostgresConnectionError,
             asyncpg.CannotConnectNowError,
             asyncpg.TooManyConnectionsError,
+            # Multi-row writes of concurrent batches (or replicas) may lock shared rows in different orders.
+            asyncpg.DeadlockDetectedError,
         ) as exc:
             raise DatabaseUnavailableError(f"webhook_outbox query failed: {type(exc).__name__}") from exc
 
-    async def insert_claimed(
-        self,
-        *,
-        event_id: str,
-        transaction_id: str,
-        client_id: str,
-        event_type: str,
-        payload: dict[str, Any],
-        correlation_id: str,
-    ) -> OutboxRow | None:
-        """Create the row claimed for attempt 1; None if it exists already (a redelivered event)."""
+    async def claim_new(self, rows: Sequence[NewRow]) -> list[bool]:
+        """Per row: True if it is now claimed for attempt 1 (created, or an existing row whose attempt 1 is
+        not done yet); False if attempt 1 was already made or the row is final (a redelivered event)."""
+        unique = _first_of_each(r.event_id for r in rows)
         # The transactions row is written by the gateway/ledger; if it is not there (yet), keep the event anyway.
-        sql = f"""
-            INSERT INTO webhook_outbox (id, transaction_id, client_id, event_type, payload, correlation_id, status)
-            VALUES ($1::uuid, (SELECT id FROM transactions WHERE id = $2::uuid), $3, $4, $5::jsonb, $6, 'PROCESSING')
-            ON CONFLICT (id) DO NOTHING
-            RETURNING {_COLUMNS}"""
-        body = orjson.dumps(payload).decode()
-        record = await self._run(
-            lambda: self._pool.fetchrow(sql, event_id, transaction_id, client_id, event_type, body, correlation_id)
+        sql = """
+            INSERT INTO webhook_outbox AS w
+                (id, transaction_id, client_id, event_type, payload, correlation_id, status)
+            SELECT n.id, t.id, n.client_id, n.event_type, n.payload, n.correlation_id, 'PROCESSING'
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[])
+                AS n(id, transaction_id, client_id, event_type, payload, correlation_id)
+            LEFT JOIN transactions t ON t.id = n.transaction_id
+            ON CONFLICT (id) DO UPDATE SET status = 'PROCESSING', updated_at = now()
+                WHERE w.status IN ('PENDING', 'PROCESSING', 'FAILED') AND w.retry_count = 0
+            RETURNING w.id::text AS id"""
+        batch = [rows[i] for i in unique]
+        args = (
+            [r.event_id for r in batch],
+            [r.transaction_id for r in batch],
+            [r.client_id for r in batch],
+            [r.event_type for r in batch],
+            [r.payload for r in batch],
+            [r.correlation_id for r in batch],
         )
-        return OutboxRow.of(record) if record is not None else None
+        records = await self._run(lambda: self._pool.fetch(sql, *args))
+        claimed = {r["id"] for r in records}
+        return [i in unique and rows[i].event_id in claimed for i in range(len(rows))]
 
-    async def claim(self, event_id: str, attempt: int) -> OutboxRow | None:
-        """Take the row for `attempt`; None if that attempt was already made or the row is final."""
+    async def claim(self, claims: Sequence[Claim]) -> list[OutboxRow | None]:
+        """Per claim: the row taken for that attempt; None if the attempt was already made or the row is final."""
+        unique = _first_of_each(c.event_id for c in claims)
         sql = f"""
-            UPDATE webhook_outbox SET status = 'PROCESSING', updated_at = now()
-            WHERE id = $1::uuid AND status IN ('PENDING', 'PROCESSING', 'FAILED') AND retry_count = $2
-            RETURNING {_COLUMNS}"""
-        record = await self._run(lambda: self._pool.fetchrow(sql, event_id, attempt - 1))
-        return OutboxRow.of(record) if record is not None else None
+            UPDATE webhook_outbox w SET status = 'PROCESSING', updated_at = now()
+            FROM unnest($1::uuid[], $2::int[]) AS c(id, retry_count)
+            WHERE w.id = c.id AND w.status IN ('PENDING', 'PROCESSING', 'FAILED') AND w.retry_count = c.retry_count
+            RETURNING {_W_COLUMNS}"""
+        batch = [claims[i] for i in unique]
+        ids, counts = [c.event_id for c in batch], [c.attempt - 1 for c in batch]
+        records = await self._run(lambda: self._pool.fetch(sql, ids, counts))
+        by_id = {r["id"]: OutboxRow.of(r) for r in records}
+        return [by_id.get(c.event_id) if i in unique else None for i, c in enumerate(claims)]
 
     async def get(self, event_id: str) -> OutboxRow | None:
         sql = f"SELECT {_COLUMNS} FROM webhook_outbox WHERE id = $1::uuid"
@@ -139,25 +195,35 @@ class OutboxStore:
         records = await self._run(lambda: self._pool.fetch(sql, limit, stale_after_s))
         return [OutboxRow.of(r) for r in records]
 
-    async def mark_delivered(self, event_id: str, attempt: Attempt) -> None:
+    async def mark_delivered(self, finished: Sequence[Finished]) -> list[None]:
         sql = """
-            UPDATE webhook_outbox
+            UPDATE webhook_outbox w
             SET status = 'DELIVERED', delivered_at = now(), updated_at = now(), next_retry_at = NULL,
-                last_error = NULL, attempts = attempts || $2::jsonb
-            WHERE id = $1::uuid"""
-        await self._run(lambda: self._pool.execute(sql, event_id, _attempt_json(attempt)))
+                last_error = NULL, attempts = w.attempts || d.attempt
+            FROM unnest($1::uuid[], $2::jsonb[]) AS d(id, attempt)
+            WHERE w.id = d.id"""
+        ids, attempts = [f.event_id for f in finished], [_attempt_json(f.attempt) for f in finished]
+        await self._run(lambda: self._pool.execute(sql, ids, attempts))
+        return [None] * len(finished)
 
-    async def mark_failed(self, event_id: str, attempt: Attempt, *, next_retry_at: datetime) -> None:
+    async def mark_failed(self, finished: Sequence[Finished]) -> list[None]:
+        """Attempts that failed and will be retried at their `next_retry_at`."""
         sql = """
-            UPDATE webhook_outbox
-            SET status = 'FAILED', retry_count = $2, next_retry_at = $3, last_error = $4, updated_at = now(),
-                attempts = attempts || $5::jsonb
-            WHERE id = $1::uuid"""
-        await self._run(
-            lambda: self._pool.execute(
-                sql, event_id, attempt.attempt, next_retry_at, attempt.error, _attempt_json(attempt)
-            )
+            UPDATE webhook_outbox w
+            SET status = 'FAILED', retry_count = f.retry_count, next_retry_at = f.next_retry_at,
+                last_error = f.last_error, updated_at = now(), attempts = w.attempts || f.attempt
+            FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::jsonb[])
+                AS f(id, retry_count, next_retry_at, last_error, attempt)
+            WHERE w.id = f.id"""
+        args = (
+            [f.event_id for f in finished],
+            [f.attempt.attempt for f in finished],
+            [f.next_retry_at for f in finished],
+            [f.attempt.error for f in finished],
+            [_attempt_json(f.attempt) for f in finished],
         )
+        await self._run(lambda: self._pool.execute(sql, *args))
+        return [None] * len(finished)
 
     async def mark_dead(self, event_id: str, attempt: Attempt, *, reason: str) -> OutboxRow | None:
         sql = f"""
