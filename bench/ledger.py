@@ -69,6 +69,7 @@ class LedgerRun:
     peak_rss_mb: float
     cpu_s: float
     operator_cpu_s: float
+    operator_calls: dict[str, int]
     statuses: dict[str, int]
 
 
@@ -80,10 +81,7 @@ class BareRun:
 
 
 def workload(n: int) -> Workload:
-    """N BETs over N / TX_PER_PLAYER players, one round each.
-
-    BETs only: with BETs and WINs mixed, hub_common's Budget pump loses waiters (see the ledger's report), and
-    one priority keeps the measurement about throughput."""
+    """N BETs over N / TX_PER_PLAYER players, one round each (BETs only: the measurement is about throughput)."""
     admitted = datetime.now(UTC)
     players = [f"bench-player-{i:05d}" for i in range(max(1, n // TX_PER_PLAYER))]
     commands: list[TransactionCommand] = []
@@ -278,6 +276,8 @@ async def measure_ledger(
         peak.sample()
         cpu = ledger.cpu_s()
     op_cpu = operator.cpu_s() - op_cpu_before
+    async with aiohttp.ClientSession() as session:
+        operator_calls = (await OperatorAdminClient(session, operator.url).stats()).by_endpoint
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT status, count(*) AS n FROM transactions GROUP BY status")
@@ -294,6 +294,7 @@ async def measure_ledger(
         peak_rss_mb=peak.peak_mb,
         cpu_s=cpu,
         operator_cpu_s=op_cpu,
+        operator_calls=operator_calls,
         statuses={r["status"]: r["n"] for r in rows},
     )
 
@@ -394,6 +395,8 @@ def _report(n: int, players: int, ledger: LedgerRun, bare: BareRun) -> Report:
         f"mock operator CPU during the ledger run: {ledger.operator_cpu_s:.1f} s "
         f"({1000 * ledger.operator_cpu_s / max(ledger.finals, 1):.2f} ms/tx)"
     )
+    # One call per transaction is the floor; more means resends or lookups (timeouts, retries).
+    report.notes.append(f"operator calls by endpoint: {ledger.operator_calls}")
     if ledger.finals < n:
         report.notes.append(f"only {ledger.finals} of {n} transactions reached a final event before the timeout")
     report.targets += [

@@ -162,6 +162,9 @@ def ledger_service(
         "KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
         "KAFKA__PARTITIONS": kafka.partitions,
+        # The broker's minimum: a killed ledger's partitions move to its successor ~4 s sooner than by default.
+        "KAFKA__SESSION_TIMEOUT_MS": 6_000,
+        "KAFKA__HEARTBEAT_INTERVAL_MS": 1_000,
         "DATABASE__URL": database_url,
         "DATABASE__POOL_MAX_SIZE": 8,
         "OPERATOR__URL": operator_url,

@@ -42,6 +42,9 @@ def ledger_settings(
     )
     base: dict[str, Any] = {
         "port": 0,
+        # One group per test (the prefix is unique per test): a group shared with other tests' ledgers on the
+        # cluster would rebalance with them. Ledgers of one test share it, as replicas do.
+        "group_id": f"{kafka.topic_prefix}hub-ledger",
         "kafka": kafka,
         "database": database,
         "operator": operator,

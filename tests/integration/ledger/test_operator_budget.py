@@ -14,7 +14,7 @@ from hub_common.schemas import TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
-from support.ledger_it import Harness, command
+from support.ledger_it import Harness, command, eventually
 
 RATE = 8
 WINDOW_S = 1.0
@@ -123,3 +123,61 @@ async def test_two_ledger_instances_share_one_budget(
     assert len(times) == len(commands)  # one call each: no resend, no lookup
     assert max_in_any_window(times, WINDOW_S + MARGIN_S) <= RATE
     assert (await harness.operator.stats()).total_calls == len(commands)
+
+
+async def _grant_query_blocked(pool: asyncpg.Pool) -> bool:
+    return bool(
+        await pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+                   AND wait_event_type = 'Lock' AND query LIKE '%FROM operator_budget WHERE name%FOR UPDATE%')"""
+        )
+    )
+
+
+async def test_a_more_urgent_waiter_arriving_during_a_grant_query_is_served_first_and_none_is_lost(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    """Regression: the pump asked for a BET's grant; a credit arrived while that query ran (here: held on the
+    budget's row lock). The grant goes to the credit, and the BET still gets the next one."""
+    pool, observer = pools
+    budget = Budget(pool, SETTINGS)
+    order: list[str] = []
+
+    async def take(priority: Priority, name: str) -> None:
+        await budget.acquire(priority, timeout_s=30)
+        order.append(name)
+
+    holder = await observer.acquire()
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT 1 FROM operator_budget WHERE name = 'operator' FOR UPDATE")
+        bet = asyncio.create_task(take(Priority.DEBIT, "bet"))
+        await eventually(lambda: _grant_query_blocked(observer), timeout_s=10)
+        credit = asyncio.create_task(take(Priority.CREDIT, "credit"))
+        await asyncio.sleep(0)  # the credit is in the heap before the query returns
+        await lock.rollback()
+        await asyncio.wait_for(asyncio.gather(bet, credit), 20)
+    finally:
+        await observer.release(holder)
+        await budget.close()
+    assert order == ["credit", "bet"]
+    assert len(await grant_times(pool)) == 2
+
+
+async def test_waiting_calls_are_granted_together_within_the_rate(pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> None:
+    pool = pools[0]
+    rate = 40
+    settings = SETTINGS.model_copy(update={"rate_per_minute": rate})
+    await pool.execute("UPDATE operator_budget SET paused_until = clock_timestamp() + interval '0.3 seconds'")
+    budget = Budget(pool, settings)
+    try:
+        # All queue up during the pause; then each query grants several at once, until the window is full.
+        await asyncio.gather(*(budget.acquire(Priority.DEBIT) for _ in range(2 * rate)))
+    finally:
+        await budget.close()
+    times = await grant_times(pool)
+    assert len(times) == 2 * rate
+    # One transaction grants a batch (all at one time), at most a tenth of the rate: small bursts.
+    assert max(times.count(t) for t in times) == rate // 10
+    assert max_in_any_window(times, WINDOW_S + MARGIN_S) == rate

@@ -191,6 +191,8 @@ class KafkaConsumer:
             auto_offset_reset=auto_offset_reset,
             max_poll_records=max_poll_records,
             request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
         )
 
     @property

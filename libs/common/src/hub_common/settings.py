@@ -24,6 +24,10 @@ class KafkaSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = Field(default=15_000, ge=1_000)
     client_id: str = "integration-hub"
+    # Consumer group liveness (aiokafka's defaults). A consumer that dies without leaving keeps its partitions
+    # for `session_timeout_ms`; the broker accepts no less than its group.min.session.timeout.ms (6000 by default).
+    session_timeout_ms: int = Field(default=10_000, ge=1)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=1)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

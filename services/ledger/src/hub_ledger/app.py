@@ -60,18 +60,23 @@ def create_app(settings: LedgerSettings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await hub_kafka.ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
-        pool = await db.create_pool(settings.database)
+        pool = await db.create_pool(settings.database, reset_session=False)  # no session state is ever left
         producer = KafkaProducer(settings.kafka, client_id=SERVICE)
         client = OperatorClient(settings.operator)
         budget = Budget(pool, settings.operator)
         queues = PlayerQueues()
+        store = Store(
+            pool,
+            key_ttl=timedelta(hours=24),
+            max_batch=settings.db_max_batch,
+            batches_in_flight=settings.db_batches_in_flight,
+        )
         consumer = KafkaConsumer(
             settings.kafka, [COMMANDS], group_id=settings.group_id, dlq_producer=producer, client_id=SERVICE
         )
         try:
             await producer.start()
             await consumer.start()
-            store = Store(pool, key_ttl=timedelta(hours=24))
             relay = OutboxRelay(pool, producer, poll_s=settings.outbox_poll_s, batch=settings.outbox_batch)
             processor = Processor(store, client, budget, settings, on_commit=relay.wake)
             app[LEDGER] = Ledger(
@@ -99,6 +104,7 @@ def create_app(settings: LedgerSettings) -> web.Application:
             yield
         finally:
             await queues.close()
+            await store.close()
             await consumer.stop()
             await budget.close()
             await client.close()

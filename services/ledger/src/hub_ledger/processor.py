@@ -126,7 +126,7 @@ class Processor:
         if isinstance(decision, Finish):
             metrics.TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
             return
-        outcome = await self._settle(tx)
+        outcome = await self._settle(tx, attempt_noted=decision.attempt_noted)
         if outcome is None:
             return
         done = await self._store.finish(tx.id, outcome)
@@ -138,14 +138,17 @@ class Processor:
         seconds = self._settings.bet_deadline_s if tx.type is TxType.BET else self._settings.credit_deadline_s
         return tx.created_at + timedelta(seconds=seconds)
 
-    async def _settle(self, tx: TxRow) -> Finish | None:
-        """The final outcome from the operator; None when the deadline path already finished the row."""
+    async def _settle(self, tx: TxRow, *, attempt_noted: bool) -> Finish | None:
+        """The final outcome from the operator; None when the deadline path already finished the row.
+
+        `attempt_noted`: the row's `attempts` already counts the first POST (made PROCESSING just now).
+        """
         request = operator_request(tx)
         correlation_id = tx.correlation_id or str(tx.id)
         priority = Priority.for_type(tx.type)
         deadline = self._deadline(tx)
         backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
-        must_resolve = tx.attempts > 0
+        must_resolve = tx.attempts > (1 if attempt_noted else 0)
         last_error = "no answer from the operator"
         while True:
             remaining = (deadline - datetime.now(UTC)).total_seconds()
@@ -163,7 +166,10 @@ class Processor:
                         return completed(record)
                     must_resolve = False  # never applied: safe to send
                     continue
-                await self._store.note_attempt(tx.id)
+                if attempt_noted:
+                    attempt_noted = False
+                else:
+                    await self._store.note_attempt(tx.id)
                 return completed(await self._client.post_transaction(request, correlation_id=correlation_id))
             except OperatorRejected as exc:
                 return Finish(TxStatus.REJECTED, exc.message, error_code=exc.code, balance_cents=exc.balance_cents)

@@ -104,6 +104,8 @@ class CallOperator:
     """Send the transaction to the operator (transactionId = refId)."""
 
     original_transaction_id: str | None = None
+    # Set by the store when the step that made the row PROCESSING also counted the first POST in `attempts`.
+    attempt_noted: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,29 +4,34 @@ Why not a token bucket: a bucket of capacity C refilling at C/60 per second that
 through in 60 s (C at once, C more as it refills). The operator counts calls in any 60 s window, so the Hub
 keeps the log of its own grants instead and grants only while that log is short enough.
 
-Algorithm (`_try_grant`, one database transaction):
+Algorithm (`_try_grant`, one database transaction, granting a batch of k calls at once):
 1. `SELECT ... FROM operator_budget WHERE name = $1 FOR UPDATE` serialises every grant of every process.
 2. Only then `now = clock_timestamp()` (the database's clock: one clock for all replicas). Because grants are
    serialised by the lock and each reads the clock while holding it, grant times are non-decreasing.
-3. Count the grants with `granted_at > now - W` (W = window_s + safety_margin_s). Grant only if the count is
-   below R (rate_per_minute): insert a row at `now`. Otherwise the caller sleeps until the oldest of those
-   leaves the window (`oldest + W - now`), which is the exact moment a grant becomes possible again, so the
-   budget is used to the full while there is a backlog.
+3. Count the grants c with `granted_at > now - W` (W = window_s + safety_margin_s) and insert
+   m = min(k, R - c) rows at `now` (R = rate_per_minute). When m = 0 the caller sleeps until the oldest of
+   those leaves the window (`oldest + W - now`), which is the exact moment a grant becomes possible again, so
+   the budget is used to the full while there is a backlog. Steps 2-3 are one statement, so a batch of any
+   size costs the same four round trips (BEGIN, lock, grant, COMMIT).
 
-Proof that no window of length W holds more than R grants: take any window and its last grant g (time t_g).
-Every grant in the window lies in (t_g - W, t_g]. When g was granted, fewer than R earlier grants lay in
-(t_g - W, t_g] (grants are serialised and time-ordered, so later ones cannot appear there), hence at most R
-with g. Rows at or before `now - W` can never be counted again and are deleted while holding the lock.
+Proof that no window of length W holds more than R grants: take any window and its last grant g (time t_g,
+granted in a batch of m rows all at t_g). Every grant in the window lies in (t_g - W, t_g]. When g's batch was
+granted, c earlier grants lay in (t_g - W, t_g] (grants are serialised and time-ordered, so later batches
+cannot appear there) and c + m <= R, hence at most R in the window. Rows at or before `now - W` can never be
+counted again and are deleted while holding the lock.
 
 Why W = window_s + safety_margin_s: a call granted at g reaches the operator at s in [g, g + d]. Two calls
 the operator sees within 60 s were granted less than 60 s + d apart; with d <= safety_margin_s they fall in
 one W-window, so the operator sees at most R calls in any 60 s. At the defaults (60 s + 1 s) that is still
 98 % of the rate.
 
-Priority (REFUND/WIN before BET): inside a process, waiters form a heap and only the most urgent one asks the
-database. Across processes, each waiting process keeps a row in `operator_budget_waiters` with its most
-urgent waiting priority (refreshed at every attempt; stale rows are ignored); a grant for a less urgent
-priority is refused while a more urgent waiter exists elsewhere.
+Priority (REFUND/WIN before BET): inside a process, waiters form a heap; the pump asks the database for as
+many grants as there are waiters of the most urgent priority (at most `_max_batch`), and hands the grants out
+in heap order once they arrive (a more urgent waiter that arrived meanwhile goes first). A grant nobody can
+use any more (its waiter timed out during the query) is left unused: spending less is always safe. Across
+processes, each waiting process keeps a row in `operator_budget_waiters` with its most urgent waiting priority
+(refreshed at every attempt; stale rows are ignored); a grant for a less urgent priority is refused while a
+more urgent waiter exists elsewhere.
 
 `Retry-After` from the operator is obeyed by every process: `defer()` moves `operator_budget.paused_until`.
 """
@@ -56,6 +61,36 @@ BUDGET_GRANTS = Counter("hub_operator_budget_grants_total", "Operator calls gran
 BUDGET_WAITERS = Gauge("hub_operator_budget_waiters", "Tasks of this process waiting for operator budget")
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
+# Grants asked for in one database transaction; bounds the rows one statement inserts. Also at most a tenth
+# of the rate (see `Budget.__init__`).
+_MAX_BATCH = 500
+
+# Steps 2 and 3 of the algorithm, run while holding the `operator_budget` row lock. Data-modifying CTEs run
+# exactly once whether referenced or not, and all see the same snapshot: `used` still sees the rows `expired`
+# deletes, but those are at or before the horizon and not counted anyway.
+# $1 name, $2 waiter id, $3 priority, $4 window W, $5 rate R, $6 staleness of waiter rows, $7 calls wanted.
+_GRANT = """
+WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now),
+     expired AS (DELETE FROM operator_budget_grants g USING clock
+                 WHERE g.name = $1 AND g.granted_at <= clock.now - $4::interval),
+     seen AS (INSERT INTO operator_budget_waiters (name, waiter_id, priority, seen_at)
+              SELECT $1, $2, $3, clock.now FROM clock
+              ON CONFLICT (name, waiter_id) DO UPDATE SET priority = excluded.priority, seen_at = excluded.seen_at),
+     used AS (SELECT count(*) AS n, min(g.granted_at) AS oldest FROM operator_budget_grants g, clock
+              WHERE g.name = $1 AND g.granted_at > clock.now - $4::interval),
+     outranked AS (SELECT EXISTS (SELECT 1 FROM operator_budget_waiters w, clock
+                                  WHERE w.name = $1 AND w.waiter_id <> $2 AND w.priority < $3
+                                    AND w.seen_at > clock.now - $6::interval) AS yes),
+     budget AS (SELECT paused_until FROM operator_budget WHERE name = $1),
+     allowed AS (SELECT CASE WHEN outranked.yes OR coalesce(budget.paused_until > clock.now, false) THEN 0
+                             ELSE greatest(0, least($7::bigint, $5::bigint - used.n)) END AS k
+                 FROM clock, used, outranked, budget),
+     granted AS (INSERT INTO operator_budget_grants (name, priority, granted_at)
+                 SELECT $1, $3, clock.now FROM clock, allowed, generate_series(1, allowed.k)
+                 RETURNING 1)
+SELECT clock.now, budget.paused_until, used.n, used.oldest, outranked.yes, (SELECT count(*) FROM granted)::int
+FROM clock, budget, used, outranked
+"""
 
 
 class Priority(IntEnum):
@@ -86,6 +121,10 @@ class Budget:
         self._window = timedelta(seconds=settings.window_s + settings.safety_margin_s)
         self._poll_s = settings.budget_poll_s
         self._stale = timedelta(seconds=max(5 * settings.budget_poll_s, 5.0))
+        # The calls of one batch leave together, so the last of them reaches the operator later after its grant
+        # the bigger the batch, and the safety margin must cover that delay (see "Why W" above). A burst of at
+        # most a tenth of the rate keeps it small (6 calls at the default 60/min); a lifted rate batches freely.
+        self._max_batch = max(1, min(_MAX_BATCH, settings.rate_per_minute // 10))
         self._waiter_id = uuid.uuid4()
         self._heap: list[_Waiter] = []
         self._seq = itertools.count()
@@ -140,13 +179,16 @@ class Budget:
                     return
                 continue
             top = self._heap[0]
+            wanted = min(
+                sum(1 for w in self._heap if w.priority == top.priority and not w.future.done()), self._max_batch
+            )
             # Cleared before asking, so a more urgent waiter arriving during the query is not missed.
             self._wake.clear()
             try:
-                wait = await self._try_grant(top.priority)
+                granted, wait = await self._try_grant(top.priority, wanted)
             except _DB_ERRORS as exc:
                 log.warning("operator budget unavailable", extra={"error": repr(exc)})
-                wait = self._poll_s
+                granted, wait = 0, self._poll_s
             except Exception as exc:
                 # A bug: fail every waiter (their callers retry or stop) rather than leave them hanging.
                 log.exception("operator budget pump failed")
@@ -155,16 +197,22 @@ class Budget:
                         waiter.future.set_exception(exc)
                 self._heap.clear()
                 return
+            if granted:
+                # The heap may have changed during the query (a more urgent waiter pushed on top, waiters timed
+                # out): the grants go to whoever is most urgent now, and only those waiters leave the heap.
+                self._hand_out(granted)
             if wait <= 0:
-                # The heap may have changed during the query (a more urgent waiter pushed on top, `top` timed
-                # out): the grant goes to whoever is most urgent now, and only that waiter leaves the heap.
-                granted = self._pop_pending()
-                if granted is not None:
-                    BUDGET_GRANTS.labels(Priority(granted.priority).name).inc()
-                    granted.future.set_result(None)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(wait, self._poll_s))
+
+    def _hand_out(self, granted: int) -> None:
+        for _ in range(granted):
+            waiter = self._pop_pending()
+            if waiter is None:
+                return
+            BUDGET_GRANTS.labels(Priority(waiter.priority).name).inc()
+            waiter.future.set_result(None)
 
     def _pop_pending(self) -> _Waiter | None:
         while self._heap:
@@ -173,55 +221,35 @@ class Budget:
                 return waiter
         return None
 
-    async def _try_grant(self, priority: int) -> float:
-        """Grant one call now (returns 0) or return the seconds to wait before asking again."""
+    async def _try_grant(self, priority: int, wanted: int) -> tuple[int, float]:
+        """(calls granted now, seconds to wait before asking again; 0 = ask again at once)."""
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchrow(
                 "SELECT paused_until FROM operator_budget WHERE name = $1 FOR UPDATE", self._name
             )
             if locked is None:
                 await conn.execute("INSERT INTO operator_budget (name) VALUES ($1) ON CONFLICT DO NOTHING", self._name)
-                return 0.01  # created: try again (and take the lock) on the next round
-            now = await conn.fetchval("SELECT clock_timestamp()")
-            paused_until = locked["paused_until"]
-            if paused_until is not None and paused_until > now:
-                return float((paused_until - now).total_seconds())
-            horizon = now - self._window
-            await conn.execute(
-                "DELETE FROM operator_budget_grants WHERE name = $1 AND granted_at <= $2", self._name, horizon
-            )
-            await conn.execute(
-                """INSERT INTO operator_budget_waiters (name, waiter_id, priority, seen_at) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (name, waiter_id) DO UPDATE SET priority = $3, seen_at = $4""",
+                return 0, 0.01  # created: try again (and take the lock) on the next round
+            row = await conn.fetchrow(
+                _GRANT,
                 self._name,
                 self._waiter_id,
                 priority,
-                now,
+                self._window,
+                self._rate,
+                self._stale,
+                wanted,
             )
-            count, oldest = await conn.fetchrow(
-                "SELECT count(*), min(granted_at) FROM operator_budget_grants WHERE name = $1 AND granted_at > $2",
-                self._name,
-                horizon,
-            )
-            if count >= self._rate:
-                return max(float((oldest + self._window - now).total_seconds()), 0.001)
-            outranked = await conn.fetchval(
-                """SELECT EXISTS (SELECT 1 FROM operator_budget_waiters
-                   WHERE name = $1 AND waiter_id <> $2 AND priority < $3 AND seen_at > $4)""",
-                self._name,
-                self._waiter_id,
-                priority,
-                now - self._stale,
-            )
-            if outranked:
-                return self._poll_s
-            await conn.execute(
-                "INSERT INTO operator_budget_grants (name, priority, granted_at) VALUES ($1, $2, $3)",
-                self._name,
-                priority,
-                now,
-            )
-            return 0.0
+        now, paused_until, used, oldest, outranked, granted = row
+        if granted:
+            return granted, 0.0
+        if paused_until is not None and paused_until > now:
+            return 0, float((paused_until - now).total_seconds())
+        if used >= self._rate:
+            return 0, max(float((oldest + self._window - now).total_seconds()), 0.001)
+        if outranked:
+            return 0, self._poll_s
+        return 0, 0.0  # cannot happen (wanted >= 1); ask again rather than stall
 
     async def _forget_waiter(self) -> None:
         try:
