@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncpg
+from prometheus_client import REGISTRY
 
+from hub_common.db import create_pool
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS, KafkaConsumer, KafkaProducer, ensure_topics
 from hub_common.schemas import Balance
@@ -53,3 +55,18 @@ async def test_produce_consume_roundtrip_and_poison_to_dlq(kafka_settings: Kafka
         await consumer.stop()
         await dlq.stop()
         await producer.stop()
+
+
+async def test_pool_gauge_counts_connections_in_use(db_settings: DatabaseSettings) -> None:
+    def in_use() -> float | None:
+        return REGISTRY.get_sample_value("hub_db_pool_connections", {"state": "in_use"})
+
+    before = in_use() or 0
+    pool = await create_pool(db_settings, size=2)
+    try:
+        async with pool.acquire():
+            assert in_use() == before + 1
+            assert (REGISTRY.get_sample_value("hub_db_pool_connections", {"state": "max"}) or 0) >= 2
+    finally:
+        await pool.close()
+    assert in_use() == before

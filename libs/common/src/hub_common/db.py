@@ -8,10 +8,14 @@ import hashlib
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from hub_common.errors import DatabaseUnavailableError, FatalError
 from hub_common.settings import DatabaseSettings
@@ -27,22 +31,71 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """A pool `reset` that sends nothing (asyncpg still rolls back a transaction left open)."""
 
 
-async def create_pool(settings: DatabaseSettings, *, reset_session: bool = True) -> asyncpg.Pool:
-    """`reset_session=False` skips the reset query asyncpg runs on every release (advisory unlock, CLOSE ALL,
+async def create_pool(
+    settings: DatabaseSettings,
+    *,
+    reset_session: bool = True,
+    size: int | None = None,
+    server_settings: dict[str, str] | None = None,
+    keep_idle: bool = False,
+) -> asyncpg.Pool:
+    """A pool whose connections the `hub_db_pool_connections` gauge counts.
+
+    `reset_session=False` skips the reset query asyncpg runs on every release (advisory unlock, CLOSE ALL,
     UNLISTEN, RESET ALL): one round trip per checkout saved. Only for code that never leaves session state
-    behind: no session advisory locks, LISTEN, SET or cursors outside a transaction."""
+    behind: no session advisory locks, LISTEN, SET or cursors outside a transaction.
+    `size` fixes the pool's size; `keep_idle` never closes idle connections (they keep their prepared statements).
+    """
     try:
         pool = await asyncpg.create_pool(
             settings.url.get_secret_value(),
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
+            min_size=settings.pool_min_size if size is None else size,
+            max_size=settings.pool_max_size if size is None else size,
             command_timeout=settings.command_timeout_s,
             reset=None if reset_session else _keep_session,
+            server_settings=server_settings,
+            **({"max_inactive_connection_lifetime": 0} if keep_idle else {}),
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
     assert pool is not None
+    _POOLS.add(pool)
     return pool
+
+
+class _PoolCollector(Collector):
+    """`hub_db_pool_connections{state=in_use|idle|max}` over this process's open pools, read at scrape time."""
+
+    def __init__(self) -> None:
+        # asyncpg pools take no weak references: closed pools are dropped here, on add and on scrape.
+        self._pools: set[asyncpg.Pool] = set()
+
+    def add(self, pool: asyncpg.Pool) -> None:
+        self._prune()
+        self._pools.add(pool)
+
+    def _prune(self) -> None:
+        self._pools = {p for p in self._pools if not p.is_closing()}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hub_db_pool_connections", "PostgreSQL pool connections of this process", labels=["state"]
+        )
+        in_use = idle = maximum = 0
+        self._prune()
+        for pool in self._pools:
+            free = pool.get_idle_size()
+            in_use += pool.get_size() - free
+            idle += free
+            maximum += pool.get_max_size()
+        for state, value in (("in_use", in_use), ("idle", idle), ("max", maximum)):
+            family.add_metric([state], value)
+        yield family
+
+
+# Registered once per process, like any module-level metric; pools join it as they are created.
+_POOLS = _PoolCollector()
+REGISTRY.register(_POOLS)
 
 
 async def ping(pool: asyncpg.Pool) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hub_common import db
 from hub_common.errors import DatabaseUnavailableError
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
@@ -135,28 +136,16 @@ class _Taken(Exception):
     """The admission statement wrote nothing: roll back (a transaction row may be in) and report a conflict."""
 
 
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """Release without a reset query (see the module docstring)."""
-
-
 async def create_admission_pool(settings: DatabaseSettings, *, size: int, lock_timeout_ms: int) -> asyncpg.Pool:
-    try:
-        pool = await asyncpg.create_pool(
-            settings.url.get_secret_value(),
-            min_size=size,
-            max_size=size,
-            command_timeout=settings.command_timeout_s,
-            # A second request for a key/refId that another request is still admitting waits at most this long
-            # for that admission's row before answering "in progress". Lookups take no row locks.
-            server_settings={"lock_timeout": f"{int(lock_timeout_ms)}ms"},
-            # Idle connections stay open: closing them would drop their prepared statements.
-            max_inactive_connection_lifetime=0,
-            reset=_keep_session,
-        )
-    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
-    assert pool is not None
-    return pool
+    return await db.create_pool(
+        settings,
+        size=size,
+        reset_session=False,
+        # A second request for a key/refId that another request is still admitting waits at most this long
+        # for that admission's row before answering "in progress". Lookups take no row locks.
+        server_settings={"lock_timeout": f"{int(lock_timeout_ms)}ms"},
+        keep_idle=True,
+    )
 
 
 class TransactionStore:

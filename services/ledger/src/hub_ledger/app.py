@@ -14,7 +14,7 @@ from hub_common import kafka as hub_kafka
 from hub_common.http import Ops, background
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
-from hub_ledger import jobs, metrics
+from hub_ledger import gauges, jobs, metrics
 from hub_ledger.consumer import CommandConsumer
 from hub_ledger.ordering import PlayerQueues
 from hub_ledger.outbox import OutboxRelay
@@ -154,6 +154,16 @@ def create_app(settings: LedgerSettings) -> web.Application:
                 settings.webhook_purge_interval_s,
                 lambda: jobs.purge_webhooks(ledger().store, settings.webhook_retention_days),
                 metrics.WEBHOOK_PURGE_RUNS,
+            ),
+        )
+    )
+    app.cleanup_ctx.append(
+        background(
+            "state-gauges",
+            lambda: jobs.every(
+                settings.gauge_interval_s,
+                lambda: gauges.refresh(ledger().pool, stuck_after_s=settings.sweep_age_s),
+                metrics.GAUGE_RUNS,
             ),
         )
     )

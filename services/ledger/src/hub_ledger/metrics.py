@@ -18,4 +18,5 @@ KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired ide
 KEY_CLEANUP_RUNS = Counter("hub_ledger_key_cleanup_runs_total", "Idempotency key cleanup runs", ["result"])
 WEBHOOKS_PURGED = Counter("hub_ledger_webhooks_purged_total", "DELIVERED webhook_outbox rows purged")
 WEBHOOK_PURGE_RUNS = Counter("hub_ledger_webhook_purge_runs_total", "webhook_outbox purge runs", ["result"])
+GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
