@@ -56,6 +56,12 @@ class Ops:
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ready"})
 
+    async def ready_while_running(self, _: web.Application) -> AsyncIterator[None]:
+        """A cleanup_ctx, appended last: ready once every earlier start-up step succeeded, not while stopping."""
+        self.ready = True
+        yield
+        self.ready = False
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.readiness)

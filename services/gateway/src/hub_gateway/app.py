@@ -121,11 +121,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
         await budget.close()
         await client.close()
 
-    async def readiness(_: web.Application) -> AsyncIterator[None]:
-        ops.ready = True
-        yield
-        ops.ready = False
-
     app.cleanup_ctx.extend(
         [
             topics,
@@ -140,7 +135,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
                 lambda: app[BACKLOG].refresh_forever(app[STORE].backlog, settings.backlog_refresh_s),
             ),
             operator,
-            readiness,
+            ops.ready_while_running,
         ]
     )
     return app

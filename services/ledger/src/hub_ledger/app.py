@@ -111,11 +111,6 @@ def create_app(settings: LedgerSettings) -> web.Application:
             await producer.stop()
             await pool.close()
 
-    async def readiness(_: web.Application) -> AsyncIterator[None]:
-        ops.ready = True
-        yield
-        ops.ready = False
-
     def ledger() -> Ledger:
         return app[LEDGER]
 
@@ -167,5 +162,5 @@ def create_app(settings: LedgerSettings) -> web.Application:
             ),
         )
     )
-    app.cleanup_ctx.append(readiness)
+    app.cleanup_ctx.append(ops.ready_while_running)
     return app

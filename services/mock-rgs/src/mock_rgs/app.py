@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -26,12 +25,6 @@ def create_app(settings: MockRgsSettings, *, clock: Clock = time.time) -> web.Ap
     ops.add_routes(app)
     WebhookReceiver(state).add_routes(app)
     AdminHandlers(state).add_routes(app)
-
-    async def readiness(_: web.Application) -> AsyncIterator[None]:
-        # All state is in memory: once the app has started it can serve.
-        ops.ready = True
-        yield
-        ops.ready = False
-
-    app.cleanup_ctx.append(readiness)
+    # All state is in memory: once the app has started it can serve.
+    app.cleanup_ctx.append(ops.ready_while_running)
     return app

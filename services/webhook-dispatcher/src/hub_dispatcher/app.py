@@ -115,11 +115,6 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             for consumer in started:
                 await consumer.stop()
 
-    async def ready(_: web.Application) -> AsyncIterator[None]:
-        ops.ready = True
-        yield
-        ops.ready = False
-
     # Writes before the loops: cleanup runs in reverse, so the loops stop (and drain) while writes still flush.
     writes = background("writes", functools.partial(_run_writes, app))
     app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers, writes])
@@ -128,7 +123,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         background(f"consumer-{index}", functools.partial(_run_loop, app, index))
         for index in range(1 + len(retry_tiers(settings)))
     )
-    app.cleanup_ctx.extend([background("sweeper", functools.partial(_run_sweeper, app)), ready])
+    app.cleanup_ctx.extend([background("sweeper", functools.partial(_run_sweeper, app)), ops.ready_while_running])
     return app
 
 
