@@ -7,6 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
+import asyncpg
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -67,3 +68,11 @@ def load_env_file(path: Path, environ: dict[str, str] | None = None) -> list[str
             target[key] = parsed[0] if parsed else ""
             loaded.append(key)
     return loaded
+
+
+async def connect(settings: HubctlSettings) -> asyncpg.Connection:
+    """One connection for a command; an unreachable database ends hubctl with one plain line."""
+    try:
+        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc

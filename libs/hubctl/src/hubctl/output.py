@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import orjson
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    """`--json` on a nested subcommand too, without resetting one given earlier on the line."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
 
 
 def emit_json(value: Any, out: TextIO | None = None) -> None:

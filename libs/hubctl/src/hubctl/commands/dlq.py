@@ -28,14 +28,12 @@ from hubctl.commands.webhooks import (
     add_bulk_options,
     add_filters,
     audit,
-    connect,
-    json_flag,
     reset_row,
     run_db,
     selection,
 )
-from hubctl.context import HubctlSettings
-from hubctl.output import render
+from hubctl.context import HubctlSettings, connect
+from hubctl.output import json_flag, render
 from hubctl.progress import Progress, wanted
 
 COLUMNS = ["eventId", "eventType", "clientId", "playerId", "retryCount", "deadLetteredAt", "reason"]

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
 
-import asyncpg
-
-from hubctl.context import HubctlSettings
-from hubctl.output import render
-
-
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-
-
-def _render(value: Any, **kwargs: Any) -> None:
-    # `render` binds sys.stdout when hubctl.output is imported; the current one honours redirection.
-    render(value, out=sys.stdout, **kwargs)
+from hubctl.context import HubctlSettings, connect
+from hubctl.output import json_flag, render
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,26 +17,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = nested.add_parser("show", help="a key with its transaction's status (runbook query 2)")
     show.add_argument("key")
     show.add_argument("--client", help="the RGS client id (scope); all scopes when omitted")
-    _json_flag(show)
+    json_flag(show)
     show.set_defaults(handler=run_show)
 
     stuck = nested.add_parser("stuck", help="PROCESSING keys older than --minutes (runbook query 1)")
     stuck.add_argument("--minutes", type=float, default=60.0)
     stuck.add_argument("--limit", type=int, default=50)
-    _json_flag(stuck)
+    json_flag(stuck)
     stuck.set_defaults(handler=run_stuck)
 
     cleanup = nested.add_parser("cleanup", help="delete expired keys now (runbook query 4; the ledger also does)")
     cleanup.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
-    _json_flag(cleanup)
+    json_flag(cleanup)
     cleanup.set_defaults(handler=run_cleanup)
 
 
 async def _fetch(settings: HubctlSettings, query: str, *params: Any) -> list[dict[str, Any]]:
-    try:
-        conn = await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
+    conn = await connect(settings)
     try:
         return [dict(r) for r in await conn.fetch(query, *params)]
     finally:
@@ -67,7 +52,7 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
             args.client,
         )
     )
-    _render(
+    render(
         rows,
         as_json=args.json,
         columns=["key", "scope", "status", "ref_id", "transaction_status", "created_at", "expires_at"],
@@ -88,7 +73,7 @@ def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
             args.limit,
         )
     )
-    _render(rows, as_json=args.json, columns=["key", "scope", "ref_id", "transaction_status", "created_at"])
+    render(rows, as_json=args.json, columns=["key", "scope", "ref_id", "transaction_status", "created_at"])
     return 0
 
 
@@ -97,7 +82,7 @@ def run_cleanup(args: argparse.Namespace, settings: HubctlSettings) -> int:
         rows = asyncio.run(
             _fetch(settings, "SELECT count(*) AS expired FROM idempotency_keys WHERE expires_at < NOW()")
         )
-        _render({"expired": rows[0]["expired"], "deleted": 0}, as_json=args.json)
+        render({"expired": rows[0]["expired"], "deleted": 0}, as_json=args.json)
         return 0
     rows = asyncio.run(
         _fetch(
@@ -106,5 +91,5 @@ def run_cleanup(args: argparse.Namespace, settings: HubctlSettings) -> int:
             "SELECT count(*) AS deleted FROM gone",
         )
     )
-    _render({"deleted": rows[0]["deleted"]}, as_json=args.json)
+    render({"deleted": rows[0]["deleted"]}, as_json=args.json)
     return 0

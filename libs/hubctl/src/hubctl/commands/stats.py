@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
 
-import asyncpg
-
-from hubctl.context import HubctlSettings
+from hubctl.context import HubctlSettings, connect
 from hubctl.output import render
 
 # Each query is the runbook's, unchanged but for the window: the tables keep the runbook's names and columns.
@@ -54,11 +51,6 @@ QUERIES: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def _render(value: Any, **kwargs: Any) -> None:
-    # `render` binds sys.stdout when hubctl.output is imported; the current one honours redirection.
-    render(value, out=sys.stdout, **kwargs)
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("stats", help="transaction and webhook statistics (runbook useful queries)")
     parser.add_argument("--hours", type=int, default=24, help="look-back window (default 24)")
@@ -66,10 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def gather(settings: HubctlSettings, hours: int) -> dict[str, list[dict[str, Any]]]:
-    try:
-        conn = await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
+    conn = await connect(settings)
     try:
         return {name: [dict(r) for r in await conn.fetch(sql, hours)] for name, (sql, _) in QUERIES.items()}
     finally:
@@ -79,9 +68,9 @@ async def gather(settings: HubctlSettings, hours: int) -> dict[str, list[dict[st
 def run(args: argparse.Namespace, settings: HubctlSettings) -> int:
     report = asyncio.run(gather(settings, args.hours))
     if args.json:
-        _render(report, as_json=True)
+        render(report, as_json=True)
         return 0
     for name, rows in report.items():
         print(f"\n{name}:")
-        _render(rows, as_json=False, columns=QUERIES[name][1])
+        render(rows, as_json=False, columns=QUERIES[name][1])
     return 0

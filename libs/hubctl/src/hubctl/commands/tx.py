@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from typing import Any
 
@@ -33,8 +32,8 @@ from hub_common.operator import (
 )
 from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionEvent, TxStatus
 from hub_common.telemetry import kafka_headers, new_correlation_id
-from hubctl.context import HubctlSettings
-from hubctl.output import render
+from hubctl.context import HubctlSettings, connect
+from hubctl.output import json_flag, render
 
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
@@ -43,35 +42,26 @@ COLUMNS = (
 )
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-
-
-def _render(value: Any, **kwargs: Any) -> None:
-    # `render` binds sys.stdout when hubctl.output is imported; the current one honours redirection.
-    render(value, out=sys.stdout, **kwargs)
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tx", help="transactions: show, stuck, resolve, replay")
     nested = parser.add_subparsers(dest="tx_command", required=True, metavar="ACTION")
 
     show = nested.add_parser("show", help="one transaction with its key, audit trail and events")
     show.add_argument("ref_id")
-    _json_flag(show)
+    json_flag(show)
     show.set_defaults(handler=run_show)
 
     stuck = nested.add_parser("stuck", help="PENDING/PROCESSING transactions older than --minutes (runbook)")
     stuck.add_argument("--minutes", type=float, default=5.0)
     stuck.add_argument("--limit", type=int, default=50)
-    _json_flag(stuck)
+    json_flag(stuck)
     stuck.set_defaults(handler=run_stuck)
 
     resolve = nested.add_parser("resolve", help="finish an open transaction from the operator's record")
     resolve.add_argument("ref_id")
     resolve.add_argument("--reason", default="manual intervention via hubctl")
     resolve.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    _json_flag(resolve)
+    json_flag(resolve)
     resolve.set_defaults(handler=run_resolve)
 
     replay = nested.add_parser(
@@ -80,15 +70,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.add_argument("ref_id")
     replay.add_argument("--reason", default="replayed via hubctl")
     replay.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    _json_flag(replay)
+    json_flag(replay)
     replay.set_defaults(handler=run_replay)
-
-
-async def _connect(settings: HubctlSettings) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
 
 
 async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -113,7 +96,7 @@ def _resource(row: asyncpg.Record) -> Transaction:
 
 def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
     async def go() -> dict[str, Any]:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             row = await _row(conn, args.ref_id)
             keys = await conn.fetch(
@@ -144,22 +127,22 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
 
     found = asyncio.run(go())
     if args.json:
-        _render(found, as_json=True)
+        render(found, as_json=True)
         return 0
-    _render(found["transaction"], as_json=False)
+    render(found["transaction"], as_json=False)
     for title, columns in (
         ("keys", ["key", "scope", "status", "expires_at"]),
         ("audit", ["at", "action", "actor", "reason"]),
         ("events", ["event_id", "created_at", "published_at"]),
     ):
         print(f"\n{title}:")
-        _render(found[title], as_json=False, columns=columns)
+        render(found[title], as_json=False, columns=columns)
     return 0
 
 
 def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
     async def go() -> list[dict[str, Any]]:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             rows = await conn.fetch(
                 """SELECT id::text AS id, ref_id, player_id, type, status, attempts, created_at, updated_at
@@ -174,7 +157,7 @@ def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
         return [dict(r) for r in rows]
 
     rows = asyncio.run(go())
-    _render(rows, as_json=args.json, columns=["ref_id", "player_id", "type", "status", "attempts", "created_at"])
+    render(rows, as_json=args.json, columns=["ref_id", "player_id", "type", "status", "attempts", "created_at"])
     return 0
 
 
@@ -272,7 +255,7 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
         finally:
             await pool.close()
 
-    _render(asyncio.run(go()), as_json=args.json)
+    render(asyncio.run(go()), as_json=args.json)
     return 0
 
 
@@ -359,5 +342,5 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
         finally:
             await pool.close()
 
-    _render(asyncio.run(go()), as_json=args.json)
+    render(asyncio.run(go()), as_json=args.json)
     return 0

@@ -25,8 +25,8 @@ from hub_common.envelope import wrap
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import KafkaProducer, retry_topic
 from hub_dispatcher.messages import WebhookRetry
-from hubctl.context import HubctlSettings
-from hubctl.output import render
+from hubctl.context import HubctlSettings, connect
+from hubctl.output import json_flag, render
 from hubctl.progress import Progress, wanted
 
 STATUSES = ("PENDING", "PROCESSING", "DELIVERED", "FAILED", "DEAD_LETTER")
@@ -35,11 +35,6 @@ REDRIVABLE = ("PENDING", "FAILED", "DEAD_LETTER")
 FAILED_COLUMNS = ["id", "event_type", "status", "retry_count", "next_retry_at", "last_error"]
 
 T = TypeVar("T")
-
-
-def json_flag(parser: argparse.ArgumentParser) -> None:
-    """`--json` on a nested subcommand too, without resetting one given earlier on the line."""
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
 
 
 def time_bound(value: str, *, end: bool = False) -> datetime:
@@ -100,13 +95,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # --- shared plumbing (dlq.py uses it too) --------------------------------------------------------------------
-
-
-async def connect(settings: HubctlSettings) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
 
 
 def run_db(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
