@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
@@ -48,3 +48,11 @@ class LedgerSettings(BaseSettings):
     # How often the runbook's state gauges (stuck transactions, dead letters, table sizes) are recomputed.
     gauge_interval_s: float = Field(default=15.0, gt=0)
     webhook_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("operator")
+    @classmethod
+    def _operator_secret_set(cls, value: OperatorSettings) -> OperatorSettings:
+        # Every operator call is signed with it: an empty secret would only surface as 401s at run time.
+        if not value.secret.get_secret_value():
+            raise ValueError("operator.secret is required (LEDGER_OPERATOR__SECRET)")
+        return value
