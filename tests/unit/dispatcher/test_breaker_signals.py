@@ -1,0 +1,43 @@
+"""An endpoint's breaker opening and closing is visible: a log line each way, the state gauge, the counter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from hub_dispatcher.endpoints import Endpoints
+from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureFixture) -> None:
+    settings = DispatcherSettings(
+        endpoints={"rgs-signals": EndpointSettings(url="http://127.0.0.1:9/webhooks", secrets=[SecretStr("s")])},
+        breaker_failure_threshold=2,
+        breaker_open_s=0.01,
+    )
+    endpoint = Endpoints.from_settings(settings).get("rgs-signals")
+    assert endpoint is not None
+    opened_before = _sample("hub_webhook_circuit_transitions_total", endpoint="rgs-signals", state="open")
+    assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 0
+
+    with caplog.at_level(logging.INFO, logger="hub_dispatcher.breaker"):
+        endpoint.breaker.record_failure()
+        endpoint.breaker.record_failure()
+        assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 2
+        await asyncio.sleep(0.05)  # past open_s: one half-open probe
+        assert endpoint.breaker.allow()
+        endpoint.breaker.record_success()
+
+    assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 0
+    assert _sample("hub_webhook_circuit_transitions_total", endpoint="rgs-signals", state="open") == opened_before + 1
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("WARNING", "webhook circuit opened") in messages
+    assert ("INFO", "webhook circuit closed") in messages
