@@ -17,7 +17,6 @@ import orjson
 import pytest
 from aiohttp import ClientSession, web
 from aiokafka.admin import AIOKafkaAdminClient
-from pydantic import SecretStr
 
 from hub_common.envelope import Envelope, wrap
 from hub_common.errors import SignatureError
@@ -29,9 +28,7 @@ from hub_dispatcher.app import create_app
 from hub_dispatcher.messages import WebhookDeadLetter
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from support.apps import serve
-
-CLIENT = "rgs-demo"
-SECRETS = [SecretStr("wh-secret-old"), SecretStr("wh-secret-new")]
+from support.dispatcher_it import CLIENT, SECRETS
 
 
 @dataclass
@@ -95,21 +92,6 @@ def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, recei
 async def running(settings: DispatcherSettings) -> AsyncIterator[str]:
     async with serve(create_app(settings)) as url:
         yield url
-
-
-@pytest.fixture
-async def ledger(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaProducer]:
-    producer = KafkaProducer(kafka_settings, client_id="test-ledger")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
 
 
 def transaction(status: TxStatus, *, ref_id: str | None = None, tx_id: str | None = None) -> Transaction:

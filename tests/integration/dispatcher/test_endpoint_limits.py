@@ -4,11 +4,9 @@ a POST that outlives the endpoint's timeout counts as a failed attempt and is re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import asyncpg
-import pytest
 from aiohttp import web
 
 from hub_common.kafka import KafkaProducer
@@ -46,14 +44,6 @@ class SlowRgs:
         app = web.Application()
         app.router.add_post("/webhooks", self.handle)
         return app
-
-
-@pytest.fixture
-async def ledger(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaProducer]:
-    producer = KafkaProducer(kafka_settings, client_id="test-ledger")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def test_never_more_than_the_endpoints_concurrency_in_flight(

@@ -47,21 +47,6 @@ def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: 
 
 
 @pytest.fixture
-async def ledger(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaProducer]:
-    producer = KafkaProducer(kafka_settings, client_id="test-ledger")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_url)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
 def ctl(kafka_settings: KafkaSettings, db_settings: DatabaseSettings) -> HubctlSettings:
     return HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:sre-test")
 
