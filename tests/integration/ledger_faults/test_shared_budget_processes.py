@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 PROCESSES = 3
 RATE = 24
-WINDOW_S = 3.0
+# Long enough that the safety margin costs under 5 % of the nominal rate (8 / 8.25 s), as 1 s does of 60 s.
+WINDOW_S = 8.0
 MARGIN_S = 0.25
 BET_PLAYERS = 40
 BETS = 100
@@ -105,7 +106,7 @@ async def test_three_ledger_processes_share_the_budget_to_the_full_and_serve_cre
         await eventually(lambda: _grants_at_least(rig, RATE), timeout_s=20)
         await admit_all(rig.pool, rig.producer, wins)
         queued_at = await _credits_queued_everywhere(rig, wins)
-        await eventually(lambda: settled(rig.pool, total), timeout_s=60, step_s=0.1)
+        await eventually(lambda: settled(rig.pool, total), timeout_s=150, step_s=0.1)
 
     grants = [(r["granted_at"], r["priority"]) for r in await rig.pool.fetch("SELECT * FROM it_grant_log ORDER BY 1")]
     times = [t for t, _ in grants]
@@ -143,6 +144,8 @@ async def test_three_ledger_processes_share_the_budget_to_the_full_and_serve_cre
     # grant and the call reaching the operator (over 0.1 s seen on a loaded machine: the operator then counted
     # 26 calls in 3 s), so against the bare rate the use is bounded by WINDOW_S / (WINDOW_S + MARGIN_S).
     assert usage >= 0.95
+    # And of the nominal rate itself, the measure (>= 95 % while there is backlog).
+    assert WINDOW_S / mean_delay >= 0.95
 
     # Credits first: from the moment every process had its WINs waiting, no BET went before the last WIN.
     after = [priority for granted_at, priority in grants if granted_at > queued_at]
