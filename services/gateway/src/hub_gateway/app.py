@@ -81,9 +81,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         app[WAITER] = OutcomeWaiter()
-        app[LISTENER] = OutcomeListener(
-            settings.kafka, app[WAITER], dlq_producer=app[PRODUCER], client_id=f"{CLIENT_ID}-outcomes"
-        )
+        app[LISTENER] = OutcomeListener(settings.kafka, app[WAITER], client_id=f"{CLIENT_ID}-outcomes")
         # Started (end offsets pinned) before readiness: no outcome of an admitted request can be missed.
         await app[LISTENER].start()
         yield

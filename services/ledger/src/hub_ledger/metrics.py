@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 TRANSITIONS = Counter("hub_ledger_transactions_total", "Final ledger outcomes", ["type", "status"])
 COMMANDS = Counter("hub_ledger_commands_total", "Commands consumed from hub.commands", ["outcome"])
@@ -20,3 +20,6 @@ WEBHOOKS_PURGED = Counter("hub_ledger_webhooks_purged_total", "DELIVERED webhook
 WEBHOOK_PURGE_RUNS = Counter("hub_ledger_webhook_purge_runs_total", "webhook_outbox purge runs", ["result"])
 GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
+DB_BATCH_SIZE = Histogram(
+    "hub_ledger_db_batch_size", "Items per grouped database step", ["step"], buckets=(1, 2, 5, 10, 20, 50, 100, 200)
+)

@@ -4,10 +4,11 @@ A transition is guarded by the status it leaves (`WHERE status IN (...)`), so tw
 transaction (a rebalance, the sweeper) finish it once; the loser sees None and does nothing more.
 
 The two steps every command takes (begin: PENDING -> PROCESSING or final; finish: final) are group-committed
-(`hub_ledger.batching`): the commands of different players waiting for a step share one database transaction
-and one statement per kind of write, so a step costs a few round trips per batch instead of per command. Each
-command's rows still change together or not at all. Locks are taken in one order everywhere (players'
-advisory locks by hash, then rows by id), so two batches never wait for each other in a cycle.
+(`hub_common.batching`, a failed batch split item by item): the commands of different players waiting for a
+step share one database transaction and one statement per kind of write, so a step costs a few round trips per
+batch instead of per command. Each command's rows still change together or not at all. Locks are taken in one
+order everywhere (players' advisory locks by hash, then rows by id), so two batches never wait for each other
+in a cycle.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hub_common.batching import GroupCommit, OnFailure
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.telemetry import kafka_headers, new_correlation_id
-from hub_ledger.batching import Batcher
+from hub_ledger.metrics import DB_BATCH_SIZE
 from hub_ledger.rules import CallOperator, Decision, Finish, RuleContext, TxRow, decide
 
 ACTOR = "ledger"
@@ -59,7 +61,7 @@ _BEGIN_BY_REF = (
 )
 
 
-# Failures of the database itself, not of one transaction's data (see `hub_ledger.batching`).
+# Failures of the database itself, not of one transaction's data (see `hub_common.batching`).
 SHARED_DB_ERRORS = (
     OSError,
     TimeoutError,
@@ -111,22 +113,26 @@ class Store:
         self._pool = pool
         self._key_ttl = key_ttl
         # Commands of different players (the player queues never run two of one player at once) share one
-        # database transaction per step: see `hub_ledger.batching`.
-        self._begins: Batcher[tuple[TransactionCommand, str], Begun | None] = Batcher(
+        # database transaction per step: see `hub_common.batching`.
+        self._begins: GroupCommit[tuple[TransactionCommand, str], Begun | None] = GroupCommit(
             "begin",
             self._begin_commands,
             key=lambda item: item[0].ref_id,
             max_batch=max_batch,
             max_in_flight=batches_in_flight,
+            on_failure=OnFailure.SPLIT,
             shared_errors=SHARED_DB_ERRORS,
+            observe=DB_BATCH_SIZE.labels("begin").observe,
         )
-        self._finishes: Batcher[tuple[uuid.UUID, Finish], TxRow | None] = Batcher(
+        self._finishes: GroupCommit[tuple[uuid.UUID, Finish], TxRow | None] = GroupCommit(
             "finish",
             self._finish_many,
             key=lambda item: item[0],
             max_batch=max_batch,
             max_in_flight=batches_in_flight,
+            on_failure=OnFailure.SPLIT,
             shared_errors=SHARED_DB_ERRORS,
+            observe=DB_BATCH_SIZE.labels("finish").observe,
         )
 
     async def close(self) -> None:

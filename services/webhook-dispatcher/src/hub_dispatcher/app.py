@@ -100,6 +100,8 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             stale_after_s=settings.stale_processing_s,
         )
         yield
+        # Cleanup runs in reverse: the loops have stopped (and drained) by now, so nothing is left to write.
+        await app[WRITES].close()
 
     async def consumers(app: web.Application) -> AsyncIterator[None]:
         loops = [_main_loop(settings, app[PRODUCER], app[DISPATCHER])]
@@ -115,9 +117,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             for consumer in started:
                 await consumer.stop()
 
-    # Writes before the loops: cleanup runs in reverse, so the loops stop (and drain) while writes still flush.
-    writes = background("writes", functools.partial(_run_writes, app))
-    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers, writes])
+    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers])
     # The loops exist only once `consumers` ran, hence factories that look them up when started.
     app.cleanup_ctx.extend(
         background(f"consumer-{index}", functools.partial(_run_loop, app, index))
@@ -129,10 +129,6 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
 
 async def _run_loop(app: web.Application, index: int) -> None:
     await app[LOOPS][index].run()
-
-
-async def _run_writes(app: web.Application) -> None:
-    await app[WRITES].run()
 
 
 async def _run_sweeper(app: web.Application) -> None:
@@ -153,9 +149,7 @@ def _main_loop(settings: DispatcherSettings, producer: KafkaProducer, dispatcher
     consumer = KafkaConsumer(
         settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=SERVICE
     )
-    loop = ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
-    loop.subscribe([settings.kafka.topic(TRANSACTIONS)])
-    return loop
+    return ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
 
 
 def _tier_loop(
@@ -169,8 +163,6 @@ def _tier_loop(
         dlq_producer=producer,
         client_id=SERVICE,
     )
-    loop = ConsumerLoop(
+    return ConsumerLoop(
         f"retry-{tier}", consumer, dispatcher.on_retry, max_in_flight=settings.max_in_flight, due_at=_due_at
     )
-    loop.subscribe([settings.kafka.topic(topic)])
-    return loop

@@ -1,6 +1,6 @@
 """Access to the operator wallet: settings, the signed HTTP client, and the shared call budget."""
 
-from hub_common.operator.breaker import CircuitBreaker
+from hub_common.breaker import CircuitBreaker
 from hub_common.operator.budget import Budget, Priority
 from hub_common.operator.client import (
     OperatorBalance,
