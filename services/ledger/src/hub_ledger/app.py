@@ -12,6 +12,7 @@ from aiohttp import web
 from hub_common import db
 from hub_common import kafka as hub_kafka
 from hub_common.http import Ops, background
+from hub_common.jobs import every
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_ledger import gauges, jobs, metrics
@@ -119,14 +120,12 @@ def create_app(settings: LedgerSettings) -> web.Application:
     app.cleanup_ctx.append(background("outbox-relay", lambda: ledger().relay.run()))  # noqa: PLW0108
     app.cleanup_ctx.append(background("command-consumer", lambda: ledger().commands.run()))  # noqa: PLW0108
     app.cleanup_ctx.append(
-        background(
-            "sweeper", lambda: jobs.every(settings.sweep_interval_s, ledger().sweeper.once, metrics.SWEEPER_RUNS)
-        )
+        background("sweeper", lambda: every(settings.sweep_interval_s, ledger().sweeper.once, metrics.SWEEPER_RUNS))
     )
     app.cleanup_ctx.append(
         background(
             "compensator",
-            lambda: jobs.every(
+            lambda: every(
                 settings.compensation_interval_s,
                 ledger().compensator.once,
                 metrics.COMPENSATION_RUNS,
@@ -137,25 +136,15 @@ def create_app(settings: LedgerSettings) -> web.Application:
     app.cleanup_ctx.append(
         background(
             "key-cleanup",
-            lambda: jobs.every(
+            lambda: every(
                 settings.key_cleanup_interval_s, lambda: jobs.clean_keys(ledger().store), metrics.KEY_CLEANUP_RUNS
             ),
         )
     )
     app.cleanup_ctx.append(
         background(
-            "webhook-purge",
-            lambda: jobs.every(
-                settings.webhook_purge_interval_s,
-                lambda: jobs.purge_webhooks(ledger().store, settings.webhook_retention_days),
-                metrics.WEBHOOK_PURGE_RUNS,
-            ),
-        )
-    )
-    app.cleanup_ctx.append(
-        background(
             "state-gauges",
-            lambda: jobs.every(
+            lambda: every(
                 settings.gauge_interval_s,
                 lambda: gauges.refresh(ledger().pool, stuck_after_s=settings.sweep_age_s),
                 metrics.GAUGE_RUNS,

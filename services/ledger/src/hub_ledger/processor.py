@@ -15,9 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from hub_common.errors import InfrastructureError
+from hub_common.jobs import TRANSIENT
 from hub_common.operator import (
     Budget,
     BudgetTimeout,
@@ -31,20 +29,21 @@ from hub_common.operator import (
     Priority,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_common.transactions import TxRow
+from hub_common.transitions import Finish
 from hub_ledger import metrics
-from hub_ledger.rules import Decision, Finish, TxRow
+from hub_ledger.rules import Decision
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-_TRANSIENT = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def operator_request(tx: TxRow) -> OperatorTransactionRequest:
     return OperatorTransactionRequest(
-        transaction_id=tx.ref_id,
+        transaction_id=tx.operator_id,
         player_id=tx.player_id,
         type=tx.type,
         amount_cents=tx.amount_cents,
@@ -58,14 +57,14 @@ def operator_request(tx: TxRow) -> OperatorTransactionRequest:
 def cancel_request(tx: TxRow) -> OperatorTransactionRequest:
     """The compensating REFUND of a BET: its own operator id, pointing at the bet's."""
     return OperatorTransactionRequest(
-        transaction_id=f"{tx.ref_id}:cancel",
+        transaction_id=tx.cancel_operator_id,
         player_id=tx.player_id,
         type=TxType.REFUND,
         amount_cents=tx.amount_cents,
         currency=tx.currency,
         round_id=tx.round_id,
         game_id=tx.game_id,
-        original_transaction_id=tx.ref_id,
+        original_transaction_id=tx.operator_id,
     )
 
 
@@ -113,10 +112,11 @@ class Processor:
             metrics.COMMANDS.labels("foreign_ref_id").inc()
             log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
             return
-        await self._advance(*started)
+        await self._advance(started.row, started.decision)
 
     async def process(self, tx_id: uuid.UUID) -> None:
-        await self._advance(*await self._store.begin(tx_id))
+        begun = await self._store.begin(tx_id)
+        await self._advance(begun.row, begun.decision)
 
     async def _advance(self, tx: TxRow, decision: Decision | None) -> None:
         if decision is None:
@@ -161,7 +161,7 @@ class Processor:
             try:
                 await self._acquire(tx.id, priority, remaining)
                 if must_resolve:
-                    record = await self._client.get_transaction(tx.ref_id, correlation_id=correlation_id)
+                    record = await self._client.get_transaction(tx.operator_id, correlation_id=correlation_id)
                     if record is not None:
                         return completed(record)
                     must_resolve = False  # never applied: safe to send
@@ -209,7 +209,7 @@ class Processor:
             await asyncio.sleep(interval)
             try:
                 await self._store.touch(tx_id)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 log.warning("could not refresh a waiting transaction", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str) -> None:

@@ -44,10 +44,8 @@ class LedgerSettings(BaseSettings):
     sweep_age_s: float = Field(default=300.0, gt=0)
     compensation_interval_s: float = Field(default=5.0, gt=0)
     key_cleanup_interval_s: float = Field(default=300.0, gt=0)
-    webhook_purge_interval_s: float = Field(default=3600.0, gt=0)
     # How often the runbook's state gauges (stuck transactions, dead letters, table sizes) are recomputed.
     gauge_interval_s: float = Field(default=15.0, gt=0)
-    webhook_retention_days: int = Field(default=30, ge=1)
 
     @field_validator("operator")
     @classmethod

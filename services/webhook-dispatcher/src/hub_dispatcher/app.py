@@ -13,7 +13,9 @@ from aiohttp import web
 
 from hub_common import db, kafka
 from hub_common.http import Ops, background
+from hub_common.jobs import every
 from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
+from hub_dispatcher import metrics
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.endpoints import Endpoints
 from hub_dispatcher.loop import ConsumerLoop
@@ -35,6 +37,7 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 WRITES = web.AppKey("writes", Writes)
+STORE = web.AppKey("store", OutboxStore)
 LOOPS = web.AppKey("loops", list[ConsumerLoop])
 
 
@@ -75,7 +78,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         await app[SESSION].close()
 
     async def pipeline(app: web.Application) -> AsyncIterator[None]:
-        store = OutboxStore(app[POOL])
+        store = app[STORE] = OutboxStore(app[POOL])
         policy = RetryPolicy(
             settings.retry_schedule_ms,
             jitter=settings.retry_jitter,
@@ -123,7 +126,13 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         background(f"consumer-{index}", functools.partial(_run_loop, app, index))
         for index in range(1 + len(retry_tiers(settings)))
     )
-    app.cleanup_ctx.extend([background("sweeper", functools.partial(_run_sweeper, app)), ops.ready_while_running])
+    app.cleanup_ctx.extend(
+        [
+            background("sweeper", functools.partial(_run_sweeper, app)),
+            background("webhook-purge", functools.partial(_run_purge, app)),
+            ops.ready_while_running,
+        ]
+    )
     return app
 
 
@@ -133,6 +142,15 @@ async def _run_loop(app: web.Application, index: int) -> None:
 
 async def _run_sweeper(app: web.Application) -> None:
     await app[SWEEPER].run()
+
+
+async def _run_purge(app: web.Application) -> None:
+    settings, store = app[SETTINGS], app[STORE]
+
+    async def once() -> None:
+        metrics.PURGED.inc(await store.purge_delivered(older_than_days=settings.delivered_retention_days))
+
+    await every(settings.purge_interval_s, once, metrics.PURGE_RUNS)
 
 
 def _connector(settings: DispatcherSettings) -> aiohttp.TCPConnector:

@@ -58,6 +58,9 @@ class DispatcherSettings(BaseSettings):
     sweep_batch: int = Field(default=100, ge=1)
     # A row left PROCESSING this long belongs to a crashed attempt and is taken over.
     stale_processing_s: float = Field(default=300.0, gt=0)
+    # DELIVERED rows are deleted this long after delivery (runbook "Weekly cleanup"); dead letters are kept.
+    delivered_retention_days: int = Field(default=30, ge=1)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("retry_schedule_ms")
     @classmethod

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from hub_common import audit as hub_audit
 from hub_common import kafka
 from hub_common.envelope import wrap
 from hub_common.errors import InfrastructureError
@@ -119,16 +120,7 @@ async def audit(
     before: dict[str, Any] | None,
     after: dict[str, Any],
 ) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-           VALUES ('webhook_outbox', $1, $2, $3, $4::jsonb, $5::jsonb, $6)""",
-        event_id,
-        action,
-        actor,
-        orjson.dumps(before, default=str).decode() if before is not None else None,
-        orjson.dumps(after, default=str).decode(),
-        reason,
-    )
+    await hub_audit.record(conn, hub_audit.AuditEntry("webhook_outbox", event_id, action, actor, before, after, reason))
 
 
 class Pacer:

@@ -1,0 +1,48 @@
+"""The one way rows reach `audit_log` (append-only): who changed which entity, from what to what, and why.
+
+Single rows go through `record`. Statements that write many rows in one round trip (the gateway's admission,
+the ledger's grouped transitions) select their rows into `INSERT`, so the column list lives here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+COLUMNS = "entity, entity_id, action, actor, before, after, reason"
+# Followed by `VALUES (...)` or `SELECT ...` of the seven columns, `before`/`after` as jsonb.
+INSERT = f"INSERT INTO audit_log ({COLUMNS})"
+
+
+def to_json(value: Mapping[str, Any] | None) -> str | None:
+    """A `before`/`after` value as the text a `::jsonb` parameter takes (None stays SQL NULL)."""
+    return orjson.dumps(value, default=str).decode() if value is not None else None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    entity: str
+    entity_id: str
+    action: str
+    actor: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    reason: str | None
+
+
+async def record(conn: asyncpg.Connection, entry: AuditEntry) -> None:
+    """Write `entry` on `conn`, inside the caller's transaction: the audit row commits with the change."""
+    await conn.execute(
+        f"{INSERT} VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)",
+        entry.entity,
+        entry.entity_id,
+        entry.action,
+        entry.actor,
+        to_json(entry.before),
+        to_json(entry.after),
+        entry.reason,
+    )
