@@ -52,11 +52,22 @@ class TelemetrySettings(BaseSettings):
     console_spans: bool = False
 
 
-class HttpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+class ServiceSettings(BaseSettings):
+    """What every service's settings class has: where it listens, and its telemetry. A subclass sets its own
+    `env_prefix` (`GATEWAY_`, ...) and overrides `port` with its default."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+class BackendSettings(ServiceSettings):
+    """A Hub service's settings: also its Kafka and PostgreSQL (the mocks have neither)."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
 
 def parse_secret_list(value: object) -> object:

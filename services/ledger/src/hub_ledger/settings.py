@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+from hub_common.settings import BackendSettings
 
 
-class LedgerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="ignore")
+class LedgerSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3010, ge=0, le=65535)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     group_id: str = "hub-ledger"

@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background, stop_process
+from hub_common.http import Ops, background, request_shutdown
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
 from hub_common.operator import Budget, Priority
 from hub_reconciler.daily import DailyReconciliation
@@ -31,7 +31,7 @@ STREAM = web.AppKey("stream", JoinStream)
 
 
 def _fatal(exc: BaseException) -> None:
-    stop_process(f"join agent failed: {exc!r}")
+    request_shutdown(f"join agent failed: {exc!r}")
 
 
 def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> web.Application:
@@ -90,7 +90,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
 
     if settings.feed_enabled:
 
-        async def poll_feed() -> None:
+        async def poll_feed(_: web.Application) -> None:
             poller = FeedPoller(
                 app[FEED_CLIENT],
                 app[PRODUCER],
@@ -100,12 +100,12 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
             )
             await poller.run()
 
-        app.cleanup_ctx.append(background("operator-feed-poller", poll_feed))
+        app.cleanup_ctx.append(background("operator-feed-poller", poll_feed, on_fatal=request_shutdown))
 
     if settings.daily_enabled:
 
-        async def daily() -> None:
+        async def daily(_: web.Application) -> None:
             await DailyReconciliation(app[RANGE].run, app[POOL], at_utc=settings.daily_at_utc).run_forever()
 
-        app.cleanup_ctx.append(background("daily-reconciliation", daily))
+        app.cleanup_ctx.append(background("daily-reconciliation", daily, on_fatal=request_shutdown))
     return app

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+from hub_common.settings import BackendSettings
 
 
 class OperatorFeedSettings(OperatorSettings):
@@ -25,16 +25,11 @@ class OperatorFeedSettings(OperatorSettings):
 DailyTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
-class ReconcilerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECONCILER_", env_nested_delimiter="__", extra="ignore")
+class ReconcilerSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-    operator: OperatorFeedSettings = Field(default_factory=OperatorFeedSettings)
-
-    host: str = "127.0.0.1"
     port: int = Field(default=3012, ge=0, le=65535)
+    operator: OperatorFeedSettings = Field(default_factory=OperatorFeedSettings)
 
     # faust app id: also the consumer group and the changelog topic's prefix (the Kafka topic prefix is added).
     app_id: str = "hub-reconciler"

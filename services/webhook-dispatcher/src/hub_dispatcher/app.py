@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background
+from hub_common.http import OnFatal, Ops, background, request_shutdown
 from hub_common.jobs import every
 from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
 from hub_dispatcher import metrics
@@ -27,7 +27,9 @@ from hub_dispatcher.store import OutboxStore
 from hub_dispatcher.sweeper import Sweeper
 from hub_dispatcher.writes import Writes
 
-SERVICE = "hub-dispatcher"
+SERVICE = "webhook-dispatcher"
+# Kafka client id (broker logs and quotas), unchanged by the service's name in logs and metrics.
+CLIENT_ID = "hub-dispatcher"
 
 SETTINGS = web.AppKey("settings", DispatcherSettings)
 OPS = web.AppKey("ops", Ops)
@@ -49,7 +51,9 @@ def _due_at(record: Record) -> datetime:
     return record.envelope.payload_as(WebhookRetry).due_at
 
 
-def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None) -> web.Application:
+def create_app(
+    settings: DispatcherSettings, *, rng: random.Random | None = None, on_fatal: OnFatal = request_shutdown
+) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     ops = Ops(SERVICE, {"kafka": lambda: kafka.ping(settings.kafka), "database": lambda: db.ping(app[POOL])})
@@ -62,7 +66,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         yield
 
     async def producer(app: web.Application) -> AsyncIterator[None]:
-        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=SERVICE)
+        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
         await app[PRODUCER].start()
         yield
         await app[PRODUCER].stop()
@@ -121,27 +125,23 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
                 await consumer.stop()
 
     app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers])
-    # The loops exist only once `consumers` ran, hence factories that look them up when started.
+    # The tasks start once the cleanup contexts above have run, and find what those built by its AppKey.
     app.cleanup_ctx.extend(
-        background(f"consumer-{index}", functools.partial(_run_loop, app, index))
+        background(f"consumer-{index}", functools.partial(_run_loop, index=index), on_fatal=on_fatal)
         for index in range(1 + len(retry_tiers(settings)))
     )
     app.cleanup_ctx.extend(
         [
-            background("sweeper", functools.partial(_run_sweeper, app)),
-            background("webhook-purge", functools.partial(_run_purge, app)),
+            background("sweeper", lambda app: app[SWEEPER].run(), on_fatal=on_fatal),
+            background("webhook-purge", _run_purge, on_fatal=on_fatal),
             ops.ready_while_running,
         ]
     )
     return app
 
 
-async def _run_loop(app: web.Application, index: int) -> None:
+async def _run_loop(app: web.Application, *, index: int) -> None:
     await app[LOOPS][index].run()
-
-
-async def _run_sweeper(app: web.Application) -> None:
-    await app[SWEEPER].run()
 
 
 async def _run_purge(app: web.Application) -> None:
@@ -165,7 +165,7 @@ def _connector(settings: DispatcherSettings) -> aiohttp.TCPConnector:
 
 def _main_loop(settings: DispatcherSettings, producer: KafkaProducer, dispatcher: Dispatcher) -> ConsumerLoop:
     consumer = KafkaConsumer(
-        settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=SERVICE
+        settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=CLIENT_ID
     )
     return ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
 
@@ -179,7 +179,7 @@ def _tier_loop(
         [topic],
         group_id=f"{settings.consumer_group}-retry-{tier}",
         dlq_producer=producer,
-        client_id=SERVICE,
+        client_id=CLIENT_ID,
     )
     return ConsumerLoop(
         f"retry-{tier}", consumer, dispatcher.on_retry, max_in_flight=settings.max_in_flight, due_at=_due_at
