@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from mock_rgs.admin_client import RgsAdminClient
 from mock_rgs.app import create_app as create_rgs
 from mock_rgs.settings import MockRgsSettings
 from support.apps import serve
+from support.waits import eventually
 
 CLIENT = "rgs-demo"
 SECRETS = [SecretStr("wh-secret-old"), SecretStr("wh-secret-new")]
@@ -91,15 +92,6 @@ def result_event(status: TxStatus = TxStatus.COMPLETED, *, player: str = "p-1", 
 async def publish(ledger: KafkaProducer, *envelopes: Envelope) -> None:
     for envelope in envelopes:
         await ledger.send(TRANSACTIONS, envelope, key=envelope.payload["transaction"]["refId"])
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 60, what: str = "condition") -> None:
-    """Bounded polling: the test fails (not hangs) if the condition never holds."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def statuses(db: asyncpg.Connection, *event_ids: str) -> dict[str, str]:
@@ -175,7 +167,7 @@ class DispatcherProcess:
                 except (aiohttp.ClientError, OSError):
                     return False
 
-            await wait_for(ready, timeout_s=ready_timeout_s, what="dispatcher process ready")
+            await eventually(ready, timeout_s=ready_timeout_s, what="dispatcher process ready")
 
     async def kill(self) -> None:
         """SIGKILL: no cleanup, no commit, no goodbye to the consumer group."""

@@ -14,7 +14,7 @@ Condition = Callable[[], Awaitable[bool]] | Callable[[], bool]
 
 
 async def eventually(
-    condition: Condition, *, timeout_s: float = 30, step_s: float = 0.05, what: str = "condition"
+    condition: Condition, *, timeout_s: float = 60, step_s: float = 0.05, what: str = "condition"
 ) -> None:
     """Return once `condition()` (sync or async) is true; AssertionError after `timeout_s`."""
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.app import create_app
 from support.apps import serve
 from support.dispatcher_it import dispatcher_settings
-from support.ledger_it import eventually
+from support.waits import eventually
 
 
 async def test_old_delivered_webhooks_are_purged_and_dead_letters_kept(

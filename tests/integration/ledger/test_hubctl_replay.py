@@ -14,7 +14,8 @@ from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hubctl.commands import tx
 from hubctl.context import HubctlSettings
-from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.waits import eventually
 
 
 @pytest.fixture

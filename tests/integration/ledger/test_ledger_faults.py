@@ -10,7 +10,8 @@ from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from mock_operator.models import FaultConfig
 from support.apps import serve
-from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.waits import eventually
 
 
 async def test_timeout_after_apply_is_resolved_by_lookup_not_resent(

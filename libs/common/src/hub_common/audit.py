@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
+
+from hub_common import db
 
 COLUMNS = "entity, entity_id, action, actor, before, after, reason"
 # Followed by `VALUES (...)` or `SELECT ...` of the seven columns, `before`/`after` as jsonb.
@@ -34,7 +35,7 @@ class AuditEntry:
     reason: str | None
 
 
-async def record(conn: asyncpg.Connection, entry: AuditEntry) -> None:
+async def record(conn: db.Connection, entry: AuditEntry) -> None:
     """Write `entry` on `conn`, inside the caller's transaction: the audit row commits with the change."""
     await conn.execute(
         f"{INSERT} VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)",

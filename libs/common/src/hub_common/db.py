@@ -11,8 +11,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -21,6 +23,9 @@ from hub_common.errors import DatabaseUnavailableError, FatalError
 from hub_common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
+
+# A connection of our own, or one acquired from a pool (its proxy): what query helpers take.
+Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
 
 # Any fixed number: serialises concurrent migrators (several replicas starting at once).
 _MIGRATION_LOCK = 7_246_318_001
@@ -54,7 +59,8 @@ async def create_pool(
             command_timeout=settings.command_timeout_s,
             reset=None if reset_session else _keep_session,
             server_settings=server_settings,
-            **({"max_inactive_connection_lifetime": 0} if keep_idle else {}),
+            # 300 s is asyncpg's default; 0 never closes an idle connection.
+            max_inactive_connection_lifetime=0 if keep_idle else 300.0,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hub_common import audit
+from hub_common import audit, db
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus
@@ -88,14 +88,14 @@ def snapshot(tx: TxRow) -> dict[str, Any]:
     }
 
 
-async def lock(conn: asyncpg.Connection, *, ref_id: str) -> Locked | None:
+async def lock(conn: db.Connection, *, ref_id: str) -> Locked | None:
     """The row of `ref_id`, locked by the caller's database transaction; None when there is none."""
     record = await conn.fetchrow(LOCK_BY_REF, ref_id)
     return Locked(TxRow.from_record(record), record["tx_now"]) if record is not None else None
 
 
 async def insert_from_command(
-    conn: asyncpg.Connection, cmd: TransactionCommand, correlation_id: str, *, key_ttl: timedelta, actor: str
+    conn: db.Connection, cmd: TransactionCommand, correlation_id: str, *, key_ttl: timedelta, actor: str
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
     command was produced; None when a concurrent insert won (the caller reads that row)."""
@@ -149,7 +149,7 @@ async def insert_from_command(
     return record
 
 
-async def start_many(conn: asyncpg.Connection, rows: Sequence[TxRow], now: datetime, *, actor: str) -> list[TxRow]:
+async def start_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime, *, actor: str) -> list[TxRow]:
     """PENDING -> PROCESSING (locked rows), with their audit rows and events, in one statement.
 
     The first POST is counted here, in the same commit (one round trip less than counting it on its own).
@@ -187,7 +187,7 @@ async def start_many(conn: asyncpg.Connection, rows: Sequence[TxRow], now: datet
 
 
 async def finish_many(
-    conn: asyncpg.Connection,
+    conn: db.Connection,
     items: Sequence[tuple[TxRow, Finish]],
     now: datetime,
     *,
@@ -267,7 +267,7 @@ async def finish_many(
     return result
 
 
-async def reopen(conn: asyncpg.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
+async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
     """FAILED -> PENDING (locked row) with a fresh deadline and no attempts, audited; the key goes back to
     PROCESSING. No event: the outcome clients heard stands until the transaction finishes again."""
     reopened = replace(tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0)

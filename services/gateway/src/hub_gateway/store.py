@@ -155,7 +155,7 @@ class TransactionStore:
         self._key_ttl = timedelta(seconds=key_ttl_s)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[db.Connection]:
         try:
             async with self._pool.acquire() as conn:
                 yield conn

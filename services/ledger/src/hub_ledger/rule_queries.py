@@ -6,14 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
-
+from hub_common import db
 from hub_common.schemas import TxType
 from hub_common.transactions import COLUMNS, TxRow
 from hub_ledger.rules import RuleContext
 
 
-async def load_contexts(conn: asyncpg.Connection, rows: Sequence[TxRow]) -> dict[uuid.UUID, RuleContext]:
+async def load_contexts(conn: db.Connection, rows: Sequence[TxRow]) -> dict[uuid.UUID, RuleContext]:
     """The context of each PENDING row: BETs in one query (tombstones), WINs and REFUNDs one by one."""
     bets = [tx.ref_id for tx in rows if tx.type is TxType.BET]
     tombstoned: set[str] = set()
@@ -31,7 +30,7 @@ async def load_contexts(conn: asyncpg.Connection, rows: Sequence[TxRow]) -> dict
     return contexts
 
 
-async def _win_context(conn: asyncpg.Connection, tx: TxRow) -> RuleContext:
+async def _win_context(conn: db.Connection, tx: TxRow) -> RuleContext:
     refunded = await conn.fetchval(
         """SELECT EXISTS (SELECT 1 FROM refund_tombstones WHERE ref_id = $3)
                OR EXISTS (SELECT 1 FROM transactions b WHERE b.type = 'BET' AND b.player_id = $1
@@ -46,7 +45,7 @@ async def _win_context(conn: asyncpg.Connection, tx: TxRow) -> RuleContext:
     return RuleContext(bet_refunded=refunded)
 
 
-async def _refund_context(conn: asyncpg.Connection, tx: TxRow) -> RuleContext:
+async def _refund_context(conn: db.Connection, tx: TxRow) -> RuleContext:
     original = await conn.fetchrow(f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1", tx.original_ref_id)
     earlier = await conn.fetchrow(
         f"""SELECT {COLUMNS} FROM transactions WHERE type = 'REFUND' AND original_ref_id = $1 AND id <> $2

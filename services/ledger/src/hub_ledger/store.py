@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hub_common import audit, transitions
+from hub_common import audit, db, transitions
 from hub_common.batching import GroupCommit, OnFailure
 from hub_common.schemas import TransactionCommand, TxStatus
 from hub_common.transactions import COLUMNS, TxRow
@@ -146,7 +146,9 @@ class Store:
                         conn, cmd, item.correlation_id, key_ttl=self._key_ttl, actor=ACTOR
                     )
                     # Ours, or a concurrent winner's.
-                    records[cmd.ref_id] = await conn.fetchrow(transitions.LOCK_BY_REF, cmd.ref_id)
+                    record = await conn.fetchrow(transitions.LOCK_BY_REF, cmd.ref_id)
+                    assert record is not None  # inserted just now, or by the winner; rows are never deleted
+                    records[cmd.ref_id] = record
             now = records[items[0].command.ref_id]["tx_now"]
             rows = [TxRow.from_record(records[item.command.ref_id]) for item in items]
             mine = [
@@ -159,6 +161,7 @@ class Store:
         """Decide what to do with the transaction now and record the first step of it (the sweeper's path)."""
         async with self._pool.acquire() as conn, conn.transaction():
             record = await conn.fetchrow(_BEGIN_BY_ID, tx_id)
+            assert record is not None  # the sweeper read it; rows are never deleted
             tx = TxRow.from_record(record)
             return (await _begin_many(conn, [tx], record["tx_now"]))[tx.id]
 
@@ -191,6 +194,7 @@ class Store:
         """FAILED, plus the compensating REFUND the compensation job will send until the operator confirms it."""
         async with self._pool.acquire() as conn, conn.transaction():
             record = await conn.fetchrow(transitions.LOCK_BY_ID, tx_id)
+            assert record is not None  # the processor holds it; rows are never deleted
             tx = TxRow.from_record(record)
             done = (await transitions.finish_many(conn, [(tx, outcome)], record["tx_now"], actor=ACTOR))[tx.id]
             if done is not None:
@@ -273,7 +277,7 @@ class Store:
         return int(result.split()[-1])
 
 
-async def _begin_many(conn: asyncpg.Connection, rows: Sequence[TxRow], now: datetime) -> dict[uuid.UUID, Begun]:
+async def _begin_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime) -> dict[uuid.UUID, Begun]:
     """Each row's decision, its first step recorded; the rows are locked (FOR UPDATE) by this transaction, with
     their players' advisory locks."""
     result: dict[uuid.UUID, Begun] = {}

@@ -25,3 +25,4 @@ BREAKER_TRANSITIONS = Counter(
 IN_FLIGHT = Gauge("hub_webhook_in_flight", "Deliveries in flight per consumer.", ["consumer"])
 PURGED = Counter("hub_webhook_outbox_purged_total", "DELIVERED webhook_outbox rows purged after the retention.")
 PURGE_RUNS = Counter("hub_webhook_purge_runs_total", "webhook_outbox purge runs by result.", ["result"])
+SWEEPS = Counter("hub_webhook_sweeps_total", "Sweeps for PENDING and stale PROCESSING rows, by result.", ["result"])

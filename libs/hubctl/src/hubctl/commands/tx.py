@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hub_common import transitions
+from hub_common import db, transitions
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer
 from hub_common.operator import (
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.set_defaults(handler=run_replay)
 
 
-async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
+async def _row(conn: db.Connection | asyncpg.Pool, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1" + (" FOR UPDATE" if lock else ""), ref_id
     )
