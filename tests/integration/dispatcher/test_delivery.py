@@ -21,11 +21,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hub_common.envelope import Envelope, wrap
 from hub_common.errors import SignatureError
 from hub_common.kafka import DLQ_SUFFIX, TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record
-from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
+from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType, WebhookDeadLetter
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_common.signing import verify_webhook
 from hub_dispatcher.app import create_app
-from hub_dispatcher.messages import WebhookDeadLetter
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from support.apps import serve
 from support.dispatcher_it import CLIENT, SECRETS

@@ -21,8 +21,8 @@ from aiokafka.errors import KafkaError
 
 from hub_common.envelope import EnvelopeError, decode
 from hub_common.kafka import WEBHOOKS_DLQ
+from hub_common.schemas import WebhookDeadLetter
 from hub_common.settings import KafkaSettings
-from hub_dispatcher.messages import WebhookDeadLetter
 from hubctl.commands.webhooks import (
     Pacer,
     add_bulk_options,

@@ -24,7 +24,7 @@ from hub_common import kafka
 from hub_common.envelope import wrap
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import KafkaProducer, retry_topic
-from hub_dispatcher.messages import WebhookRetry
+from hub_common.schemas import WebhookRetry
 from hubctl.context import HubctlSettings, connect
 from hubctl.output import json_flag, render
 from hubctl.progress import Progress, wanted
