@@ -107,3 +107,20 @@ async def test_failed_bet_is_never_replayed(harness: Harness, settings: HubctlSe
     assert "never replayed" in result["result"]
     assert (await harness.row("bet-cancelled"))["status"] == "FAILED"
     assert (await harness.operator.player("p-5")).balance_cents == 10_000
+
+
+async def test_replay_of_an_open_transaction_is_audited(harness: Harness, settings: HubctlSettings) -> None:
+    await insert_admitted(harness.pool, command("win-open", TxType.WIN, "p-6", 400))
+
+    done = await replay(settings, "win-open", "--reason", "INC-43 command lost")
+
+    assert done == {"refId": "win-open", "result": "replayed", "previousStatus": "PENDING"}
+    row = await harness.row("win-open")
+    audit = await harness.pool.fetchrow(
+        "SELECT actor, os_user, after, reason FROM audit_log WHERE action = 'manual-replay' AND entity_id = $1",
+        str(row["id"]),
+    )
+    assert audit is not None
+    assert (audit["actor"], audit["reason"]) == ("hubctl:sre-test", "INC-43 command lost")
+    assert audit["os_user"]
+    assert orjson.loads(audit["after"]) == {"status": "PENDING", "commandRequeued": True}

@@ -7,15 +7,19 @@ predicate accepts. aiokafka exceptions become our own (`hub_common.kafka.transla
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hub_common.kafka import translate
 from hub_common.settings import KafkaSettings
 from hub_common.telemetry import KAFKA_CORRELATION_HEADER, header_value
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,14 +47,37 @@ class Scan:
 
 async def list_topics(settings: KafkaSettings) -> list[str]:
     """Every topic name the cluster has (full names, prefix included)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    return sorted(await _with_admin(settings, lambda admin: admin.list_topics()))
+
+
+async def partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
+    """The partitions of those of `topics` that exist."""
+
+    async def describe(admin: AIOKafkaAdminClient) -> list[TopicPartition]:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+        return [
+            TopicPartition(d["topic"], p["partition"])
+            for d in described
+            if d["error_code"] == 0
+            for p in sorted(d["partitions"], key=lambda p: int(p["partition"]))
+        ]
+
+    return await _with_admin(settings, describe)
+
+
+async def _with_admin(settings: KafkaSettings, work: Callable[[AIOKafkaAdminClient], Awaitable[T]]) -> T:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
+    )
     try:
-        await consumer.start()
-        return sorted(await consumer.topics())
+        await admin.start()
+        return await work(admin)
     except KafkaError as exc:
         raise translate(exc) from exc
     finally:
-        await consumer.stop()
+        await admin.close()
 
 
 async def scan(
@@ -68,10 +95,9 @@ async def scan(
         request_timeout_ms=max(settings.request_timeout_ms, 40_000),
     )
     result = Scan()
+    tps = await partitions(settings, topics)
     try:
         await consumer.start()
-        existing = await consumer.topics()
-        tps = [TopicPartition(t, p) for t in topics if t in existing for p in _partitions(consumer, t)]
         if tps:
             consumer.assign(tps)
             end = await consumer.end_offsets(tps)
@@ -128,10 +154,6 @@ async def _read(
         for tp in list(remaining):
             if await consumer.position(tp) >= stop[tp]:
                 remaining.discard(tp)
-
-
-def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    return sorted(consumer.partitions_for_topic(topic) or ())
 
 
 async def _starts(

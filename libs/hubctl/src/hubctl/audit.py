@@ -21,7 +21,7 @@ TRANSACTION = "transaction"
 KEY = "idempotency_key"
 WEBHOOK = "webhook_outbox"
 
-# Actions hubctl writes (the ledger's own are upper-case state names: ADMITTED, COMPLETED, ...).
+# Actions hubctl writes (the gateway's is ADMITTED, the ledger's are its transitions: processing, completed, ...).
 TX_RESOLVE = "manual-resolve"
 TX_REPLAY = "manual-replay"
 KEY_COMPLETE = "key.complete"
