@@ -41,6 +41,10 @@ def test_dev_mode_and_actor_come_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HUBCTL_ACTOR", "INC-42 jane")
     settings = HubctlSettings()
     assert (settings.hub_dev_mode, settings.hubctl_actor) == (True, "INC-42 jane")
+    monkeypatch.setenv("HUB_DEV_MODE", "")
+    monkeypatch.setenv("HUBCTL_ACTOR", "")
+    unset = HubctlSettings()
+    assert (unset.hub_dev_mode, unset.hubctl_actor) == (False, None)
 
 
 def test_confirmation_without_a_terminal_needs_yes() -> None:

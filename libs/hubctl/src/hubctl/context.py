@@ -18,7 +18,8 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 
 
 class HubctlSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    # An empty variable (`HUBCTL_ACTOR=`) counts as unset.
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     hub_url: str = "http://127.0.0.1:3000"
     operator_url: str = "http://127.0.0.1:3001"
