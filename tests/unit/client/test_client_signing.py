@@ -3,6 +3,8 @@ independent implementations of the contract's formats cannot drift, and against 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -130,3 +132,14 @@ def test_a_standard_webhooks_library_verifies_the_hubs_signature_unchanged() -> 
     assert Webhook(standard_webhooks_secret(SECRET)).verify(BODY, headers)["eventId"] == "e-1"
     with pytest.raises(StandardWebhooksError):
         Webhook(standard_webhooks_secret("other")).verify(BODY, headers)
+
+
+def test_the_client_imports_no_package_of_the_hub() -> None:
+    # An RGS installs hub-client alone (with httpx): nothing of the Hub may be needed at import time.
+    code = (
+        "import sys, hub_client; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'hub_common', 'hub_gateway', 'pydantic', 'aiohttp', 'orjson'}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert run.stdout.strip() == "[]"
