@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_SOURCES := libs services tests bench
-TYPED := libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
+TYPED := libs/client/src libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
 	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench
 
 .PHONY: help setup up test test-unit lint format bench migrate
