@@ -10,10 +10,10 @@ import aiohttp
 from prometheus_client import Counter, Histogram
 from pydantic import SecretStr
 
+from hub_common.schemas import Outcome
 from hub_common.signing import WebhookSigner
 from hub_dispatcher import metrics
 from hub_dispatcher.breaker import BreakerState, CircuitBreaker
-from hub_dispatcher.messages import Outcome
 from hub_dispatcher.settings import DispatcherSettings
 
 
