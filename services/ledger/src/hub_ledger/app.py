@@ -12,9 +12,9 @@ from aiohttp import web
 
 from hub_common import db
 from hub_common import kafka as hub_kafka
-from hub_common.http import OnFatal, Ops, background, request_shutdown
+from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
 from hub_common.jobs import every
-from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_ledger import gauges, jobs, metrics
 from hub_ledger.consumer import CommandConsumer
@@ -55,10 +55,8 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
     async def database_ok() -> bool:
         return LEDGER in app and await db.ping(app[LEDGER].pool)
 
-    async def kafka_ok() -> bool:
-        return await hub_kafka.ping(settings.kafka)
-
-    ops = Ops(SERVICE, {"kafka": kafka_ok, "database": database_ok})
+    kafka_probe = KafkaProbe(settings.kafka)
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": database_ok})
     app[OPS] = ops
     ops.add_routes(app)
 
@@ -116,6 +114,7 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
             await pool.close()
 
     # The tasks start once `resources` has built the ledger, and find it under LEDGER.
+    app.cleanup_ctx.append(closing(kafka_probe.close))
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.extend(
         [

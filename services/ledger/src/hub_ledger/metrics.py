@@ -18,6 +18,14 @@ KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired ide
 KEY_CLEANUP_RUNS = Counter("hub_ledger_key_cleanup_runs_total", "Idempotency key cleanup runs", ["result"])
 GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
+
+# Children created at import (service start) at 0: increase() over a counter whose series appears with its first
+# event misses that event, and the credit alert must fire on the very first one.
+for _type in ("WIN", "REFUND", "CANCEL"):
+    CREDIT_FAILED.labels(_type)
+for _type in ("BET", "WIN", "REFUND"):
+    for _status in ("COMPLETED", "REJECTED", "FAILED"):
+        TRANSITIONS.labels(_type, _status)
 DB_BATCH_SIZE = Histogram(
     "hub_ledger_db_batch_size", "Items per grouped database step", ["step"], buckets=(1, 2, 5, 10, 20, 50, 100, 200)
 )

@@ -12,14 +12,22 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import OnFatal, Ops, background, request_shutdown
+from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
 from hub_common.jobs import every
-from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
+from hub_common.kafka import (
+    TRANSACTIONS,
+    WEBHOOKS_DLQ,
+    KafkaConsumer,
+    KafkaProbe,
+    KafkaProducer,
+    Record,
+    retry_topic,
+)
+from hub_common.schemas import WebhookRetry
 from hub_dispatcher import metrics
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.endpoints import Endpoints
 from hub_dispatcher.loop import ConsumerLoop
-from hub_dispatcher.messages import WebhookRetry
 from hub_dispatcher.policy import RetryPolicy
 from hub_dispatcher.sender import Sender
 from hub_dispatcher.settings import DispatcherSettings
@@ -56,7 +64,8 @@ def create_app(
 ) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
-    ops = Ops(SERVICE, {"kafka": lambda: kafka.ping(settings.kafka), "database": lambda: db.ping(app[POOL])})
+    kafka_probe = KafkaProbe(settings.kafka)
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": lambda: db.ping(app[POOL])})
     app[OPS] = ops
     ops.add_routes(app)
 
@@ -124,7 +133,7 @@ def create_app(
             for consumer in started:
                 await consumer.stop()
 
-    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers])
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, session, pipeline, consumers])
     # The tasks start once the cleanup contexts above have run, and find what those built by its AppKey.
     app.cleanup_ctx.extend(
         background(f"consumer-{index}", functools.partial(_run_loop, index=index), on_fatal=on_fatal)

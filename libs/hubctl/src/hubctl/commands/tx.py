@@ -5,8 +5,8 @@
   the ledger (through the same `hub_common.transitions`) it writes the audit row and the `hub.transactions`
   event (via event_outbox, which the ledger's relay publishes) in the same database transaction.
 - `replay` (runbook "Transaction Replay") runs only after the operator confirms it never saw the refId:
-  an open transaction's command is re-enqueued (a lost command); a FAILED WIN/REFUND goes back to PENDING
-  (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
+  an open transaction's command is re-enqueued (a lost command; audited); a FAILED WIN/REFUND goes back to
+  PENDING (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
   replayed: the ledger cancelled it at the operator, and the RGS was told so.
 """
 
@@ -33,8 +33,12 @@ from hub_common.operator import (
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus
 from hub_common.telemetry import new_correlation_id
 from hub_common.transactions import TxRow
-from hubctl.context import HubctlSettings, connect
-from hubctl.output import json_flag, render
+from hubctl import audit
+from hubctl.bulk import add_change_options
+from hubctl.cli import Subparsers, command, group
+from hubctl.context import HubctlSettings, connect, create_pool
+from hubctl.errors import HubctlError
+from hubctl.output import render, section
 
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
@@ -43,36 +47,26 @@ COLUMNS = (
 )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("tx", help="transactions: show, stuck, resolve, replay")
-    nested = parser.add_subparsers(dest="tx_command", required=True, metavar="ACTION")
+def register(sub: Subparsers) -> None:
+    nested = group(sub, "tx", help="transactions: show, stuck, resolve, replay", dest="tx_command")
 
-    show = nested.add_parser("show", help="one transaction with its key, audit trail and events")
+    show = command(nested, "show", help="one transaction with its key, audit trail and events", handler=run_show)
     show.add_argument("ref_id")
-    json_flag(show)
-    show.set_defaults(handler=run_show)
 
-    stuck = nested.add_parser("stuck", help="PENDING/PROCESSING transactions older than --minutes (runbook)")
+    stuck_help = "PENDING/PROCESSING transactions older than --minutes (runbook)"
+    stuck = command(nested, "stuck", help=stuck_help, handler=run_stuck)
     stuck.add_argument("--minutes", type=float, default=5.0)
     stuck.add_argument("--limit", type=int, default=50)
-    json_flag(stuck)
-    stuck.set_defaults(handler=run_stuck)
 
-    resolve = nested.add_parser("resolve", help="finish an open transaction from the operator's record")
+    resolve_help = "finish an open transaction from the operator's record"
+    resolve = command(nested, "resolve", help=resolve_help, handler=run_resolve)
     resolve.add_argument("ref_id")
-    resolve.add_argument("--reason", default="manual intervention via hubctl")
-    resolve.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    json_flag(resolve)
-    resolve.set_defaults(handler=run_resolve)
+    add_change_options(resolve, reason="manual intervention via hubctl")
 
-    replay = nested.add_parser(
-        "replay", help="re-run an open or FAILED credit transaction the operator confirms it never saw"
-    )
+    replay_help = "re-run an open or FAILED credit transaction the operator confirms it never saw"
+    replay = command(nested, "replay", help=replay_help, handler=run_replay)
     replay.add_argument("ref_id")
-    replay.add_argument("--reason", default="replayed via hubctl")
-    replay.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    json_flag(replay)
-    replay.set_defaults(handler=run_replay)
+    add_change_options(replay, reason="replayed via hubctl")
 
 
 async def _row(conn: db.Connection | asyncpg.Pool, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -80,7 +74,7 @@ async def _row(conn: db.Connection | asyncpg.Pool, ref_id: str, *, lock: bool = 
         f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1" + (" FOR UPDATE" if lock else ""), ref_id
     )
     if row is None:
-        raise SystemExit(f"hubctl: no transaction with refId {ref_id}")
+        raise HubctlError(f"no transaction with refId {ref_id}")
     return row
 
 
@@ -125,7 +119,7 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
         ("audit", ["at", "action", "actor", "reason"]),
         ("events", ["event_id", "created_at", "published_at"]),
     ):
-        print(f"\n{title}:")
+        section(title)
         render(found[title], as_json=False, columns=columns)
     return 0
 
@@ -169,7 +163,7 @@ async def _operator_record(
             TxRow.from_record(row).operator_id, correlation_id=row["correlation_id"] or ""
         )
     except OperatorTechnicalError as exc:
-        raise SystemExit(f"hubctl: operator lookup failed: {exc.message}") from exc
+        raise HubctlError(f"operator lookup failed: {exc.message}") from exc
     finally:
         await budget.close()
         await client.close()
@@ -177,9 +171,10 @@ async def _operator_record(
 
 def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
     operator = _operator_settings(settings)
+    actor = None if args.dry_run else audit.actor(settings)
 
     async def go() -> dict[str, Any]:
-        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
+        pool = await create_pool(settings)
         try:
             row = await _row(pool, args.ref_id)
             if TxStatus(row["status"]).is_final:
@@ -191,12 +186,12 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
                 "balance_cents": record.balance_cents if record else None,
                 "operator_transaction_id": record.operator_transaction_id if record else None,
             }
-            if args.dry_run:
+            if actor is None:
                 return {"refId": args.ref_id, "result": "dry run: would finish", **outcome}
             async with pool.acquire() as conn, conn.transaction():
                 locked = await transitions.lock(conn, ref_id=args.ref_id)
                 if locked is None:
-                    raise SystemExit(f"hubctl: no transaction with refId {args.ref_id}")
+                    raise HubctlError(f"no transaction with refId {args.ref_id}")
                 if locked.row.status.is_final:
                     return {"refId": args.ref_id, "result": f"finished meanwhile: {locked.row.status}"}
                 reason = f"{args.reason}: operator {'applied it' if record else 'never applied it'}"
@@ -208,7 +203,7 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
                     operator_transaction_id=outcome["operator_transaction_id"],
                 )
                 await transitions.finish_many(
-                    conn, [(locked.row, final)], locked.now, actor=settings.hubctl_actor, action="manual-resolve"
+                    conn, [(locked.row, final)], locked.now, actor=actor.name, action=audit.TX_RESOLVE
                 )
             return {"refId": args.ref_id, "result": "resolved", **outcome}
         finally:
@@ -240,11 +235,21 @@ def _replay_refusal(row: asyncpg.Record) -> str | None:
     return None
 
 
+async def _audit_requeue(conn: db.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
+    """An open transaction keeps its state; the audit row records that its command was sent again, and by whom."""
+    before = {"status": row["status"], "attempts": row["attempts"]}
+    after = {"status": row["status"], "commandRequeued": True}
+    await audit.write(
+        conn, actor, audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_REPLAY, reason, before, after)
+    )
+
+
 def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
     operator = _operator_settings(settings)
+    actor = None if args.dry_run else audit.actor(settings)
 
     async def go() -> dict[str, Any]:
-        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
+        pool = await create_pool(settings)
         try:
             row = await _row(pool, args.ref_id)
             if (refusal := _replay_refusal(row)) is not None:
@@ -254,7 +259,7 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                     "refId": args.ref_id,
                     "result": "refused: the operator has applied this transaction; use `hubctl tx resolve`",
                 }
-            if args.dry_run:
+            if actor is None:
                 return {"refId": args.ref_id, "result": "dry run: the operator never saw it; would replay"}
             producer = KafkaProducer(settings.kafka, client_id="hubctl")
             await producer.start()
@@ -267,10 +272,12 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                         await transitions.reopen(
                             conn,
                             TxRow.from_record(locked),
-                            actor=settings.hubctl_actor,
-                            action="manual-replay",
+                            actor=actor.name,
+                            action=audit.TX_REPLAY,
                             reason=args.reason,
                         )
+                    else:
+                        await _audit_requeue(conn, locked, actor=actor, reason=args.reason)
                     key = await conn.fetchval(
                         "SELECT key FROM idempotency_keys WHERE transaction_id = $1", locked["id"]
                     )
