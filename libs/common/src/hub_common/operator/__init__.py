@@ -22,10 +22,10 @@ from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
     "Budget",
-    "FeedPage",
     "BudgetTimeout",
     "CircuitBreaker",
     "CircuitOpenError",
+    "FeedPage",
     "OperatorBalance",
     "OperatorClient",
     "OperatorRateLimited",
