@@ -27,7 +27,7 @@ from hub_common.kafka import MISMATCHES, KafkaProducer
 from hub_common.operator import operator_id_sql
 from hub_common.reconciliation.events import Mismatch, MismatchResolved, Side, event_id
 from hub_common.reconciliation.report import FEED_NAME, detail, feed_coverage
-from hub_common.reconciliation.rules import UNDECIDED, MismatchKind, Outcome, joined_query
+from hub_common.reconciliation.rules import BY_KEYS, UNDECIDED, MismatchKind, Outcome
 from hub_common.telemetry import kafka_headers, new_correlation_id
 from hub_reconciler.metrics import MISMATCHES as MISMATCH_COUNT
 from hub_reconciler.metrics import RESOLVED, SWEEP_EVALUATED
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OP_ID = operator_id_sql("t")
 
-_BY_KEYS = joined_query(
-    f"({_OP_ID} = ANY($2::text[]) OR c.operator_transaction_id = ANY($2::text[]))",
-    "o.transaction_id = ANY($2::text[])",
-)
 
 # An operator id, plus its partner: the cancel of a FAILED bet and the bet are judged together.
 _TOUCH = f"""
@@ -102,7 +98,7 @@ class JoinState:
                 return 0
             states = [_State(r["operator_id"], orjson.loads(r["open"]), r["events"]) for r in rows]
             covered = await feed_coverage(conn, self._feed_name) or _EPOCH
-            joined = await conn.fetch(_BY_KEYS, covered, [s.key for s in states])
+            joined = await conn.fetch(BY_KEYS, covered, [s.key for s in states])
             by_key: dict[str, dict[str, Any]] = {}
             for record in joined:
                 row = dict(record)

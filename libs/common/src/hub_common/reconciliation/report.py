@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from hub_common.errors import HubError
-from hub_common.reconciliation.rules import NOT_MISMATCHES, MismatchKind, Outcome, joined_query
+from hub_common.reconciliation.rules import IN_RANGE, NOT_MISMATCHES, MismatchKind, Outcome
 
 FEED_NAME = "operator"
 
@@ -44,9 +44,8 @@ CSV_COLUMNS = (
     "operator_created_at",
 )
 
-_IN_SLICE = joined_query("t.created_at >= $2 AND t.created_at < $3", "o.created_at >= $2 AND o.created_at < $3")
 _SLICE = f"""
-WITH j AS MATERIALIZED ({_IN_SLICE})
+WITH j AS MATERIALIZED ({IN_RANGE})
 SELECT 'row' AS part, to_jsonb(j) AS body FROM j WHERE NOT (j.verdict <@ '{NOT_MISMATCHES}'::text[])
 UNION ALL
 SELECT 'tally', jsonb_object_agg(s.outcome, s.n)

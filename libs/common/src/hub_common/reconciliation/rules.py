@@ -113,3 +113,11 @@ SELECT j.*, {VERDICT} AS verdict FROM (
        OR (NOT EXISTS (SELECT 1 FROM transactions t WHERE {_OP_ID} = o.transaction_id)
            AND NOT EXISTS (SELECT 1 FROM ledger_compensations c WHERE c.operator_transaction_id = o.transaction_id))
 ) j"""
+
+
+# The two selections: Hub entries created (and operator records created) in [$2, $3); or by operator id ($2).
+IN_RANGE = joined_query("t.created_at >= $2 AND t.created_at < $3", "o.created_at >= $2 AND o.created_at < $3")
+BY_KEYS = joined_query(
+    f"({_OP_ID} = ANY($2::text[]) OR c.operator_transaction_id = ANY($2::text[]))",
+    "o.transaction_id = ANY($2::text[])",
+)
