@@ -86,7 +86,8 @@ class FeedPoller:
             self._clock() - timedelta(seconds=self._policy.delay_s),
             state.covered_to + timedelta(seconds=self._policy.max_window_s),
         )
-        if end <= state.covered_to:
+        # Caught up: a window shorter than the poll interval waits for the next poll (one call per interval).
+        if (end - state.covered_to).total_seconds() < self._policy.poll_interval_s:
             return None
         return FeedState(state.covered_to, end, None, state.covered_to)
 
