@@ -26,9 +26,7 @@ POLICY = FeedPolicy(
 )
 
 
-async def test_feed_stores_publishes_and_resumes(
-    db_settings: DatabaseSettings, kafka_settings: KafkaSettings
-) -> None:
+async def test_feed_stores_publishes_and_resumes(db_settings: DatabaseSettings, kafka_settings: KafkaSettings) -> None:
     created = datetime.now(UTC) - timedelta(minutes=10)
     ids = [f"op-{i}" for i in range(5)]
     operator_settings = OperatorSettings(secret=SECRET, rate_per_minute=600)

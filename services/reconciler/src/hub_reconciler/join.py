@@ -48,7 +48,7 @@ WITH k AS (SELECT DISTINCT unnest($1::text[]) AS key),
         UNION SELECT {_OP_ID} FROM k JOIN ledger_compensations c ON c.operator_transaction_id = k.key
                                     JOIN transactions t ON t.id = c.transaction_id)
 INSERT INTO reconciliation_join (operator_id, first_seen_at, due_at, pending, updated_at)
-SELECT key, $2, $2 + $3::interval, true, $2 FROM keys
+SELECT key, $2::timestamptz, $2::timestamptz + $3::interval, true, $2::timestamptz FROM keys
 ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at
 """
 

@@ -199,6 +199,6 @@ class JoinStream:
                 await action()
                 return
             except _RETRYABLE as exc:
-                log.warning("join step failed; retrying", extra={"error": repr(exc), "delayS": delay})
+                log.warning("join step failed; retrying: %r", exc, extra={"error": repr(exc), "delayS": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_BACKOFF_S)
