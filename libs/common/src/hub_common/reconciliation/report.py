@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic as time_monotonic
 from typing import Any, TextIO
 
 import asyncpg
@@ -180,6 +181,7 @@ class RangeReport:
         """Reconcile the whole UTC days `first`..`last`; writes the CSV and the summary, returns the summary."""
         start, end = day_bounds(first, last)
         generated = self._clock()
+        started = time_monotonic()
         stem = f"reconciliation-{first.isoformat()}_{last.isoformat()}-{generated:%Y%m%dT%H%M%SZ}"
         csv_path = (self._report_dir / f"{stem}.csv").absolute()
         summary_path = csv_path.with_name(f"{stem}.summary.json")
@@ -220,6 +222,7 @@ class RangeReport:
             "from": first.isoformat(),
             "to": last.isoformat(),
             "generatedAt": iso(generated),
+            "durationS": round(time_monotonic() - started, 3),
             "report": str(csv_path),
             "summary": str(summary_path),
             "feedCoveredTo": iso(covered),
