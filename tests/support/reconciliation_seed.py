@@ -55,8 +55,14 @@ async def compensation(
     updated: datetime = T0 + timedelta(minutes=5),
 ) -> str:
     cancel = f"{ref_id}:cancel"
-    request = {"transactionId": cancel, "playerId": "p-1", "type": "REFUND", "amountCents": amount,
-               "currency": currency, "originalTransactionId": ref_id}
+    request = {
+        "transactionId": cancel,
+        "playerId": "p-1",
+        "type": "REFUND",
+        "amountCents": amount,
+        "currency": currency,
+        "originalTransactionId": ref_id,
+    }
     await conn.execute(
         """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request, status, created_at,
                                             updated_at)

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from hub_common.kafka import OPERATOR_TRANSACTIONS, KafkaConsumer, KafkaProducer, ensure_topics
 from hub_common.operator import Budget, OperatorClient, OperatorRecord, OperatorSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings
-from hub_reconciler.feed import FeedPoller, FeedPolicy
+from hub_reconciler.feed import FeedPolicy, FeedPoller
 from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.app import create_app as create_operator
 from mock_operator.models import FaultConfig, RecordSeed

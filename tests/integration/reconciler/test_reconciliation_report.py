@@ -46,6 +46,15 @@ async def seed(conn: asyncpg.Connection) -> None:
     await feed_covered(conn, T0 + timedelta(days=2))
 
 
+def read_csv(path: str) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
 async def test_report_lists_exactly_the_seeded_mismatches(database_url: str, tmp_path: Path) -> None:
     conn = await asyncpg.connect(database_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -58,8 +67,7 @@ async def test_report_lists_exactly_the_seeded_mismatches(database_url: str, tmp
     finally:
         await pool.close()
         await conn.close()
-    with open(summary["report"], newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv(summary["report"])
     found = sorted((r["operator_id"], r["kind"]) for r in rows)
     assert found == sorted(
         [
@@ -88,7 +96,7 @@ async def test_report_lists_exactly_the_seeded_mismatches(database_url: str, tmp
     assert summary["totals"]["EUR"]["hub"]["BET"] == {"count": 5, "amountCents": 500}
     assert seen == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
     assert Path(summary["report"]).is_absolute()
-    assert orjson.loads(Path(summary["summary"]).read_bytes())["byKind"] == summary["byKind"]
+    assert orjson.loads(read_bytes(summary["summary"]))["byKind"] == summary["byKind"]
 
 
 async def test_report_refuses_a_reversed_range_and_a_feed_that_never_ran(database_url: str, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import CleanupCtx, Ops, background, stop_process
-from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.http import CleanupCtx, Ops, background, closing, stop_process
+from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
 from hub_reconciler import store
@@ -77,8 +77,7 @@ def daily_runs(settings: ReconcilerSettings, pool: asyncpg.Pool) -> DailyRuns:
 def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> web.Application:
     app = web.Application()
 
-    async def kafka_ok() -> bool:
-        return await kafka.ping(settings.kafka)
+    kafka_probe = KafkaProbe(settings.kafka)
 
     async def database_ok() -> bool:
         return POOL in app and await db.ping(app[POOL])
@@ -86,7 +85,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
     async def stream_ok() -> bool:
         return STREAM in app and app[STREAM].healthy
 
-    ops = Ops(SERVICE, {"kafka": kafka_ok, "database": database_ok, "stream": stream_ok})
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": database_ok, "stream": stream_ok})
     ops.add_routes(app)
 
     async def topics(_: web.Application) -> AsyncIterator[None]:
@@ -129,7 +128,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         ops.ready = False
         await app[STREAM].stop()
 
-    app.cleanup_ctx.extend([topics, producer, pool, operator, stream])
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, operator, stream])
 
     app.cleanup_ctx.extend(_background_jobs(app, settings))
     return app

@@ -23,3 +23,7 @@ LAST_DAILY_SUCCESS = Gauge(
     "hub_reconciliation_daily_last_success_timestamp_seconds", "When the daily reconciliation last succeeded"
 )
 REPORT_SECONDS = Histogram("hub_reconciliation_report_seconds", "Duration of date-range reports")
+
+# At 0 from the start, so that increase() sees the first failed run (the series would otherwise appear with it).
+for _outcome in ("ok", "failed"):
+    DAILY_RUNS.labels(_outcome)

@@ -177,6 +177,10 @@ class RangeReport:
         self._feed_name = feed_name
         self._clock = clock
 
+    def slice_count(self, first: date, last: date) -> int:
+        """How many steps `run` reports progress in."""
+        return len(_slices(*day_bounds(first, last), self._slice))
+
     async def run(self, first: date, last: date, *, progress: Progress | None = None) -> dict[str, Any]:
         """Reconcile the whole UTC days `first`..`last`; writes the CSV and the summary, returns the summary."""
         start, end = day_bounds(first, last)
