@@ -103,6 +103,8 @@ class JoinStream:
         self._failed = False
         kafka = settings.kafka
         self._topics = {kafka.topic(name): name for name in JOIN_TOPICS}
+        # faust creates only the last level of its data directory.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._app = faust.App(
             kafka.topic(settings.app_id),
             broker=broker_url(kafka.bootstrap_servers),
