@@ -13,7 +13,7 @@ import sys
 
 from bench.report import Report
 
-BENCHMARKS = ("gateway", "ledger", "dispatcher")
+BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""A `transactions` row as the ledger and hubctl read it, and the ids the operator knows it by."""
+"""A `transactions` row as the ledger and hubctl read it (the operator's ids of it: `hub_common.operator.ids`)."""
 
 from __future__ import annotations
 
@@ -66,16 +66,6 @@ class TxRow:
             updated_at=r["updated_at"],
             completed_at=r["completed_at"],
         )
-
-    @property
-    def operator_id(self) -> str:
-        """The transactionId the operator knows this transaction by (every send and lookup uses it)."""
-        return self.ref_id
-
-    @property
-    def cancel_operator_id(self) -> str:
-        """The operator transactionId of the compensating REFUND that cancels this BET."""
-        return f"{self.operator_id}:cancel"
 
     def resource(self) -> Transaction:
         return Transaction(

@@ -2,8 +2,10 @@
 
 from hub_common.operator.budget import Budget, Priority
 from hub_common.operator.client import (
+    FeedPage,
     OperatorBalance,
     OperatorClient,
+    OperatorRecord,
     OperatorTransaction,
     OperatorTransactionRequest,
 )
@@ -14,19 +16,25 @@ from hub_common.operator.errors import (
     OperatorRejected,
     OperatorTechnicalError,
 )
+from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
     "Budget",
     "BudgetTimeout",
     "CircuitOpenError",
+    "FeedPage",
     "OperatorBalance",
     "OperatorClient",
     "OperatorRateLimited",
+    "OperatorRecord",
     "OperatorRejected",
     "OperatorSettings",
     "OperatorTechnicalError",
     "OperatorTransaction",
     "OperatorTransactionRequest",
     "Priority",
+    "cancel_id",
+    "operator_id",
+    "operator_id_sql",
 ]

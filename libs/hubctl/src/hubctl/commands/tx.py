@@ -29,6 +29,7 @@ from hub_common.operator import (
     OperatorTechnicalError,
     OperatorTransaction,
     Priority,
+    operator_id,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus
 from hub_common.telemetry import new_correlation_id
@@ -160,7 +161,7 @@ async def _operator_record(
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=120)
         return await client.get_transaction(
-            TxRow.from_record(row).operator_id, correlation_id=row["correlation_id"] or ""
+            operator_id(row["client_id"], row["ref_id"]), correlation_id=row["correlation_id"] or ""
         )
     except OperatorTechnicalError as exc:
         raise HubctlError(f"operator lookup failed: {exc.message}") from exc
