@@ -8,13 +8,13 @@ from typing import Any
 
 import asyncpg
 
-from hub_common.operator import OperatorSettings
+from hub_common.operator import OperatorSettings, operator_id
 from hub_common.schemas import TxStatus
 from hub_common.settings import KafkaSettings
 from hub_gateway.app import ADMISSION_POOL, BACKLOG, POOL, PRODUCER
 from hub_gateway.client import GatewayResponse
 from hub_gateway.settings import GatewaySettings
-from support.gateway_it import CLIENT_ID, read_commands, running_gateway
+from support.gateway_it import CLIENT_ID, OTHER_CLIENT, read_commands, running_gateway
 from support.waits import eventually
 
 
@@ -89,19 +89,40 @@ async def test_identical_retries_replay_without_a_second_command(
     assert len(await read_commands(kafka_settings)) == 1
 
 
-async def test_conflicts(gateway_settings: GatewaySettings, kafka_settings: KafkaSettings) -> None:
+async def test_conflicts_are_per_client(
+    gateway_settings: GatewaySettings, kafka_settings: KafkaSettings, database_url: str
+) -> None:
     async with running_gateway(gateway_settings) as gw:
-        assert (await gw.client.post_transaction(bet(), idempotency_key="key-1")).status == 202
+        first = await gw.client.post_transaction(bet(), idempotency_key="key-1")
         key_reused = await gw.client.post_transaction(bet("bet-2"), idempotency_key="key-1")
         ref_reused = await gw.client.post_transaction(bet(amount=999), idempotency_key="key-2")
-        other_client = await gw.other.post_transaction(bet(), idempotency_key="key-1")
         unknown = await gw.other.get_transaction("bet-1")
+        # refIds and keys are per client: the other client's bet-1 (another body, the same key) is its own.
+        other_client = await gw.other.post_transaction(bet(amount=999), idempotency_key="key-1")
+        other_replay = await gw.other.post_transaction(bet(amount=999), idempotency_key="key-1")
+        mine_again = await gw.client.get_transaction("bet-1")
+    assert first.status == 202
     assert (key_reused.status, key_reused.error_code) == (409, "IDEMPOTENCY_KEY_REUSED")
     assert (ref_reused.status, ref_reused.error_code) == (409, "DUPLICATE_REF_ID")
-    # refIds are one id space at the operator: another client cannot take one, nor see its transaction.
-    assert (other_client.status, other_client.error_code) == (409, "DUPLICATE_REF_ID")
+    # Before it had one, the other client's bet-1 was unknown to it: another client's transaction is not shown.
     assert (unknown.status, unknown.error_code) == (404, "TRANSACTION_NOT_FOUND")
-    assert len(await read_commands(kafka_settings)) == 1
+    assert other_client.status == 202
+    assert other_client.body["transactionId"] != first.body["transactionId"]
+    assert other_replay.headers["Idempotent-Replayed"] == "true"
+    assert other_replay.body["transactionId"] == other_client.body["transactionId"]
+    assert (mine_again.body["transactionId"], mine_again.body["amountCents"]) == (first.body["transactionId"], 250)
+    commands = await read_commands(kafka_settings)
+    assert sorted((r.command.client_id, r.command.ref_id) for r in commands) == [
+        (CLIENT_ID, "bet-1"),
+        (OTHER_CLIENT, "bet-1"),
+    ]
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = {r["client_id"]: r["operator_id"] for r in await conn.fetch("SELECT * FROM transactions")}
+    finally:
+        await conn.close()
+    # One id space at the operator: each client's refId is sent under its own operator id.
+    assert stored == {CLIENT_ID: operator_id(CLIENT_ID, "bet-1"), OTHER_CLIENT: operator_id(OTHER_CLIENT, "bet-1")}
 
 
 def _classify(response: GatewayResponse) -> str:

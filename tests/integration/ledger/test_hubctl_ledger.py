@@ -10,7 +10,7 @@ from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl as run_hubctl
-from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted, op_id
 
 
 async def hubctl(settings: HubctlSettings, *argv: str) -> tuple[int, str]:
@@ -33,7 +33,7 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     try:  # the operator applied it, but the ledger never learned the outcome
         await client.post_transaction(
             OperatorTransactionRequest(
-                transaction_id="bet-stuck", player_id="p-1", type=TxType.BET, amount_cents=100, currency="EUR"
+                transaction_id=op_id("bet-stuck"), player_id="p-1", type=TxType.BET, amount_cents=100, currency="EUR"
             ),
             correlation_id="c",
         )
@@ -47,6 +47,7 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     code, out = await hubctl(settings, "tx", "resolve", "bet-stuck")
     assert code == 0
     assert orjson.loads(out)["status"] == "COMPLETED"
+    assert orjson.loads(out)["clientId"] == "rgs-demo"
     row = await harness.row("bet-stuck")
     assert (row["status"], row["balance_cents"]) == ("COMPLETED", 9_900)
     assert await harness.pool.fetchval("SELECT count(*) FROM event_outbox WHERE key = 'bet-stuck'") == 1

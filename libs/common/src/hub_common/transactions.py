@@ -1,4 +1,5 @@
-"""A `transactions` row as the ledger and hubctl read it (the operator's ids of it: `hub_common.operator.ids`)."""
+"""A `transactions` row as the ledger and hubctl read it (its operator id: `hub_common.operator.ids`; its lease:
+`hub_common.transitions`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hub_common.schemas import Transaction, TxStatus, TxType
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
-    "created_at, updated_at, completed_at"
+    "created_at, updated_at, completed_at, replayed_at, operator_id, lease_owner, lease_token, lease_expires_at"
 )
 
 
@@ -40,6 +41,14 @@ class TxRow:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # When an SRE replayed it (`hubctl tx replay`): its deadline counts from here.
+    replayed_at: datetime | None
+    # The transactionId the operator knows it by (stored at admission; see hub_common.operator.ids).
+    operator_id: str
+    # Who works on it and until when; `lease_token` fences a former holder (hub_common.transitions).
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_expires_at: datetime | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> TxRow:
@@ -65,6 +74,11 @@ class TxRow:
             created_at=r["created_at"],
             updated_at=r["updated_at"],
             completed_at=r["completed_at"],
+            replayed_at=r["replayed_at"],
+            operator_id=r["operator_id"],
+            lease_owner=r["lease_owner"],
+            lease_token=r["lease_token"],
+            lease_expires_at=r["lease_expires_at"],
         )
 
     def resource(self) -> Transaction:

@@ -22,6 +22,9 @@ class StackFacts:
     webhook_secret: str
     service_urls: tuple[tuple[str, str], ...] = ()
     kafka_topic_prefix: str = ""
+    # A second demo RGS client (cross-client requests are isolated: try them with it).
+    hub_second_client_id: str = ""
+    hub_second_client_secret: str = ""
     players: tuple[str, ...] = ()
     currency: str = "EUR"
 
@@ -44,6 +47,9 @@ class StackFacts:
             # development secrets). Never set in production.
             "HUB_DEV_MODE": "1",
         }
+        if self.hub_second_client_id:
+            env["HUB_SECOND_CLIENT_ID"] = self.hub_second_client_id
+            env["HUB_SECOND_CLIENT_SECRET"] = self.hub_second_client_secret
         for service, url in self.service_urls:
             env[f"HUB_{service.upper().replace('-', '_')}_URL"] = url
         return env

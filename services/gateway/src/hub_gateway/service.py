@@ -132,7 +132,8 @@ class AdmissionService:
                 raise IdempotencyKeyReusedError()
             return existing.by_key
         assert existing.by_ref is not None
-        # Another client's refId is a conflict too, without revealing anything about that transaction.
+        # `by_ref` of another client only holds the operator id this request would get (see `Existing`): a
+        # conflict too, and nothing about that transaction is revealed.
         if existing.by_ref.client_id != client_id or existing.by_ref.request_hash != digest:
             raise DuplicateRefIdError(ref_id)
         return existing.by_ref

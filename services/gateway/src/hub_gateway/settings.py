@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
+from hub_common.schemas import client_id_problem
 from hub_common.settings import BackendSettings
 
 KIB = 1024
@@ -69,6 +70,9 @@ class GatewaySettings(BackendSettings):
     @classmethod
     def _every_client_has_a_secret(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
         for client_id, secrets in value.items():
+            # The operator ids of a client's transactions start with its id (hub_common.operator.ids).
+            if (problem := client_id_problem(client_id)) is not None:
+                raise ValueError(f"client id {client_id[:70]!r}: {problem}")
             if not secrets or any(not s.get_secret_value() for s in secrets):
                 raise ValueError(f"client {client_id!r} needs at least one non-empty secret")
         return value

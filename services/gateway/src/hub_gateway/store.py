@@ -23,6 +23,7 @@ import orjson
 
 from hub_common import audit, db
 from hub_common.errors import DatabaseUnavailableError
+from hub_common.operator import operator_id
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
 from hub_gateway.errors import RequestInProgressError
@@ -53,7 +54,9 @@ class StoredTransaction:
 
 @dataclass(frozen=True)
 class Existing:
-    """What a new request collides with: its key's transaction and/or the transaction holding its refId."""
+    """What a new request collides with: its key's transaction and/or the transaction holding its refId (the
+    client's transaction with that refId; else, rarely, another transaction already holding the operator id the
+    request would get: a row admitted before refIds were per client, sent under a refId of that form)."""
 
     by_key: StoredTransaction | None
     key_hash: str | None
@@ -102,17 +105,18 @@ def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
     return StoredTransaction(transaction, row["client_id"], row["request_hash"], _error_code(row["error_code"]))
 
 
-# One statement, one round trip: the three rows of an admission, or none of them when the refId or the key is
-# taken (ON CONFLICT DO NOTHING without a target covers every unique index). The key and the audit row are
-# inserted only for a transaction row that was, the audit row only with a key; no row comes back unless all
-# three were written, and the caller then rolls back and looks at what it collided with. A conflicting row
-# that is not committed yet is waited for (up to the pool's lock_timeout), like a plain unique check.
+# One statement, one round trip: the three rows of an admission, or none of them when the client's refId, the
+# operator id or the key is taken (ON CONFLICT DO NOTHING without a target covers every unique index). The key
+# and the audit row are inserted only for a transaction row that was, the audit row only with a key; no row
+# comes back unless all three were written, and the caller then rolls back and looks at what it collided with.
+# A conflicting row that is not committed yet is waited for (up to the pool's lock_timeout), like a plain
+# unique check.
 _ADMIT = f"""
     WITH tx AS (
         INSERT INTO transactions AS t (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
             game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
-            updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15)
+            updated_at, operator_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15, $21)
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     ), k AS (
@@ -171,7 +175,15 @@ class TransactionStore:
                 client_id,
                 key,
             )
-            ref_row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transactions t WHERE t.ref_id = $1", ref_id)
+            # The client's own refId first; another transaction only when it holds the operator id.
+            ref_row = await conn.fetchrow(
+                f"""SELECT {_COLUMNS} FROM transactions t
+                    WHERE (t.client_id = $1 AND t.ref_id = $2) OR t.operator_id = $3
+                    ORDER BY (t.client_id = $1 AND t.ref_id = $2) DESC LIMIT 1""",
+                client_id,
+                ref_id,
+                operator_id(client_id, ref_id),
+            )
         if key_row is None and ref_row is None:
             return None
         return Existing(
@@ -183,7 +195,7 @@ class TransactionStore:
     async def get_by_ref(self, client_id: str, ref_id: str) -> StoredTransaction | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM transactions t WHERE t.ref_id = $1 AND t.client_id = $2", ref_id, client_id
+                f"SELECT {_COLUMNS} FROM transactions t WHERE t.client_id = $1 AND t.ref_id = $2", client_id, ref_id
             )
         return stored_from_row(row) if row is not None else None
 
@@ -248,4 +260,6 @@ class TransactionStore:
             a.admitted_at + self._key_ttl,
             f"gateway:{a.client_id}",
             orjson.dumps(after).decode(),
+            # Derived once, here; everything after admission reads the stored column.
+            operator_id(a.client_id, req.ref_id),
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +49,13 @@ class Ledger:
 
 
 LEDGER = web.AppKey("ledger", Ledger)
+
+
+def lease_owner() -> str:
+    """This process's name on the leases it holds (shown by hubctl when it refuses a held transaction)."""
+    return f"ledger@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 OPS = web.AppKey("ops", Ops)
 
 
@@ -69,6 +79,8 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
         queues = PlayerQueues()
         store = Store(
             pool,
+            lease_owner=lease_owner(),
+            lease_s=settings.lease_ttl_s,
             key_ttl=timedelta(hours=24),
             max_batch=settings.db_max_batch,
             batches_in_flight=settings.db_batches_in_flight,

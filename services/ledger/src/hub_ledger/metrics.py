@@ -12,6 +12,10 @@ HANDLER_ERRORS = Counter("hub_ledger_handler_errors_total", "Errors while handli
 CREDIT_FAILED = Counter("hub_ledger_credit_failed_total", "WIN/REFUND given up after the deadline (alert)", ["type"])
 BET_CANCELLED = Counter("hub_ledger_bet_cancelled_total", "BETs unresolved by their deadline, cancelled")
 COMPENSATIONS = Counter("hub_ledger_compensations_total", "Compensating refunds by outcome", ["outcome"])
+LEASES_LOST = Counter(
+    "hub_ledger_leases_lost_total",
+    "Transactions this process stopped working on: its lease was taken over (or someone else finished it)",
+)
 SWEPT = Counter("hub_ledger_sweeper_resumed_total", "Stale PENDING/PROCESSING transactions resumed by the sweeper")
 SWEEPER_RUNS = Counter("hub_ledger_sweeper_runs_total", "Sweeper runs", ["result"])
 KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired idempotency keys deleted")

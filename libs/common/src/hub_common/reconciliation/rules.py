@@ -4,7 +4,8 @@ The table of rules (docs/reconciliation.md) is this module. The report selects e
 join by operator id; both run `joined_query` and read the same `verdict` column, so the two can never disagree.
 
 Hub entries (one per operator id the Hub may have used):
-- TX: every transaction, under `operator_id_sql` (today its refId). `sent` = the ledger called the operator for it
+- TX: every transaction, under its stored operator id (`operator_id_sql`: `{clientId}:{refId}`, or the refId for
+  rows admitted before refIds were per client). `sent` = the ledger called the operator for it
   (`attempts > 0`); a final row with no attempt had no operator effect (tombstone refunds, refunds of REJECTED or
   FAILED bets, a replayed second refund, rule rejections).
 - CANCEL: the compensating REFUND of a FAILED bet, under the id stored in `ledger_compensations`.
