@@ -7,16 +7,25 @@ A record whose value is not a valid envelope goes to `<topic>.dlq` with the reas
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    IllegalSaslStateError,
     KafkaError,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedSaslMechanismError,
     UnsupportedVersionError,
 )
 
@@ -39,26 +48,99 @@ def retry_topic(tier: int) -> str:
     return f"hub.webhooks.retry.{tier}"
 
 
+# Refusals that retrying cannot fix: wrong credentials, a missing ACL, a broker too old or too new.
+_FATAL = (
+    UnsupportedVersionError,
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    AuthenticationFailedError,
+    SaslAuthenticationFailed,
+    IllegalSaslStateError,
+    UnsupportedSaslMechanismError,
+)
+
+
 def translate(exc: BaseException) -> Exception:
     """Map an aiokafka exception to our error types."""
-    if isinstance(exc, UnsupportedVersionError | TopicAuthorizationFailedError):
+    if isinstance(exc, _FATAL):
         return FatalError(f"Kafka refused the request: {exc!r}")
     return KafkaUnavailableError(f"Kafka request failed: {exc!r}")
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context of `settings` (None for PLAINTEXT): verifies the broker, presents the client certificate."""
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+        if settings.ssl_certfile is not None:
+            password = settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None
+            context.load_cert_chain(
+                str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None, password
+            )
+    except (OSError, ssl.SSLError) as exc:
+        # OSError covers a missing file; the message names the file but never a key password.
+        raise FatalError(f"cannot load the Kafka TLS files: {exc}") from exc
+    return context
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection and authentication arguments every aiokafka client of ours takes (producer, consumer, admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    if settings.security_protocol == "SASL_SSL":
+        assert settings.sasl_password is not None  # KafkaSettings refuses SASL_SSL without credentials
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def admin_client(settings: KafkaSettings, *, request_timeout_ms: int | None = None) -> AIOKafkaAdminClient:
+    """A not yet started admin client with the settings' credentials; the caller starts and closes it."""
+    return AIOKafkaAdminClient(
+        **client_options(settings), request_timeout_ms=request_timeout_ms or settings.request_timeout_ms
+    )
+
+
+def topic_set(settings: KafkaSettings, names: Sequence[str], *, with_dlq: bool = True) -> list[str]:
+    """The prefixed names of `names` followed by their `.dlq` topics (none for a name that is a `.dlq`)."""
+    full = [settings.topic(n) for n in names]
+    dlqs = [n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else []
+    return list(dict.fromkeys(full + dlqs))
 
 
 async def ensure_topics(
     settings: KafkaSettings, names: Sequence[str], *, partitions: int | None = None, with_dlq: bool = True
 ) -> list[str]:
-    """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names."""
+    """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names.
+
+    With `settings.create_topics` off (an admin step owns the topics) nothing is created: a missing topic
+    is a fatal error naming it. The `.dlq` topics are then not checked: the admin step creates them with their
+    topic, and a service may hold no right to see a `.dlq` it never writes.
+    """
     full = [settings.topic(n) for n in names]
-    wanted = full + ([n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else [])
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
-    )
+    wanted = topic_set(settings, names, with_dlq=with_dlq)
+    admin = admin_client(settings)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [n for n in dict.fromkeys(wanted) if n not in existing]
+        if not settings.create_topics:
+            absent = [n for n in full if n not in existing]
+            if absent:
+                raise FatalError(
+                    f"Kafka topics missing (or not visible to this principal): {', '.join(absent)}; "
+                    "topic creation is off (KAFKA_CREATE_TOPICS=false): run the admin step that creates them"
+                )
+            return full
+        missing = [n for n in wanted if n not in existing]
         if missing:
             new = [NewTopic(n, partitions or settings.partitions, settings.replication_factor) for n in missing]
             # Another replica may win the race to create a topic; that is success too.
@@ -73,7 +155,10 @@ async def ensure_topics(
 
 async def ping(settings: KafkaSettings) -> bool:
     """True when the cluster answers a metadata request (readiness checks)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000)
+    try:
+        admin = admin_client(settings, request_timeout_ms=3000)
+    except FatalError:
+        return False
     try:
         await admin.start()
         await admin.list_topics()
@@ -97,7 +182,7 @@ class KafkaProducer:
     def __init__(self, settings: KafkaSettings, *, client_id: str, linger_ms: int = 5, idempotent: bool = True) -> None:
         self._settings = settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             client_id=client_id,
             acks="all",
             enable_idempotence=idempotent,
@@ -184,7 +269,7 @@ class KafkaConsumer:
         self._dlq = dlq_producer
         self._consumer = AIOKafkaConsumer(
             *self._topics,
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,

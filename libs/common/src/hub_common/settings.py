@@ -8,16 +8,37 @@ overrides one service.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub_common.secret_policy import CredentialUrl
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
 
 
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    # How the client authenticates (docs/security.md). PLAINTEXT belongs to a loopback development broker only;
+    # SASL_SSL: SCRAM user and password over TLS; SSL: mutual TLS, the client certificate names the principal.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM files. The CA that signed the brokers' certificates (unset: the system trust store); the client's
+    # certificate chain and private key for mutual TLS (the key may also sit in the certificate file).
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    # False where an admin step creates the topics (secured and production clusters: services hold no Create
+    # right there); services then only check that the topics they use exist, and stop if not.
+    create_topics: bool = True
     # Prepended to every topic name; lets tests (and tenants) share one broker without sharing topics.
     topic_prefix: str = ""
     partitions: int = Field(default=6, ge=1)
@@ -32,11 +53,25 @@ class KafkaSettings(BaseSettings):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    @model_validator(mode="after")
+    def _credentials_match_the_protocol(self) -> KafkaSettings:
+        sasl = self.sasl_username is not None or self.sasl_password is not None
+        if self.security_protocol == "SASL_SSL" and not (self.sasl_username and self.sasl_password):
+            raise ValueError("security_protocol SASL_SSL needs sasl_username and sasl_password")
+        if self.security_protocol == "SSL" and self.ssl_certfile is None:
+            raise ValueError("security_protocol SSL (mutual TLS) needs ssl_certfile (and ssl_keyfile unless combined)")
+        if self.security_protocol == "PLAINTEXT" and (sasl or self.ssl_certfile or self.ssl_cafile):
+            raise ValueError("SASL or TLS settings are given but security_protocol is PLAINTEXT: they would be ignored")
+        if self.security_protocol == "SSL" and sasl:
+            raise ValueError("SASL credentials are given but security_protocol is SSL: use SASL_SSL")
+        return self
+
 
 class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
 
-    url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/integration_hub")
+    # Each service connects as its own role (docs/security.md); the password in the URL is a checked secret.
+    url: Annotated[SecretStr, CredentialUrl()] = SecretStr("postgresql://postgres@127.0.0.1:5432/integration_hub")
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)

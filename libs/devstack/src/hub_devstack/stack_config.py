@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_common.secret_policy import DEV_MODE_ENV
 from hub_devstack.errors import PortInUseError
 from hub_devstack.procs import LOOPBACK, port_is_free
 
@@ -50,10 +51,10 @@ class DemoSecrets:
     def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
         return cls(
             client_id=client_id,
-            client_secret=secrets.token_urlsafe(24),
+            client_secret=secrets.token_urlsafe(32),
             operator_client_id="integration-hub",
-            operator_secret=secrets.token_urlsafe(24),
-            webhook_secret=secrets.token_urlsafe(24),
+            operator_secret=secrets.token_urlsafe(32),
+            webhook_secret=secrets.token_urlsafe(32),
         )
 
 
@@ -113,6 +114,8 @@ def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str,
         "KAFKA_TOPIC_PREFIX": config.topic_prefix,
         "DATABASE_URL": database_url,
         "PYTHONUNBUFFERED": "1",
+        # A development stack: loopback http webhook receiver, generated secrets; see hub_common.secret_policy.
+        DEV_MODE_ENV: "1",
         spec.port_env: str(config.ports[spec.name]),
         f"{spec.env_prefix}HOST": LOOPBACK,
     }

@@ -6,11 +6,13 @@ import getpass
 import os
 import shlex
 from pathlib import Path
+from typing import Annotated
 
 import asyncpg
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hub_common.secret_policy import OptionalSecret, SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings
 
 
@@ -21,7 +23,7 @@ def _default_actor() -> str:
         return "hubctl:unknown"
 
 
-class HubctlSettings(BaseSettings):
+class HubctlSettings(SecuredSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     hub_url: str = "http://127.0.0.1:3000"
@@ -31,7 +33,8 @@ class HubctlSettings(BaseSettings):
     dispatcher_url: str = "http://127.0.0.1:3011"
     reconciler_url: str = "http://127.0.0.1:3012"
     operator_client_id: str = "integration-hub"
-    operator_secret: SecretStr = SecretStr("")
+    # Only the commands that ask the operator need it.
+    operator_secret: Annotated[SecretStr, OptionalSecret()] = SecretStr("")
     # Who runs the command: recorded in audit rows of manual interventions.
     hubctl_actor: str = Field(default_factory=_default_actor)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
+from hub_common.secret_policy import SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
 
 KIB = 1024
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"

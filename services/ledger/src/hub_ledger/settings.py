@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
+from hub_common.secret_policy import SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
 
 
-class LedgerSettings(BaseSettings):
+class LedgerSettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"

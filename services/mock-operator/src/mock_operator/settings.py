@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hub_common.secret_policy import SecuredSettings
 from hub_common.settings import TelemetrySettings
 from mock_operator.models import PlayerSeed
 
 
-class MockOperatorSettings(BaseSettings):
+class MockOperatorSettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="MOCK_OPERATOR_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"

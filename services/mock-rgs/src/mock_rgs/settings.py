@@ -6,8 +6,9 @@ from typing import Annotated
 
 import orjson
 from pydantic import BeforeValidator, Field, SecretStr
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from hub_common.secret_policy import SecuredSettings
 from hub_common.settings import TelemetrySettings, parse_secret_list
 
 
@@ -18,7 +19,7 @@ def _secret_list(value: object) -> object:
     return parse_secret_list(value)
 
 
-class MockRgsSettings(BaseSettings):
+class MockRgsSettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="MOCK_RGS_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"

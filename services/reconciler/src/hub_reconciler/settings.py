@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
+from hub_common.secret_policy import SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
 
 
@@ -25,7 +26,7 @@ class OperatorFeedSettings(OperatorSettings):
 DailyTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
-class ReconcilerSettings(BaseSettings):
+class ReconcilerSettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="RECONCILER_", env_nested_delimiter="__", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

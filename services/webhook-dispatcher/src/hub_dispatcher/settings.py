@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hub_common.secret_policy import HttpsUrl, SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings, parse_secret_list
 
 # Contract section 4: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt.
@@ -17,14 +18,15 @@ DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 3
 class EndpointSettings(BaseModel):
     """One RGS client's webhook endpoint. Several secrets are active during a rotation; each signs."""
 
-    url: str = Field(pattern=r"^https?://")
+    # https outside development: the payload names players and amounts, and the receiver's answer decides retries.
+    url: Annotated[str, HttpsUrl()] = Field(pattern=r"^https?://")
     secrets: Annotated[list[SecretStr], BeforeValidator(parse_secret_list)] = Field(min_length=1)
     # None: the service-wide defaults below.
     timeout_s: float | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
-class DispatcherSettings(BaseSettings):
+class DispatcherSettings(SecuredSettings):
     model_config = SettingsConfigDict(env_prefix="DISPATCHER_", env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
