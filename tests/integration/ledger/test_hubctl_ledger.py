@@ -7,14 +7,13 @@ import asyncio
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
-from hub_common.settings import DatabaseSettings
 from hubctl.commands import keys, stats, tx
 from hubctl.context import HubctlSettings
 from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.roles import RoleDbSettings
 
 
 async def hubctl(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *argv: str) -> tuple[int, str]:
@@ -31,10 +30,10 @@ async def hubctl(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *
 
 
 async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
-    harness: Harness, database_url: str, operator_url: str, capsys: pytest.CaptureFixture[str]
+    harness: Harness, role_db_settings: RoleDbSettings, operator_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = HubctlSettings(
-        database=DatabaseSettings(url=SecretStr(database_url)),
+        database=role_db_settings("hubctl"),
         operator_url=operator_url,
         operator_secret=OPERATOR_SECRET,
     )

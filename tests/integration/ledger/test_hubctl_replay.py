@@ -7,20 +7,20 @@ import asyncio
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hubctl.commands import tx
 from hubctl.context import HubctlSettings
 from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture
-def settings(database_url: str, operator_url: str, kafka_settings: KafkaSettings) -> HubctlSettings:
+def settings(role_db_settings: RoleDbSettings, operator_url: str, kafka_settings: KafkaSettings) -> HubctlSettings:
     return HubctlSettings(
-        database=DatabaseSettings(url=SecretStr(database_url)),
+        database=role_db_settings("hubctl"),
         kafka=kafka_settings,
         operator_url=operator_url,
         operator_secret=OPERATOR_SECRET,

@@ -20,6 +20,7 @@ from hub_reconciler.errors import InvalidRangeError
 from hub_reconciler.settings import OperatorFeedSettings, ReconcilerSettings
 from hub_reconciler.standalone import reconcile_dates
 from support.apps import serve
+from support.roles import RoleDbSettings
 
 DAY = date(2024, 1, 15)
 
@@ -61,7 +62,9 @@ def item(ref_id: str, amount: int, created: datetime) -> dict[str, Any]:
     }
 
 
-async def test_range_report_lists_every_mismatch(db_settings: DatabaseSettings, tmp_path: Path) -> None:
+async def test_range_report_lists_every_mismatch(
+    db_settings: DatabaseSettings, role_db_settings: RoleDbSettings, tmp_path: Path
+) -> None:
     conn = await asyncpg.connect(db_settings.url.get_secret_value())
     try:
         await insert(conn, "ok", "COMPLETED", 100, at(10))
@@ -84,7 +87,7 @@ async def test_range_report_lists_every_mismatch(db_settings: DatabaseSettings, 
     calls: list[dict[str, str]] = []
     async with serve(feed_app(items, calls)) as url:
         settings = ReconcilerSettings(
-            database=db_settings,
+            database=role_db_settings("reconciler"),
             operator=OperatorFeedSettings(url=url, secret=SecretStr("s")),
             report_dir=tmp_path / "reconciliation-reports",
         )

@@ -12,11 +12,12 @@ import aiohttp
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaConsumer, KafkaProducer
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hub_reconciler.app import create_app
 from hub_reconciler.models import Mismatch, MismatchKind, OperatorRecord, mismatch_event_id
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
+from support.roles import RoleDbSettings
 
 WAIT_S = 60.0
 
@@ -56,11 +57,11 @@ async def read_mismatches(
 
 
 async def test_join_emits_each_mismatch_once(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, tmp_path: Path
+    kafka_settings: KafkaSettings, role_db_settings: RoleDbSettings, tmp_path: Path
 ) -> None:
     settings = ReconcilerSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=role_db_settings("reconciler"),
         port=0,
         grace_window_s=2.0,
         sweep_interval_s=0.3,

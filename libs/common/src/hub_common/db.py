@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub_common.db_access import apply_privileges
 from hub_common.errors import DatabaseUnavailableError, FatalError
 from hub_common.settings import DatabaseSettings
 
@@ -59,8 +60,28 @@ async def create_pool(
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
     assert pool is not None
+    try:
+        await _refuse_superuser(pool)
+    except BaseException:
+        await pool.close()
+        raise
     _POOLS.add(pool)
     return pool
+
+
+async def _refuse_superuser(pool: asyncpg.Pool) -> None:
+    """A service connects as its own role (hub_common.db_access), never as a superuser: a superuser bypasses
+    every grant, so one compromised service could rewrite the audit log or drop the schema."""
+    try:
+        row = await pool.fetchrow("SELECT current_user AS role, rolsuper FROM pg_roles WHERE rolname = current_user")
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(f"cannot query PostgreSQL: {type(exc).__name__}") from exc
+    if row["rolsuper"]:
+        role = row["role"]
+        raise FatalError(
+            f"connected to PostgreSQL as superuser {role!r}: services must use their own role (docs/security.md)",
+            role=role,
+        )
 
 
 class _PoolCollector(Collector):
@@ -131,7 +152,8 @@ def load_migrations() -> list[Migration]:
 
 
 async def migrate(dsn: str) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction; returns the names applied."""
+    """Apply pending migrations in order, each in its own transaction, then the roles' privileges
+    (hub_common.db_access); returns the names applied. Run as the owner role of the schema."""
     conn = await asyncpg.connect(dsn)
     applied_now: list[str] = []
     try:
@@ -159,6 +181,8 @@ async def migrate(dsn: str) -> list[str]:
                 )
             applied_now.append(m.name)
             log.info("migration applied", extra={"migration": m.name})
+        # Every run, not only after a new migration: a changed matrix (or a hand-made grant) is corrected too.
+        await apply_privileges(conn)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await conn.close()

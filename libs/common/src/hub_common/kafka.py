@@ -41,11 +41,13 @@ TRANSACTIONS = "hub.transactions"
 WEBHOOKS_DLQ = "hub.webhooks.dlq"
 OPERATOR_TRANSACTIONS = "operator.transactions"
 MISMATCHES = "hub.reconciliation.mismatches"
+RECONCILIATION_SWEEP = "hub.reconciliation.sweep"
+RETRY_TOPIC_PREFIX = "hub.webhooks.retry."
 DLQ_SUFFIX = ".dlq"
 
 
 def retry_topic(tier: int) -> str:
-    return f"hub.webhooks.retry.{tier}"
+    return f"{RETRY_TOPIC_PREFIX}{tier}"
 
 
 # Refusals that retrying cannot fix: wrong credentials, a missing ACL, a broker too old or too new.

@@ -20,8 +20,16 @@ import faust
 
 from hub_common.envelope import Envelope, EnvelopeError, decode, wrap
 from hub_common.errors import InfrastructureError
-from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.kafka import (
+    DLQ_SUFFIX,
+    OPERATOR_TRANSACTIONS,
+    RECONCILIATION_SWEEP,
+    TRANSACTIONS,
+    KafkaProducer,
+    ssl_context,
+)
 from hub_common.schemas import TransactionEvent
+from hub_common.settings import KafkaSettings
 from hub_common.telemetry import correlation_scope, new_correlation_id
 from hub_reconciler.compare import is_due, is_expired
 from hub_reconciler.emitter import MismatchEmitter
@@ -32,7 +40,7 @@ from hub_reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
 
-SWEEP = "hub.reconciliation.sweep"
+SWEEP = RECONCILIATION_SWEEP
 JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS, SWEEP)
 _MAX_BACKOFF_S = 5.0
 
@@ -41,6 +49,22 @@ OnFatal = Callable[[BaseException], None]
 
 def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """faust's form of the credentials hub_common.kafka gives every other client (None: PLAINTEXT)."""
+    context = ssl_context(kafka)
+    if kafka.security_protocol == "SASL_SSL":
+        assert kafka.sasl_password is not None  # KafkaSettings refuses SASL_SSL without credentials
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
 
 
 class JoinStream:
@@ -66,6 +90,7 @@ class JoinStream:
         self._app = faust.App(
             kafka.topic(settings.app_id),
             broker=broker_url(kafka.bootstrap_servers),
+            broker_credentials=broker_credentials(kafka),
             store=settings.store,
             datadir=str(settings.data_dir),
             autodiscover=False,

@@ -8,7 +8,7 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from hub_common.secret_policy import HttpsUrl, SecuredSettings
+from hub_common.secret_policy import DEV_MODE_ENV, HttpsUrl, SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings, parse_secret_list
 
 # Contract section 4: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt.
@@ -88,8 +88,10 @@ def _plain(value: Any) -> Any:
 def to_environment(settings: DispatcherSettings) -> dict[str, str]:
     """The environment under which `python -m hub_dispatcher` loads exactly `settings` (secrets in clear):
     for launchers that run the dispatcher as a process (crash tests, benchmarks)."""
-    env = {}
+    env = {DEV_MODE_ENV: "1" if settings.dev_mode else "0"}
     for name, value in settings:
+        if name == "dev_mode":
+            continue  # one stack-wide switch, not a DISPATCHER_ variable
         plain = _plain(value)
         if plain is None:
             continue  # unset is the default; "null" would read back as a string
