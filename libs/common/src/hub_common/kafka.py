@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
     UnsupportedSaslMechanismError,
     UnsupportedVersionError,
+    for_code,
 )
 
 from hub_common.envelope import Envelope, EnvelopeError, decode
@@ -145,9 +145,12 @@ async def ensure_topics(
         missing = [n for n in wanted if n not in existing]
         if missing:
             new = [NewTopic(n, partitions or settings.partitions, settings.replication_factor) for n in missing]
-            # Another replica may win the race to create a topic; that is success too.
-            with suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+            response = await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+            # The answer carries one error code per topic (aiokafka raises none of them).
+            for name, code, *_ in response.topic_errors:
+                # Another replica may win the race to create a topic; that is success too.
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise translate(for_code(code)(f"cannot create topic {name}"))
     except KafkaError as exc:
         raise translate(exc) from exc
     finally:

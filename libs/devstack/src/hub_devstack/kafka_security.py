@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaClient
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from hub_common.kafka import admin_client, client_options
+from hub_common.kafka import client_options, ensure_topics
 from hub_common.kafka_access import DEFAULT_RETRY_TIERS, PRINCIPALS, Grant, hub_topics
 from hub_common.settings import KafkaSettings
 from hub_devstack.errors import DevstackError
@@ -121,7 +119,7 @@ class SecuredKafka:
                 "sasl_username": user,
                 "sasl_password": self.passwords[user],
             }
-        return KafkaSettings(**auth, ssl_cafile=self.cafile, create_topics=False, **overrides)
+        return KafkaSettings(**{**auth, "ssl_cafile": self.cafile, "create_topics": False, **overrides})
 
     def env_for(self, user: str) -> dict[str, str]:
         """The `KAFKA_*` variables of a process that connects as `user` (SCRAM)."""
@@ -137,20 +135,6 @@ class SecuredKafka:
 
     def admin_settings(self, **overrides: Any) -> KafkaSettings:
         return self.settings_for(ADMIN_USER, **overrides)
-
-
-async def create_topics(admin: KafkaSettings, names: list[str]) -> None:
-    """Create the (already prefixed) topics that do not exist, with the admin's partitions and replication."""
-    client = admin_client(admin)
-    try:
-        await client.start()
-        existing = set(await client.list_topics())
-        missing = [NewTopic(n, admin.partitions, admin.replication_factor) for n in names if n not in existing]
-        if missing:
-            with suppress(TopicAlreadyExistsError):  # a concurrent admin step created one first
-                await client.create_topics(missing, timeout_ms=admin.request_timeout_ms)
-    finally:
-        await client.close()
 
 
 async def create_acls(admin: KafkaSettings, principal: str, grants: tuple[Grant, ...]) -> None:
@@ -180,8 +164,9 @@ async def create_acls(admin: KafkaSettings, principal: str, grants: tuple[Grant,
 
 async def apply_access(admin: KafkaSettings, *, retry_tiers: int = DEFAULT_RETRY_TIERS) -> list[str]:
     """The admin step: every Hub topic (with `admin.topic_prefix`) and every principal's ACLs; returns topics."""
-    names = [admin.topic(n) for n in hub_topics(retry_tiers)]
-    await create_topics(admin, names)
+    names = await ensure_topics(
+        admin.model_copy(update={"create_topics": True}), hub_topics(retry_tiers), with_dlq=False
+    )
     for principal in PRINCIPALS:
         scoped = principal.with_prefix(admin.topic_prefix)
         await create_acls(admin, scoped.principal, scoped.grants)

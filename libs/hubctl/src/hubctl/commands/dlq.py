@@ -16,11 +16,10 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hub_common.envelope import EnvelopeError, decode
-from hub_common.kafka import WEBHOOKS_DLQ
+from hub_common.kafka import WEBHOOKS_DLQ, admin_client, client_options
 from hub_common.settings import KafkaSettings
 from hub_dispatcher.messages import WebhookDeadLetter
 from hubctl.commands.webhooks import (
@@ -64,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    admin = admin_client(settings, request_timeout_ms=10_000)
     try:
         await admin.start()
         described = await admin.describe_topics([topic])
@@ -78,7 +77,7 @@ async def read_dead_letters(settings: KafkaSettings) -> list[WebhookDeadLetter]:
     tps = await _partitions(settings, settings.topic(WEBHOOKS_DLQ))
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     latest: dict[str, WebhookDeadLetter] = {}
     try:
         await consumer.start()

@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from hub_common.kafka import admin_client, client_options
 from hub_common.settings import KafkaSettings
 from hubctl.context import HubctlSettings
 from hubctl.output import render
@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    admin = admin_client(settings, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
         await admin.start()
         await consumer.start()
