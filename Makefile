@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY_SOURCES := libs services tests bench
-TYPED := libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
+TYPED := libs/client/src libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
 	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench
 
 .PHONY: help setup up test test-unit lint format bench migrate
@@ -24,10 +24,11 @@ test: setup ## Unit tests, then integration and end-to-end tests on real Kafka 4
 test-unit: setup ## Unit tests only (no broker, no database)
 	@$(UV) run --locked pytest tests/unit
 
-lint: setup ## ruff (lint + format check) and mypy --strict on code and tests
+lint: setup ## ruff (lint + format check), mypy --strict on code and tests, import-linter package boundaries
 	@$(UV) run --locked ruff check $(PY_SOURCES)
 	@$(UV) run --locked ruff format --check $(PY_SOURCES)
 	@$(UV) run --locked mypy $(TYPED)
+	@$(UV) run --locked lint-imports --no-cache --no-logo
 
 format: setup ## Apply ruff fixes and formatting
 	@$(UV) run --locked ruff check --fix $(PY_SOURCES)

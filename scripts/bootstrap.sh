@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make up` / `make test` need on a fresh machine: uv (via pip), and - only when missing and we are
-# root on Debian - a JDK and Maven (the Kafka broker from Maven Central jars) and PostgreSQL server binaries.
+# root on Debian - Node.js (a tested example), a JDK and Maven (the Kafka broker from Maven Central jars) and
+# PostgreSQL server binaries.
 # With Docker or KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, the system packages are not needed.
 set -euo pipefail
 
@@ -10,6 +11,16 @@ pg_bin() { have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 if ! have uv && ! python3 -m uv --version >/dev/null 2>&1; then
   echo "bootstrap: installing uv with pip" >&2
   python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+
+# Node.js runs the integration guide's example in the tests (docs/examples/first-bet.mjs); 18+ has fetch.
+if ! have node; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "bootstrap: installing nodejs with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+  else
+    echo "bootstrap: node is missing: install Node.js 18+ (the tests run docs/examples/first-bet.mjs)" >&2
+  fi
 fi
 
 missing=()

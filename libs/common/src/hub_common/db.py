@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub_common.db_access import apply_privileges
-from hub_common.errors import DatabaseUnavailableError, FatalError
+from hub_common.errors import DatabaseUnavailableError, FatalError, HubError
 from hub_common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -190,12 +190,19 @@ async def migrate(dsn: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hub-migrate", description="Apply the Hub's database migrations.")
+    parser = argparse.ArgumentParser(
+        prog="hub-migrate",
+        description="Apply the Hub's database migrations, then the roles' privileges (run as the schema owner).",
+    )
     parser.add_argument("--database-url", help="defaults to DATABASE_URL")
     args = parser.parse_args(argv)
     dsn = args.database_url or DatabaseSettings().url.get_secret_value()
-    applied = asyncio.run(migrate(dsn))
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    try:
+        applied = asyncio.run(migrate(dsn))
+    except HubError as exc:
+        print(f"hub-migrate: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "") + "; privileges set")
     return 0
 
 

@@ -46,13 +46,14 @@ class StackFacts:
             "WEBHOOK_SECRET": self.webhook_secret,
             "HUB_PLAYERS": ",".join(self.players),
             "HUB_CURRENCY": self.currency,
+            # A development stack (loopback, generated secrets): hubctl then defaults HUBCTL_ACTOR to the OS user
+            # and the secret policy (hub_common.secret_policy) is relaxed. Never set in production.
+            DEV_MODE_ENV: "1",
         }
         for service, url in self.service_urls:
             env[f"HUB_{service.upper().replace('-', '_')}_URL"] = url
         if self.database_owner_url:
             env["DATABASE_OWNER_URL"] = self.database_owner_url
-        # A development stack (loopback, generated secrets): hubctl and the services' secret policy know it.
-        env[DEV_MODE_ENV] = "1"
         env.update(self.extra_env)
         return env
 

@@ -14,10 +14,10 @@ from aiohttp import web
 from hub_common import db, kafka
 from hub_common.http import Ops, background
 from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
+from hub_common.schemas import WebhookRetry
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.endpoints import Endpoints
 from hub_dispatcher.loop import ConsumerLoop
-from hub_dispatcher.messages import WebhookRetry
 from hub_dispatcher.policy import RetryPolicy
 from hub_dispatcher.sender import Sender
 from hub_dispatcher.settings import DispatcherSettings
