@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
-PY_SOURCES := libs services tests bench
+PY_SOURCES := libs services tests bench scripts
 TYPED := libs/client/src libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
-	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench
+	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench scripts
 
-.PHONY: help setup up test test-unit lint format bench migrate
+.PHONY: help setup up test test-unit lint format bench migrate check-deploy
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ format: setup ## Apply ruff fixes and formatting
 
 bench: setup ## Benchmarks against the real stack; prints ratios measured in one run
 	@$(UV) run --locked python -m bench
+
+check-deploy: setup ## Render deploy/ and check it: kubernetes-validate, kube-score, promtool, hadolint, compose schema
+	@DEPLOY_TOOLS_BIN="$$(scripts/deploy-tools.sh)" $(UV) run --locked python scripts/check_deploy.py
 
 migrate: setup ## Apply database migrations to DATABASE_URL
 	@$(UV) run --locked hub-migrate

@@ -19,8 +19,16 @@ from pydantic import BaseModel, SecretStr
 
 from hub_common.envelope import wrap
 from hub_common.errors import FatalError, KafkaUnavailableError
-from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer, client_options, ensure_topics
-from hub_common.kafka_access import PRINCIPALS, Principal, hub_topics
+from hub_common.kafka import (
+    COMMANDS,
+    TRANSACTIONS,
+    KafkaConsumer,
+    KafkaProducer,
+    client_options,
+    ensure_topics,
+    hub_topics,
+)
+from hub_common.kafka_access import PRINCIPALS, Principal
 from hub_common.settings import KafkaSettings
 from hub_devstack.kafka_security import ADMIN_USER, SecuredKafka
 from hub_devstack.tls import CertificateAuthority

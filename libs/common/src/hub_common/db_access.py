@@ -39,6 +39,10 @@ ROLE_BY_COMPONENT: Mapping[str, str] = {
 }
 SERVICE_ROLES = tuple(ROLE_BY_COMPONENT.values())
 
+# `hub-migrate --check` (the init containers that hold a service back until its migrations are applied) runs
+# with the service's own role: it reads the migration log.
+_SCHEMA: dict[str, tuple[Privilege, ...]] = {"schema_migrations": ("SELECT",)}
+
 # The operator budget shared by every process that calls the operator (hub_common.operator.budget): the row
 # lock (SELECT ... FOR UPDATE needs UPDATE), the grant log and the waiter registry.
 _BUDGET: dict[str, tuple[Privilege, ...]] = {
@@ -49,6 +53,7 @@ _BUDGET: dict[str, tuple[Privilege, ...]] = {
 
 PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     GATEWAY: {
+        **_SCHEMA,
         "transactions": ("SELECT", "INSERT"),
         # An expired key is cleared before its scope/key is admitted again.
         "idempotency_keys": ("SELECT", "INSERT", "DELETE"),
@@ -56,6 +61,7 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         **_BUDGET,
     },
     LEDGER: {
+        **_SCHEMA,
         "transactions": ("SELECT", "INSERT", "UPDATE"),
         "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "event_outbox": ("SELECT", "INSERT", "UPDATE"),
@@ -67,14 +73,17 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         **_BUDGET,
     },
     DISPATCHER: {
+        **_SCHEMA,
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE"),
         "transactions": ("SELECT",),
     },
     RECONCILER: {
+        **_SCHEMA,
         "transactions": ("SELECT",),
         **_BUDGET,
     },
     HUBCTL: {
+        **_SCHEMA,
         # tx resolve/replay, keys cleanup, webhooks redrive, dlq replay, and the runbook's SQL procedures.
         "transactions": ("SELECT", "UPDATE"),
         "idempotency_keys": ("SELECT", "UPDATE", "DELETE"),
@@ -87,7 +96,7 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
 }
 
 # Tables no service role touches at all (only the owner, i.e. hub-migrate).
-OWNER_ONLY = frozenset({"schema_migrations"})
+OWNER_ONLY: frozenset[str] = frozenset()
 COVERED = frozenset(OWNER_ONLY | {table for tables in PRIVILEGES.values() for table in tables})
 
 

@@ -10,7 +10,8 @@ Rules (decided for the whole project):
   (the reconciler creates faust's internal topics under its own application id, nothing else);
 - `<topic>.dlq` is written by whoever consumes `<topic>`;
 - a principal's user name is its SCRAM user, the CN of its client certificate, and its KafkaUser's name.
-Names are unprefixed here; a deployment with `KAFKA_TOPIC_PREFIX` applies `with_prefix`.
+Names are unprefixed here; a deployment with `KAFKA_TOPIC_PREFIX` applies `with_prefix`. The topics an admin
+creates are `hub_common.kafka.hub_topics`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from hub_common.kafka import (
     DLQ_SUFFIX,
     MISMATCHES,
     OPERATOR_TRANSACTIONS,
-    RECONCILIATION_SWEEP,
     RETRY_TOPIC_PREFIX,
+    SWEEP,
     TRANSACTIONS,
     WEBHOOKS_DLQ,
-    retry_topic,
 )
 
 ResourceType = Literal["topic", "group", "cluster"]
@@ -120,11 +120,11 @@ RECONCILER = Principal(
     (
         _consume(TRANSACTIONS),
         _consume_produce(OPERATOR_TRANSACTIONS),  # the operator feed is published here, then joined
-        _consume_produce(RECONCILIATION_SWEEP),  # grace-window ticks it sends itself
+        _consume_produce(SWEEP),  # grace-window ticks it sends itself
         _produce(MISMATCHES),
         _produce(TRANSACTIONS + DLQ_SUFFIX),
         _produce(OPERATOR_TRANSACTIONS + DLQ_SUFFIX),
-        _produce(RECONCILIATION_SWEEP + DLQ_SUFFIX),
+        _produce(SWEEP + DLQ_SUFFIX),
         _group(RECONCILER_APP_ID),
         # faust's changelog and leader topics: `<app id>-...`, created by faust itself.
         Grant("topic", RECONCILER_APP_ID + "-", ("Create", "Read", "Write", "Describe"), "prefix"),
@@ -145,20 +145,3 @@ HUBCTL = Principal(
 
 PRINCIPALS: tuple[Principal, ...] = (GATEWAY, LEDGER, DISPATCHER, RECONCILER, HUBCTL)
 BY_COMPONENT = {p.component: p for p in PRINCIPALS}
-
-# Topics the admin step creates, each with its `.dlq` (as the services' own `ensure_topics` would).
-TOPICS: tuple[str, ...] = (
-    COMMANDS,
-    TRANSACTIONS,
-    WEBHOOKS_DLQ,
-    OPERATOR_TRANSACTIONS,
-    RECONCILIATION_SWEEP,
-    MISMATCHES,
-)
-
-
-def hub_topics(retry_tiers: int = DEFAULT_RETRY_TIERS) -> list[str]:
-    """Every Hub topic (unprefixed), `.dlq` topics included, for `retry_tiers` webhook retry tiers."""
-    names = [*TOPICS, *(retry_topic(tier) for tier in range(1, retry_tiers + 1))]
-    dlqs = [n + DLQ_SUFFIX for n in names if not n.endswith(DLQ_SUFFIX)]
-    return list(dict.fromkeys(names + dlqs))

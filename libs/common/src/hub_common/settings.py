@@ -36,9 +36,6 @@ class KafkaSettings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_key_password: SecretStr | None = None
-    # False where an admin step creates the topics (secured and production clusters: services hold no Create
-    # right there); services then only check that the topics they use exist, and stop if not.
-    create_topics: bool = True
     # Prepended to every topic name; lets tests (and tenants) share one broker without sharing topics.
     topic_prefix: str = ""
     partitions: int = Field(default=6, ge=1)
@@ -49,6 +46,12 @@ class KafkaSettings(BaseSettings):
     # for `session_timeout_ms`; the broker accepts no less than its group.min.session.timeout.ms (6000 by default).
     session_timeout_ms: int = Field(default=10_000, ge=1)
     heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    # Off where an admin step owns the topics (Strimzi KafkaTopic resources in production, the secured local
+    # broker's admin principal): the services then only check at start that every topic they use exists, and
+    # need no Create right. On for development and tests, where the services create what they use.
+    create_topics: bool = True
+    # How often each consumer group's lag (`hub_kafka_consumer_lag`) is measured; 0 turns the measurement off.
+    lag_interval_s: float = Field(default=15.0, ge=0)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -73,8 +76,14 @@ class DatabaseSettings(BaseSettings):
     # Each service connects as its own role (docs/security.md); the password in the URL is a checked secret.
     url: Annotated[SecretStr, CredentialUrl()] = SecretStr("postgresql://postgres@127.0.0.1:5432/integration_hub")
     pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=1)
+    # Sized so that every service at its documented maximum replica count fits PostgreSQL's default
+    # max_connections = 100 with room for hubctl and the migration job (docs/deploy.md, "Database connections").
+    pool_max_size: int = Field(default=5, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)
+    # asyncpg's prepared-statement cache per connection. Set 0 behind PgBouncer in transaction mode older than
+    # 1.21 (or with max_prepared_statements = 0): a named statement prepared on one server connection does not
+    # exist on the next one PgBouncer hands out.
+    statement_cache_size: int = Field(default=100, ge=0)
 
 
 class TelemetrySettings(BaseSettings):

@@ -21,8 +21,8 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
-from hub_common.kafka import client_options, ensure_topics
-from hub_common.kafka_access import DEFAULT_RETRY_TIERS, PRINCIPALS, Grant, hub_topics
+from hub_common.kafka import client_options, ensure_topics, hub_topics
+from hub_common.kafka_access import DEFAULT_RETRY_TIERS, PRINCIPALS, Grant
 from hub_common.settings import KafkaSettings
 from hub_devstack.errors import DevstackError
 from hub_devstack.tls import CertificateAuthority, Identity

@@ -20,14 +20,7 @@ import faust
 
 from hub_common.envelope import Envelope, EnvelopeError, decode, wrap
 from hub_common.errors import InfrastructureError
-from hub_common.kafka import (
-    DLQ_SUFFIX,
-    OPERATOR_TRANSACTIONS,
-    RECONCILIATION_SWEEP,
-    TRANSACTIONS,
-    KafkaProducer,
-    ssl_context,
-)
+from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, SWEEP, TRANSACTIONS, KafkaProducer, ssl_context
 from hub_common.schemas import TransactionEvent
 from hub_common.settings import KafkaSettings
 from hub_common.telemetry import correlation_scope, new_correlation_id
@@ -40,7 +33,6 @@ from hub_reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
 
-SWEEP = RECONCILIATION_SWEEP
 JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS, SWEEP)
 _MAX_BACKOFF_S = 5.0
 
