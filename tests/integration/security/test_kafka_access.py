@@ -40,8 +40,7 @@ EXPECTED_WRITES = {
     "ledger": {"hub.transactions", "hub.commands.dlq"},
     "webhook-dispatcher": {*RETRY, "hub.webhooks.dlq", "hub.transactions.dlq"},
     "reconciler": {
-        "operator.transactions", "hub.reconciliation.sweep", "hub.reconciliation.mismatches",
-        "hub.transactions.dlq", "operator.transactions.dlq", "hub.reconciliation.sweep.dlq",
+        "operator.transactions", "hub.reconciliation.mismatches", "hub.transactions.dlq", "operator.transactions.dlq",
     },
     "hubctl": {"hub.commands", *RETRY},
 }  # fmt: skip

@@ -13,7 +13,6 @@ from hub_common.kafka import (
     COMMANDS,
     MISMATCHES,
     OPERATOR_TRANSACTIONS,
-    SWEEP,
     TRANSACTIONS,
     WEBHOOKS_DLQ,
     client_options,
@@ -110,7 +109,7 @@ def test_mutual_tls_loads_the_client_certificate(tmp_path: Path) -> None:
 
 def test_every_topic_the_services_use_is_created_by_the_admin_step() -> None:
     names = hub_topics(retry_tiers=7)
-    used = {COMMANDS, TRANSACTIONS, WEBHOOKS_DLQ, OPERATOR_TRANSACTIONS, MISMATCHES, SWEEP, *JOIN_TOPICS}
+    used = {COMMANDS, TRANSACTIONS, WEBHOOKS_DLQ, OPERATOR_TRANSACTIONS, MISMATCHES, *JOIN_TOPICS}
     assert used <= set(names)
     assert "hub.webhooks.retry.7" in names and "hub.webhooks.retry.7.dlq" in names
     assert "hub.webhooks.dlq.dlq" not in names

@@ -79,7 +79,15 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     },
     RECONCILER: {
         **_SCHEMA,
+        # The Hub side of the join and of the reports (a cancelled BET's compensation decides its verdict).
         "transactions": ("SELECT",),
+        "ledger_compensations": ("SELECT",),
+        # Its own tables: the stored operator feed (retention deletes old rows) and its cursor, the join state,
+        # the daily runs.
+        "operator_transactions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "operator_feed_state": ("SELECT", "INSERT", "UPDATE"),
+        "reconciliation_join": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+        "reconciliation_runs": ("SELECT", "INSERT", "UPDATE"),
         **_BUDGET,
     },
     HUBCTL: {
@@ -91,6 +99,10 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         # DELETE: the runbook's weekly purge of old delivered webhooks.
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "audit_log": ("SELECT", "INSERT"),
+        # hubctl reconcile: the shared range report reads the stored feed and its coverage.
+        "ledger_compensations": ("SELECT",),
+        "operator_transactions": ("SELECT",),
+        "operator_feed_state": ("SELECT",),
         **_BUDGET,
     },
 }

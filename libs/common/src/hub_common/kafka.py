@@ -50,8 +50,6 @@ RETRY_TOPIC_PREFIX = "hub.webhooks.retry."
 DLQ_SUFFIX = ".dlq"
 
 
-SWEEP = "hub.reconciliation.sweep"
-
 _DAY_MS = 86_400_000
 
 
@@ -77,7 +75,7 @@ def hub_topics(retry_tiers: int) -> list[str]:
     """Every topic the Hub's services use, dead-letter topics included (not faust's internal topics, which the
     reconciler creates under its app id). Production creates exactly these (deploy/k8s KafkaTopic resources)."""
     main = [COMMANDS, TRANSACTIONS, *(retry_topic(t) for t in range(1, retry_tiers + 1))]
-    main += [OPERATOR_TRANSACTIONS, SWEEP, MISMATCHES]
+    main += [OPERATOR_TRANSACTIONS, MISMATCHES]
     return [*main, *(name + DLQ_SUFFIX for name in main), WEBHOOKS_DLQ]
 
 

@@ -25,7 +25,6 @@ from hub_common.kafka import (
     MISMATCHES,
     OPERATOR_TRANSACTIONS,
     RETRY_TOPIC_PREFIX,
-    SWEEP,
     TRANSACTIONS,
     WEBHOOKS_DLQ,
 )
@@ -120,11 +119,9 @@ RECONCILER = Principal(
     (
         _consume(TRANSACTIONS),
         _consume_produce(OPERATOR_TRANSACTIONS),  # the operator feed is published here, then joined
-        _consume_produce(SWEEP),  # grace-window ticks it sends itself
         _produce(MISMATCHES),
         _produce(TRANSACTIONS + DLQ_SUFFIX),
         _produce(OPERATOR_TRANSACTIONS + DLQ_SUFFIX),
-        _produce(SWEEP + DLQ_SUFFIX),
         _group(RECONCILER_APP_ID),
         # faust's changelog and leader topics: `<app id>-...`, created by faust itself.
         Grant("topic", RECONCILER_APP_ID + "-", ("Create", "Read", "Write", "Describe"), "prefix"),

@@ -151,6 +151,18 @@ def service_env(
     elif spec.name == "reconciler":
         # Its state store lives with the stack's other run-time files, not in the caller's working dir.
         env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
+        env["RECONCILER_REPORT_DIR"] = str(config.state_dir / "reconciliation-reports")
+        # A local stack starts empty and is looked at within minutes: the feed reads every few seconds (its
+        # calls wait behind every money movement in the shared budget) and findings wait 30 s, not 10 min.
+        env.update(
+            {
+                "RECONCILER_FEED_POLL_INTERVAL_S": "5",
+                "RECONCILER_FEED_DELAY_S": "1",
+                "RECONCILER_FEED_START_LOOKBACK_S": "600",
+                "RECONCILER_GRACE_WINDOW_S": "30",
+                "RECONCILER_SWEEP_INTERVAL_S": "5",
+            }
+        )
     elif spec.name == "gateway":
         env["GATEWAY_CLIENTS"] = json.dumps({s.client_id: [s.client_secret]})
     if config.topic_prefix:

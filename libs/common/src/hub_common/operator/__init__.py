@@ -3,8 +3,10 @@
 from hub_common.operator.breaker import CircuitBreaker
 from hub_common.operator.budget import Budget, Priority
 from hub_common.operator.client import (
+    FeedPage,
     OperatorBalance,
     OperatorClient,
+    OperatorRecord,
     OperatorTransaction,
     OperatorTransactionRequest,
 )
@@ -15,6 +17,7 @@ from hub_common.operator.errors import (
     OperatorRejected,
     OperatorTechnicalError,
 )
+from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
@@ -22,13 +25,18 @@ __all__ = [
     "BudgetTimeout",
     "CircuitBreaker",
     "CircuitOpenError",
+    "FeedPage",
     "OperatorBalance",
     "OperatorClient",
     "OperatorRateLimited",
+    "OperatorRecord",
     "OperatorRejected",
     "OperatorSettings",
     "OperatorTechnicalError",
     "OperatorTransaction",
     "OperatorTransactionRequest",
     "Priority",
+    "cancel_id",
+    "operator_id",
+    "operator_id_sql",
 ]

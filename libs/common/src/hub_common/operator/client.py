@@ -8,12 +8,14 @@ that a caller can check the breaker (`retry_in`) before paying for a call that w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import orjson
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from yarl import URL
 
@@ -25,7 +27,7 @@ from hub_common.operator.errors import (
     OperatorTechnicalError,
 )
 from hub_common.operator.settings import OperatorSettings
-from hub_common.schemas import ErrorCode, TxType
+from hub_common.schemas import ErrorCode, TxType, WireModel
 from hub_common.signing import request_headers
 from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers
 
@@ -41,6 +43,9 @@ for _endpoint in ("post", "get", "balance"):
         OPERATOR_CALLS.labels(_endpoint, _outcome)
 
 _DEFAULT_RETRY_AFTER_S = 1.0
+FEED_PATH = "/v2/transactions"
+# The operator's report feed pages at most this many records (contract section 3).
+MAX_FEED_PAGE = 1000
 
 
 class _OperatorModel(BaseModel):
@@ -65,6 +70,31 @@ class OperatorTransaction(_OperatorModel):
     operator_transaction_id: str | None = None
     status: str = "COMPLETED"
     balance_cents: int | None = None
+
+
+class OperatorRecord(WireModel):
+    """One item of the operator's report feed (`GET /v2/transactions?from=&to=`), and the payload of the
+    `operator.transactions` topic. Only what reconciliation needs is required; other fields are ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    transaction_id: str
+    amount_cents: int
+    currency: str
+    status: str
+    operator_transaction_id: str | None = None
+    player_id: str | None = None
+    type: str | None = None
+    original_transaction_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    records: list[OperatorRecord]
+    # Items the operator sent that are not records (logged and counted by the caller, never silently dropped).
+    invalid: list[Any]
+    next_cursor: str | None
 
 
 class OperatorBalance(_OperatorModel):
@@ -99,6 +129,10 @@ def retry_after_seconds(value: str | None) -> float:
         return max(0.0, float(value)) if value else _DEFAULT_RETRY_AFTER_S
     except ValueError:
         return _DEFAULT_RETRY_AFTER_S
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class OperatorClient:
@@ -165,6 +199,29 @@ class OperatorClient:
         if status == 404:
             raise OperatorRejected(ErrorCode.PLAYER_NOT_FOUND, "player not found")
         raise self._technical(status, headers, method="GET")
+
+    async def list_transactions(
+        self, start: datetime, end: datetime, *, cursor: str | None, limit: int, correlation_id: str
+    ) -> FeedPage:
+        """One page of the operator's report feed: records created in [start, end), from `cursor` on."""
+        params = {"from": _iso(start), "to": _iso(end), "limit": str(min(max(limit, 1), MAX_FEED_PAGE))}
+        if cursor:
+            params["cursor"] = cursor
+        path = str(URL(FEED_PATH).with_query(params))
+        status, body, headers = await self._call("GET", path, None, correlation_id, "feed")
+        if status != 200:
+            raise self._technical(status, headers, method="GET")
+        if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
+            raise OperatorTechnicalError("operator feed page is not {items, nextCursor}", outcome_unknown=False)
+        records: list[OperatorRecord] = []
+        invalid: list[Any] = []
+        for item in body.get("items") or []:
+            try:
+                records.append(OperatorRecord.model_validate(item))
+            except ValidationError:
+                invalid.append(item)
+        next_cursor = body.get("nextCursor")
+        return FeedPage(records, invalid, str(next_cursor) if next_cursor else None)
 
     def _technical(self, status: int, headers: dict[str, str], *, method: str) -> OperatorTechnicalError:
         if status == 429:
