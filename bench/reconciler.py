@@ -86,7 +86,7 @@ async def plain_join(database_url: str, out: Path) -> float:
     conn = await asyncpg.connect(database_url)
     try:
         started = time.monotonic()
-        await conn.copy_from_query(_PLAIN_JOIN, output=str(out), format="csv", header=True)
+        await conn.copy_from_query(_PLAIN_JOIN, output=out, format="csv", header=True)
         return time.monotonic() - started
     finally:
         await conn.close()

@@ -26,7 +26,7 @@ from hub_common.errors import HubError
 from hub_devstack.kafka import provide_kafka
 from hub_devstack.postgres import provide_postgres
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import free_port, log_tail, stop_process
+from hub_devstack.procs import free_port, log_tail, terminate_child
 
 
 class BenchSetupError(HubError):
@@ -152,7 +152,7 @@ async def service(
             await until_ready(svc, timeout_s=ready_timeout_s)
         yield svc
     finally:
-        await asyncio.to_thread(stop_process, proc, grace_s=10.0)
+        await asyncio.to_thread(terminate_child, proc, grace_s=10.0)
 
 
 async def until_ready(svc: Service, *, timeout_s: float) -> None:

@@ -14,7 +14,8 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.app import create_app
 from hub_dispatcher.settings import EndpointSettings
 from support.apps import serve
-from support.dispatcher_it import CLIENT, SECRETS, all_in, dispatcher_settings, publish, result_event, wait_for
+from support.dispatcher_it import CLIENT, SECRETS, all_in, dispatcher_settings, publish, result_event
+from support.waits import eventually
 
 
 @dataclass
@@ -59,7 +60,7 @@ async def test_never_more_than_the_endpoints_concurrency_in_flight(
             db = await asyncpg.connect(database_url)
             try:
                 ids = [e.event_id for e in events]
-                await wait_for(lambda: all_in(db, "DELIVERED", *ids), timeout_s=60, what="all delivered")
+                await eventually(lambda: all_in(db, "DELIVERED", *ids), timeout_s=60, what="all delivered")
             finally:
                 await db.close()
     assert sorted(set(rgs.event_ids)) == sorted(e.event_id for e in events)
@@ -78,7 +79,7 @@ async def test_a_post_slower_than_the_endpoint_timeout_is_retried(
             await publish(ledger, event)
             db = await asyncpg.connect(database_url)
             try:
-                await wait_for(lambda: all_in(db, "DELIVERED", event.event_id), timeout_s=60, what="delivered")
+                await eventually(lambda: all_in(db, "DELIVERED", event.event_id), timeout_s=60, what="delivered")
                 row = await db.fetchrow(
                     "SELECT retry_count, attempts::text AS attempts FROM webhook_outbox WHERE id = $1::uuid",
                     event.event_id,

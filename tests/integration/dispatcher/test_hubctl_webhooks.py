@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from hubctl.context import HubctlSettings
 from support.apps import serve
 from support.dispatcher_it import run_hubctl
 from support.roles import RoleDbSettings
+from support.waits import eventually
 
 CLIENT = "rgs-demo"
 
@@ -59,11 +59,10 @@ async def stack(kafka_settings: KafkaSettings, database: DatabaseSettings, rgs: 
 
 
 async def until(db: asyncpg.Connection, sql: str, expected: object, *args: object) -> None:
-    for _ in range(600):
-        if await db.fetchval(sql, *args) == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {sql!r} == {expected!r}")
+    async def holds() -> bool:
+        return bool(await db.fetchval(sql, *args) == expected)
+
+    await eventually(holds, step_s=0.1, what=f"{sql!r} == {expected!r}")
 
 
 def completed(player: str) -> tuple[str, bytes]:
@@ -112,11 +111,13 @@ async def test_list_show_replay_and_redrive_dead_letters(
             assert {r["last_error"] for r in failed} == {"non-retryable HTTP 400"}
 
             listed = []
-            for _ in range(100):  # the dead letters reach the topic just after the rows are updated
+
+            async def listed_alice() -> bool:  # the dead letters reach the topic just after the rows are updated
+                nonlocal listed
                 listed = await run("dlq", "list", "--player", "p-alice")
-                if listed:
-                    break
-                await asyncio.sleep(0.1)
+                return bool(listed)
+
+            await eventually(listed_alice, step_s=0.1, what="alice's dead letter listed")
             assert [r["eventId"] for r in listed] == [alice]
             shown = await run("dlq", "show", alice)
             assert [a["status"] for a in shown["attempts"]] == [400]

@@ -10,8 +10,9 @@ from hub_common.schemas import TxType
 from hub_common.settings import KafkaSettings
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl_json
-from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
 from support.roles import RoleDbSettings
+from support.waits import eventually
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
 from support.ledger_faults import GRANT_LOG
-from support.ledger_it import Harness, command, eventually
+from support.ledger_it import Harness, command
+from support.waits import eventually
 
 RATE = 8
 WINDOW_S = 1.0
@@ -75,7 +76,10 @@ async def test_credits_go_before_bets_across_processes(pools: tuple[asyncpg.Pool
         # Exhaust the window, then queue BETs in one process and, later, credits in the other.
         await asyncio.gather(*(budgets[0].acquire(Priority.DEBIT) for _ in range(RATE)))
         bets = [asyncio.create_task(take(budgets[0], Priority.DEBIT, f"bet-{i}")) for i in range(3)]
-        await asyncio.sleep(0.1)  # let the BET waiters register first
+        # The BETs wait (their process's row says so) before the credits arrive.
+        await eventually(
+            lambda: pools[0].fetchval("SELECT EXISTS (SELECT 1 FROM operator_budget_waiters)"), what="BET waiters"
+        )
         credits = [asyncio.create_task(take(budgets[1], Priority.CREDIT, f"credit-{i}")) for i in range(3)]
         await asyncio.gather(*bets, *credits)
     finally:

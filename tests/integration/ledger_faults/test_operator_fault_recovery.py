@@ -23,7 +23,7 @@ from support.ledger_faults import (
     running,
     settled,
 )
-from support.ledger_it import eventually
+from support.waits import eventually
 
 log = logging.getLogger(__name__)
 

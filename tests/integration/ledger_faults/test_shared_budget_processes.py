@@ -30,7 +30,8 @@ from support.ledger_faults import (
     settled,
     slot_reuse_delays,
 )
-from support.ledger_it import command, eventually
+from support.ledger_it import command
+from support.waits import eventually
 
 log = logging.getLogger(__name__)
 

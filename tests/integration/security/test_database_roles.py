@@ -128,7 +128,7 @@ async def test_even_the_owner_cannot_rewrite_the_audit_log_without_disabling_its
 async def test_services_refuse_to_connect_as_a_superuser(postgres_admin_url: str, database_url: str) -> None:
     admin = DatabaseSettings(url=SecretStr(postgres_admin_url))
     with pytest.raises(FatalError, match="as superuser 'postgres': services must use their own role"):
-        await create_pool(admin)
+        _ = await create_pool(admin)
     pool = await create_pool(DatabaseSettings(url=SecretStr(database_url)))  # the owner is no superuser
     await pool.close()
 

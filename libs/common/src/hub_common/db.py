@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -23,6 +25,9 @@ from hub_common.errors import DatabaseUnavailableError, FatalError, HubError
 from hub_common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
+
+# A connection of our own, or one acquired from a pool (its proxy): what query helpers take.
+Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
 
 # Any fixed number: serialises concurrent migrators (several replicas starting at once).
 _MIGRATION_LOCK = 7_246_318_001
@@ -57,7 +62,8 @@ async def create_pool(
             statement_cache_size=settings.statement_cache_size,
             reset=None if reset_session else _keep_session,
             server_settings=server_settings,
-            **({"max_inactive_connection_lifetime": 0} if keep_idle else {}),
+            # 300 s is asyncpg's default; 0 never closes an idle connection.
+            max_inactive_connection_lifetime=0 if keep_idle else 300.0,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
@@ -78,7 +84,7 @@ async def _refuse_superuser(pool: asyncpg.Pool) -> None:
         row = await pool.fetchrow("SELECT current_user AS role, rolsuper FROM pg_roles WHERE rolname = current_user")
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot query PostgreSQL: {type(exc).__name__}") from exc
-    if row["rolsuper"]:
+    if row is not None and row["rolsuper"]:
         role = row["role"]
         raise FatalError(
             f"connected to PostgreSQL as superuser {role!r}: services must use their own role (docs/security.md)",

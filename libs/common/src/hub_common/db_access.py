@@ -65,8 +65,8 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         "transactions": ("SELECT", "INSERT", "UPDATE"),
         "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "event_outbox": ("SELECT", "INSERT", "UPDATE"),
-        # Gauges count deliveries by status; the retention job purges delivered rows.
-        "webhook_outbox": ("SELECT", "DELETE"),
+        # Gauges count deliveries by status.
+        "webhook_outbox": ("SELECT",),
         "audit_log": ("INSERT",),
         "refund_tombstones": ("SELECT", "INSERT"),
         "ledger_compensations": ("SELECT", "INSERT", "UPDATE"),
@@ -74,7 +74,8 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     },
     DISPATCHER: {
         **_SCHEMA,
-        "webhook_outbox": ("SELECT", "INSERT", "UPDATE"),
+        # DELETE: the retention purge of delivered rows (the table's owner purges it).
+        "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "transactions": ("SELECT",),
     },
     RECONCILER: {
@@ -96,6 +97,8 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         "transactions": ("SELECT", "UPDATE"),
         "idempotency_keys": ("SELECT", "UPDATE", "DELETE"),
         "event_outbox": ("SELECT", "INSERT"),
+        # tx resolve finishes through the ledger's own statement (hub_common.transitions), which may tombstone.
+        "refund_tombstones": ("INSERT",),
         # DELETE: the runbook's weekly purge of old delivered webhooks.
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "audit_log": ("SELECT", "INSERT"),

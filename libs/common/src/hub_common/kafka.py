@@ -3,6 +3,8 @@
 
 aiokafka exceptions never leave this module: they become `KafkaUnavailableError` (retryable) or `FatalError`.
 A record whose value is not a valid envelope goes to `<topic>.dlq` with the reason, and consumption carries on.
+Services use `KafkaConsumer`'s own methods (pause, resume, assignment, seek, a rebalance listener), never the
+aiokafka client under it; `TopicPartition` is re-exported from here for them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import ssl
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -38,6 +40,36 @@ from hub_common.envelope import Envelope, EnvelopeError, decode
 from hub_common.errors import FatalError, KafkaUnavailableError
 from hub_common.settings import KafkaSettings
 from hub_common.telemetry import KafkaHeaders, kafka_headers
+
+# `TopicPartition` is re-exported: services name partitions with it, without importing aiokafka.
+__all__ = [
+    "COMMANDS",
+    "CONSUMER_LAG",
+    "DLQ_SUFFIX",
+    "MISMATCHES",
+    "OPERATOR_TRANSACTIONS",
+    "RETRY_TOPIC_PREFIX",
+    "TRANSACTIONS",
+    "WEBHOOKS_DLQ",
+    "Batch",
+    "KafkaConsumer",
+    "KafkaProbe",
+    "KafkaProducer",
+    "RebalanceListener",
+    "Record",
+    "TopicPartition",
+    "admin_client",
+    "client_options",
+    "ensure_topics",
+    "group_lag",
+    "hub_topics",
+    "ping",
+    "retry_topic",
+    "ssl_context",
+    "topic_configs",
+    "topic_set",
+    "translate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -343,9 +375,31 @@ async def group_lag(consumer: AIOKafkaConsumer, topic: str, *, from_start: bool)
     return lag
 
 
+class RebalanceListener(Protocol):
+    """Told about a consumer group's rebalance, inside the poll that runs it (so before records of the new
+    assignment are returned): commit what is safe for revoked partitions, reset bookkeeping for assigned ones."""
+
+    async def partitions_revoked(self, revoked: list[TopicPartition]) -> None: ...
+
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, listener: RebalanceListener) -> None:
+        self._listener = listener
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._listener.partitions_revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._listener.partitions_assigned(list(assigned))
+
+
 class KafkaConsumer:
     """Manual-commit consumer: at-least-once; the caller commits a batch after handling it.
 
+    `dlq_producer=None` is for a consumer that does not own the topic's dead-letter topic: it skips records
+    that are not a valid envelope instead of parking them.
     With a group, it measures the group's lag every `settings.lag_interval_s` into `hub_kafka_consumer_lag`.
     """
 
@@ -355,7 +409,7 @@ class KafkaConsumer:
         topics: Sequence[str],
         *,
         group_id: str | None,
-        dlq_producer: KafkaProducer,
+        dlq_producer: KafkaProducer | None,
         client_id: str,
         auto_offset_reset: str = "earliest",
         max_poll_records: int = 500,
@@ -379,10 +433,31 @@ class KafkaConsumer:
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
         )
 
-    @property
-    def client(self) -> AIOKafkaConsumer:
-        """The underlying consumer, for pause/resume/seek by code that needs them."""
-        return self._consumer
+    def set_rebalance_listener(self, listener: RebalanceListener) -> None:
+        """Tell `listener` about rebalances of the consumer group; call before `start`."""
+        self._consumer.subscribe(self._topics, listener=_Listener(listener))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment())
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._consumer.paused())
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Fetch nothing more from `partitions` (polling goes on, so the group membership is kept)."""
+        self._consumer.pause(*partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._consumer.resume(*partitions)
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Start `partitions` at their end, resolved now: a record produced after this returns is not skipped."""
+        try:
+            await self._consumer.seek_to_end(*partitions)
+            for tp in partitions:
+                await self._consumer.position(tp)
+        except KafkaError as exc:
+            raise translate(exc) from exc
 
     async def start(self) -> None:
         try:
@@ -433,7 +508,10 @@ class KafkaConsumer:
                 try:
                     envelope = decode(msg.value)
                 except EnvelopeError as exc:
-                    await self.dead_letter(msg.topic, msg.key, msg.value, tuple(msg.headers or ()), str(exc))
+                    if self._dlq is None:
+                        log.debug("skipping an undecodable record", extra={"topic": msg.topic, "reason": str(exc)})
+                    else:
+                        await self.dead_letter(msg.topic, msg.key, msg.value, tuple(msg.headers or ()), str(exc))
                     continue
                 batch.records.append(
                     Record(
@@ -457,6 +535,8 @@ class KafkaConsumer:
         reason: str,
     ) -> None:
         """Park a record we cannot handle in `<topic>.dlq` with the reason, so the partition keeps moving."""
+        if self._dlq is None:
+            raise FatalError(f"{topic}: this consumer has no dead-letter producer")
         log.warning("record sent to dead-letter topic", extra={"topic": topic, "reason": reason})
         raw_key = key.encode() if isinstance(key, str) else key
         extra = [("dlq-reason", reason.encode()), ("dlq-source-topic", topic.encode())]

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub_common.secret_policy import CredentialUrl
+from hub_common.secret_policy import CredentialUrl, SecuredSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
@@ -96,11 +96,23 @@ class TelemetrySettings(BaseSettings):
     console_spans: bool = False
 
 
-class HttpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+class ServiceSettings(SecuredSettings):
+    """What every service's settings class has: where it listens, and its telemetry. A subclass sets its own
+    `env_prefix` (`GATEWAY_`, ...) and overrides `port` with its default. Being `SecuredSettings`, it refuses weak
+    secrets and http webhook URLs unless `HUB_DEV_MODE=1` (hub_common.secret_policy)."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+class BackendSettings(ServiceSettings):
+    """A Hub service's settings: also its Kafka and PostgreSQL (the mocks have neither)."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
 
 def parse_secret_list(value: object) -> object:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from hub_devstack.errors import StartupError
 from hub_devstack.kafka_jars import JarCache
-from hub_devstack.procs import LOOPBACK, free_port, require_tool, stop_process, wait_for_log_line
+from hub_devstack.procs import LOOPBACK, free_port, require_tool, terminate_child, wait_for_log_line
 
 if TYPE_CHECKING:
     from hub_devstack.kafka_security import BrokerSecurity
@@ -150,7 +150,7 @@ class LocalKafka:
     def stop(self) -> None:
         if self._proc is not None:
             # A controlled shutdown of a single KRaft node takes a few seconds; then the data dir is disposable.
-            stop_process(self._proc, grace_s=20)
+            terminate_child(self._proc, grace_s=20)
             self._proc = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)

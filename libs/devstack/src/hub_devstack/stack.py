@@ -27,7 +27,7 @@ from hub_devstack.kafka import Mode, provide_kafka
 from hub_devstack.kafka_security import SecuredKafka, apply_access, secured_kafka
 from hub_devstack.postgres import provide_postgres
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import log_tail, stop_process
+from hub_devstack.procs import log_tail, terminate_child
 from hub_devstack.stack_config import ServiceSpec, StackConfig, check_ports, service_env
 
 __all__ = [
@@ -123,7 +123,7 @@ def stop_services(services: list[RunningService], *, grace_s: float) -> None:
                 service.proc.terminate()
     deadline = time.monotonic() + grace_s
     for service in reversed(services):
-        stop_process(service.proc, grace_s=max(0.1, deadline - time.monotonic()))
+        terminate_child(service.proc, grace_s=max(0.1, deadline - time.monotonic()))
 
 
 def exited(services: list[RunningService]) -> list[RunningService]:

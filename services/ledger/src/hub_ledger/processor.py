@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from hub_common.errors import InfrastructureError
+from hub_common.jobs import TRANSIENT
 from hub_common.operator import (
     Budget,
     BudgetTimeout,
@@ -34,15 +32,16 @@ from hub_common.operator import (
     operator_id,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_common.transactions import TxRow
+from hub_common.transitions import Finish
 from hub_ledger import metrics
-from hub_ledger.rules import Decision, Finish, TxRow
+from hub_ledger.rules import Decision
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-_TRANSIENT = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def operator_request(tx: TxRow) -> OperatorTransactionRequest:
@@ -118,10 +117,11 @@ class Processor:
             metrics.COMMANDS.labels("foreign_ref_id").inc()
             log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
             return
-        await self._advance(*started)
+        await self._advance(started.row, started.decision)
 
     async def process(self, tx_id: uuid.UUID) -> None:
-        await self._advance(*await self._store.begin(tx_id))
+        begun = await self._store.begin(tx_id)
+        await self._advance(begun.row, begun.decision)
 
     async def _advance(self, tx: TxRow, decision: Decision | None) -> None:
         if decision is None:
@@ -214,7 +214,7 @@ class Processor:
             await asyncio.sleep(interval)
             try:
                 await self._store.touch(tx_id)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 log.warning("could not refresh a waiting transaction", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str) -> None:

@@ -13,7 +13,7 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import CleanupCtx, Ops, background, closing, stop_process
+from hub_common.http import CleanupCtx, Ops, background, closing, request_shutdown
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
@@ -38,7 +38,7 @@ STREAM = web.AppKey("stream", JoinStream)
 
 
 def _fatal(exc: BaseException) -> None:
-    stop_process(f"join agent failed: {exc!r}")
+    request_shutdown(f"join agent failed: {exc!r}")
 
 
 def feed_policy(settings: ReconcilerSettings) -> FeedPolicy:
@@ -138,11 +138,11 @@ def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list
     jobs: list[CleanupCtx] = []
     if settings.feed_enabled:
 
-        async def poll_feed() -> None:
+        async def poll_feed(_: web.Application) -> None:
             poller = FeedPoller(app[POOL], app[OPERATOR], app[BUDGET], app[PRODUCER], feed_policy(settings))
             await poller.run()
 
-        async def purge_operator_records() -> None:
+        async def purge_operator_records(_: web.Application) -> None:
             while True:
                 cutoff = datetime.now(UTC) - timedelta(days=settings.operator_retention_days)
                 try:
@@ -152,13 +152,13 @@ def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list
                 await asyncio.sleep(_PURGE_INTERVAL_S)
 
         jobs += [
-            background("operator-feed-poller", poll_feed),
-            background("operator-records-purge", purge_operator_records),
+            background("operator-feed-poller", poll_feed, on_fatal=request_shutdown),
+            background("operator-records-purge", purge_operator_records, on_fatal=request_shutdown),
         ]
     if settings.daily_enabled:
 
-        async def daily() -> None:
+        async def daily(_: web.Application) -> None:
             await daily_runs(settings, app[POOL]).run_forever()
 
-        jobs.append(background("daily-reconciliation", daily))
+        jobs.append(background("daily-reconciliation", daily, on_fatal=request_shutdown))
     return jobs

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from hub_common import db
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, KafkaProducer
 from hub_common.operator import operator_id_sql
@@ -78,7 +79,7 @@ class JoinState:
         self._feed_name = feed_name
         self._clock = clock
 
-    async def touch(self, conn: asyncpg.Connection | asyncpg.Pool, keys: Sequence[str]) -> None:
+    async def touch(self, conn: db.Connection | asyncpg.Pool, keys: Sequence[str]) -> None:
         if keys:
             await conn.execute(_TOUCH, list(keys), self._clock(), self._grace)
 

@@ -10,23 +10,17 @@ from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
 from hub_common.operator.client import MAX_FEED_PAGE
-from hub_common.secret_policy import SecuredSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+from hub_common.settings import BackendSettings
 
 DailyTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
-class ReconcilerSettings(SecuredSettings):
-    model_config = SettingsConfigDict(env_prefix="RECONCILER_", env_nested_delimiter="__", extra="ignore")
+class ReconcilerSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    port: int = Field(default=3012, ge=0, le=65535)
     # The operator and the budget every replica of every service shares (same `budget_name` as the ledger's).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=3012, ge=0, le=65535)
 
     # faust app id: the consumer group (the Kafka topic prefix is added).
     app_id: str = "hub-reconciler"

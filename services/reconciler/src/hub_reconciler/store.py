@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 import orjson
 
+from hub_common import db
 from hub_common.operator import OperatorRecord
 
 # A later read of a record wins; a replayed older one (the join consuming operator.transactions) never does.
@@ -27,7 +28,7 @@ WHERE operator_transactions.seen_at <= excluded.seen_at
 
 
 async def upsert_records(
-    conn: asyncpg.Connection | asyncpg.Pool, records: Sequence[tuple[OperatorRecord, datetime]]
+    conn: db.Connection | asyncpg.Pool, records: Sequence[tuple[OperatorRecord, datetime]]
 ) -> None:
     """Store operator records read at the given times (idempotent by transactionId)."""
     if not records:
@@ -63,14 +64,14 @@ class FeedState:
     covered_to: datetime
 
 
-async def load_feed_state(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> FeedState | None:
+async def load_feed_state(conn: db.Connection | asyncpg.Pool, name: str) -> FeedState | None:
     row = await conn.fetchrow(
         "SELECT window_from, window_to, cursor, covered_to FROM operator_feed_state WHERE name = $1", name
     )
     return FeedState(*row) if row is not None else None
 
 
-async def save_feed_state(conn: asyncpg.Connection, name: str, state: FeedState) -> None:
+async def save_feed_state(conn: db.Connection, name: str, state: FeedState) -> None:
     await conn.execute(
         """INSERT INTO operator_feed_state (name, window_from, window_to, cursor, covered_to, updated_at)
            VALUES ($1, $2, $3, $4, $5, now())

@@ -8,8 +8,8 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from hub_common.secret_policy import DEV_MODE_ENV, HttpsUrl, SecuredSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings, parse_secret_list
+from hub_common.secret_policy import DEV_MODE_ENV, HttpsUrl
+from hub_common.settings import BackendSettings, parse_secret_list
 
 # Contract section 4: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt.
 DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]
@@ -26,14 +26,10 @@ class EndpointSettings(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
-class DispatcherSettings(SecuredSettings):
-    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", env_nested_delimiter="__", extra="ignore")
+class DispatcherSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3011, ge=0, le=65535)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     # Client id -> endpoint; JSON in the environment (`DISPATCHER_ENDPOINTS`).
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
@@ -60,6 +56,9 @@ class DispatcherSettings(SecuredSettings):
     sweep_batch: int = Field(default=100, ge=1)
     # A row left PROCESSING this long belongs to a crashed attempt and is taken over.
     stale_processing_s: float = Field(default=300.0, gt=0)
+    # DELIVERED rows are deleted this long after delivery (runbook "Weekly cleanup"); dead letters are kept.
+    delivered_retention_days: int = Field(default=30, ge=1)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("retry_schedule_ms")
     @classmethod

@@ -1,6 +1,5 @@
 """Access to the operator wallet: settings, the signed HTTP client, and the shared call budget."""
 
-from hub_common.operator.breaker import CircuitBreaker
 from hub_common.operator.budget import Budget, Priority
 from hub_common.operator.client import (
     FeedPage,
@@ -23,7 +22,6 @@ from hub_common.operator.settings import OperatorSettings
 __all__ = [
     "Budget",
     "BudgetTimeout",
-    "CircuitBreaker",
     "CircuitOpenError",
     "FeedPage",
     "OperatorBalance",

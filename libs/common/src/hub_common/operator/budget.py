@@ -242,6 +242,7 @@ class Budget:
                 self._stale,
                 wanted,
             )
+        assert row is not None  # the statement always returns its one row
         now, paused_until, used, oldest, outranked, granted = row
         if granted:
             return granted, 0.0

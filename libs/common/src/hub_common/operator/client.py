@@ -7,6 +7,7 @@ that a caller can check the breaker (`retry_in`) before paying for a call that w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from yarl import URL
 
-from hub_common.operator.breaker import CircuitBreaker
+from hub_common.breaker import CircuitBreaker
 from hub_common.operator.errors import (
     CircuitOpenError,
     OperatorRateLimited,
@@ -141,7 +142,9 @@ class OperatorClient:
     def __init__(self, settings: OperatorSettings, *, breaker: CircuitBreaker | None = None) -> None:
         self._settings = settings
         self._base = settings.url.rstrip("/")
-        self.breaker = breaker or CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+        self.breaker = breaker or CircuitBreaker(
+            "operator", failure_threshold=settings.breaker_failures, open_s=settings.breaker_reset_s
+        )
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.timeout_s, sock_connect=settings.connect_timeout_s),
             json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -234,7 +237,7 @@ class OperatorClient:
     async def _call(
         self, method: str, path_with_query: str, payload: dict[str, Any] | None, correlation_id: str, endpoint: str
     ) -> tuple[int, Any, dict[str, str]]:
-        wait = self.breaker.before_call()
+        wait = self.breaker.acquire()
         if wait > 0:
             OPERATOR_CALLS.labels(endpoint, "circuit_open").inc()
             raise CircuitOpenError(wait)
@@ -258,6 +261,9 @@ class OperatorClient:
                 ) as response:
                     text = await response.read()
                     status, resp_headers = response.status, dict(response.headers)
+        except asyncio.CancelledError:
+            self.breaker.release()  # no verdict: a claimed probe must not stay claimed
+            raise
         except aiohttp.ClientConnectorError as exc:
             self._failed(endpoint, "connect_error")
             raise OperatorTechnicalError(f"cannot connect to the operator: {exc}", outcome_unknown=False) from exc

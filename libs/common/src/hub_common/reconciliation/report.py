@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import asyncpg
 import orjson
 
+from hub_common import db
 from hub_common.errors import HubError
 from hub_common.reconciliation.rules import IN_RANGE, NOT_MISMATCHES, MismatchKind, Outcome
 
@@ -142,7 +143,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def feed_coverage(conn: asyncpg.Connection | asyncpg.Pool, name: str = FEED_NAME) -> datetime | None:
+async def feed_coverage(conn: db.Connection | asyncpg.Pool, name: str = FEED_NAME) -> datetime | None:
     """Operator records created before this time have been read by the feed poller (None: never)."""
     value = await conn.fetchval("SELECT covered_to FROM operator_feed_state WHERE name = $1", name)
     return value if isinstance(value, datetime) else None
