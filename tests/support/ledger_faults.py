@@ -85,6 +85,14 @@ class Service:
         await process.wait()
         self._close_log()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes (as in a long GC pause, a frozen VM or a partitioned node) and resumes
+        later as if nothing happened; its clocks, and its leases, run on meanwhile."""
+        self._running().send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._running().send_signal(signal.SIGCONT)
+
     async def stop(self) -> None:
         process = self.process
         if process is None or process.returncode is not None:
