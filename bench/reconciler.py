@@ -63,7 +63,7 @@ FROM generate_series(1, $2) AS i WHERE i % 1000 NOT IN (1, 2, 3, 8);
 INSERT INTO operator_feed_state (name, window_from, window_to, cursor, covered_to)
 VALUES ('operator', $1::timestamptz, $1::timestamptz + interval '2 days', NULL, $1::timestamptz + interval '2 days');
 ANALYZE transactions; ANALYZE operator_transactions;
-"""
+"""  # noqa: S608 - _OP_ID is hub_common.operator.ids' expression over literals
 
 _UNSETTLED = "SELECT EXISTS (SELECT 1 FROM reconciliation_join WHERE pending AND due_at < now() - interval '2 s')"
 _PLAIN_JOIN = """

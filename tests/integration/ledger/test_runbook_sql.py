@@ -158,7 +158,7 @@ async def _transaction(
                 request_hash, status, reason, operator_transaction_id, created_at, updated_at, completed_at,
                 operator_id)
             VALUES ($1, 'rgs-demo', $2, $3, 'p-runbook', 250, 'EUR', 'r-1', 'hash', $4, $5, $6,
-                    now() - interval '{age}', now() - interval '{age}', {"now()" if completed else "NULL"}, $7)""",
+                    now() - interval '{age}', now() - interval '{age}', {"now()" if completed else "NULL"}, $7)""",  # noqa: S608 - {age} is one of the test's literal intervals
         tx_id,
         ref_id,
         tx_type,
@@ -176,7 +176,7 @@ async def _key(conn: asyncpg.Connection, key: str, status: str, tx_id: uuid.UUID
         f"""INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, created_at,
                 expires_at)
             VALUES ($1, $2, 'rgs-demo', 'hash', $3, $4, now() - interval '{age}',
-                    now() - interval '{age}' + interval '24 hours')""",
+                    now() - interval '{age}' + interval '24 hours')""",  # noqa: S608 - {age} is one of the test's literal intervals
         key_id,
         key,
         status,

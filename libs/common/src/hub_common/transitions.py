@@ -43,8 +43,8 @@ from hub_common.transactions import COLUMNS, TxRow
 OPEN = (TxStatus.PENDING.value, TxStatus.PROCESSING.value)
 
 # Rows locked for a transition, with the transaction's `now()` (see the module docstring).
-LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"
-LOCK_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
+LOCK_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ async def insert_from_command(
                 game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
                 operator_id)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $16)
-            ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",
+            ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",  # noqa: S608 - COLUMNS is a constant column list
         uuid.UUID(cmd.transaction_id),
         cmd.client_id,
         cmd.ref_id,
@@ -230,7 +230,7 @@ async def start_many(
                       FROM input i JOIN moved USING (id))
            INSERT INTO event_outbox (event_id, topic, key, value, headers)
            SELECT i.event_id, $9::text, i.key, i.value, i.headers::jsonb FROM input i JOIN moved USING (id)
-           ORDER BY i.ord""",
+           ORDER BY i.ord""",  # noqa: S608 - audit.INSERT is a constant; values are bind parameters
         [tx.id for tx in started],
         [a.before for a in audits],
         [a.after for a in audits],
@@ -379,7 +379,7 @@ async def finish_many(
             event AS (INSERT INTO event_outbox (event_id, topic, key, value, headers)
                       SELECT i.event_id, $17::text, i.key, i.value, i.headers::jsonb FROM input i JOIN done USING (id)
                       ORDER BY i.ord)
-           SELECT id FROM done""",
+           SELECT id FROM done""",  # noqa: S608 - audit.INSERT is a constant; values are bind parameters
         [new.id for _, _, new in done],
         [new.status.value for _, _, new in done],
         [new.reason for _, _, new in done],

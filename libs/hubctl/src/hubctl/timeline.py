@@ -79,7 +79,7 @@ async def find_transaction(conn: asyncpg.Connection, given: str, client: str | N
     correlation id (a scan of `transactions`)."""
     rows = await conn.fetch(
         f"""SELECT {_TX_COLUMNS} FROM transactions WHERE ref_id = $1 AND ($2::text IS NULL OR client_id = $2)
-            ORDER BY client_id""",
+            ORDER BY client_id""",  # noqa: S608 - _TX_COLUMNS is a constant column list
         given,
         client,
     )
@@ -90,12 +90,13 @@ async def find_transaction(conn: asyncpg.Connection, given: str, client: str | N
     if row is None and _is_uuid(given):
         row = await conn.fetchrow(
             f"""SELECT {_TX_COLUMNS} FROM transactions
-                WHERE id = $1::uuid OR id = (SELECT transaction_id FROM webhook_outbox WHERE id = $1::uuid)""",
+                WHERE id = $1::uuid OR id = (SELECT transaction_id FROM webhook_outbox WHERE id = $1::uuid)""",  # noqa: S608 - _TX_COLUMNS is a constant column list
             given,
         )
     if row is None:
         row = await conn.fetchrow(
-            f"SELECT {_TX_COLUMNS} FROM transactions WHERE correlation_id = $1 ORDER BY created_at LIMIT 1", given
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE correlation_id = $1 ORDER BY created_at LIMIT 1",  # noqa: S608 - _TX_COLUMNS is a constant column list
+            given,
         )
     return dict(row) if row is not None else None
 

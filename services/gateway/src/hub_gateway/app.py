@@ -15,7 +15,7 @@ from hub_gateway import handlers
 from hub_gateway.auth import Authenticator
 from hub_gateway.backlog import BacklogGuard, RetryAfterPolicy
 from hub_gateway.balance import OperatorBalanceService
-from hub_gateway.handlers import AUTH, BALANCES, SETTINGS
+from hub_gateway.handlers import BALANCES, SETTINGS
 from hub_gateway.middleware import plumbing
 from hub_gateway.openapi import OpenApi
 from hub_gateway.outcomes import OutcomeListener, OutcomeWaiter
@@ -37,9 +37,11 @@ BACKLOG = web.AppKey("gateway_backlog", BacklogGuard)
 
 def build_http_app(settings: GatewaySettings, ops: Ops) -> web.Application:
     """Routes, middleware and authentication; the services (`handlers.TRANSACTIONS`, `BALANCES`) come later."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[plumbing])
+    auth = Authenticator(
+        settings.clients, tolerance_s=settings.signature_tolerance_s, max_body_bytes=settings.max_body_bytes
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[plumbing(auth.authenticate)])
     app[SETTINGS] = settings
-    app[AUTH] = Authenticator(settings.clients, tolerance_s=settings.signature_tolerance_s)
     handlers.add_routes(app)
     ops.add_routes(app)
     app.router.add_get("/openapi.json", OpenApi().handle)

@@ -195,8 +195,20 @@ def _post_transaction() -> dict[str, Any]:
     }
 
 
+def _path_id(name: str, example: str) -> dict[str, Any]:
+    """A path parameter held to the rule of the body field of that name (400 INVALID_REQUEST otherwise)."""
+    schema = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[\x21-\x7e]+$"}
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": example}
+
+
+_PATH_ERRORS = {
+    **_AUTH_ERRORS,
+    "400": _error([ErrorCode.INVALID_REQUEST], "the path's id breaks its field's rule (1-128 printable, no spaces)"),
+}
+
+
 def _get_transaction() -> dict[str, Any]:
-    ref_param = {"name": "refId", "in": "path", "required": True, "schema": {"type": "string"}, "example": "bet-123"}
+    ref_param = _path_id("refId", "bet-123")
     return {
         "operationId": "getTransaction",
         "summary": "The transaction's current state",
@@ -208,7 +220,7 @@ def _get_transaction() -> dict[str, Any]:
                 "the transaction, in whatever state it is (a REJECTED one carries `reason`)",
                 examples={"completed": transaction_example("COMPLETED"), "pending": transaction_example("PENDING")},
             ),
-            **_AUTH_ERRORS,
+            **_PATH_ERRORS,
             "404": _error([ErrorCode.TRANSACTION_NOT_FOUND], "no such transaction of this client"),
             "503": _error([ErrorCode.SERVICE_UNAVAILABLE], "PostgreSQL unreachable", _RETRY_AFTER),
         },
@@ -216,7 +228,7 @@ def _get_transaction() -> dict[str, Any]:
 
 
 def _get_balance() -> dict[str, Any]:
-    player_param = {"name": "playerId", "in": "path", "required": True, "schema": {"type": "string"}, "example": "p-1"}
+    player_param = _path_id("playerId", "p-1")
     return {
         "operationId": "getBalance",
         "summary": "The player's wallet balance (an operator call: it spends the shared operator budget)",
@@ -226,7 +238,7 @@ def _get_balance() -> dict[str, Any]:
             "200": _json(
                 Balance, "balance", examples={"balance": {"playerId": "p-1", "balanceCents": 9750, "currency": "EUR"}}
             ),
-            **_AUTH_ERRORS,
+            **_PATH_ERRORS,
             "404": _error([ErrorCode.PLAYER_NOT_FOUND], "the operator does not know the player"),
             "429": _error([ErrorCode.RATE_LIMITED], "operator budget spent", _RETRY_AFTER),
             "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the operator did not answer; retry", retryable=True),

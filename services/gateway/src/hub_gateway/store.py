@@ -130,7 +130,7 @@ _ADMIT = f"""
         SELECT 'transaction', k.transaction_id::text, 'ADMITTED', $19, NULL, $20::jsonb, 'admitted by the gateway'
         FROM k
     )
-    SELECT tx.* FROM tx WHERE EXISTS (SELECT FROM k)"""
+    SELECT tx.* FROM tx WHERE EXISTS (SELECT FROM k)"""  # noqa: S608 - _COLUMNS and audit.INSERT are constants; values are bind parameters
 
 # An expired key no longer replays: it makes room for its reuse.
 _CLEAR_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()"
@@ -171,7 +171,7 @@ class TransactionStore:
             key_row = await conn.fetchrow(
                 f"""SELECT {_COLUMNS}, k.request_hash AS key_hash
                     FROM idempotency_keys k JOIN transactions t ON t.id = k.transaction_id
-                    WHERE k.scope = $1 AND k.key = $2 AND k.expires_at > now()""",
+                    WHERE k.scope = $1 AND k.key = $2 AND k.expires_at > now()""",  # noqa: S608 - _COLUMNS is a constant column list
                 client_id,
                 key,
             )
@@ -179,7 +179,7 @@ class TransactionStore:
             ref_row = await conn.fetchrow(
                 f"""SELECT {_COLUMNS} FROM transactions t
                     WHERE (t.client_id = $1 AND t.ref_id = $2) OR t.operator_id = $3
-                    ORDER BY (t.client_id = $1 AND t.ref_id = $2) DESC LIMIT 1""",
+                    ORDER BY (t.client_id = $1 AND t.ref_id = $2) DESC LIMIT 1""",  # noqa: S608 - _COLUMNS is a constant column list
                 client_id,
                 ref_id,
                 operator_id(client_id, ref_id),
@@ -195,14 +195,17 @@ class TransactionStore:
     async def get_by_ref(self, client_id: str, ref_id: str) -> StoredTransaction | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM transactions t WHERE t.client_id = $1 AND t.ref_id = $2", client_id, ref_id
+                f"SELECT {_COLUMNS} FROM transactions t WHERE t.client_id = $1 AND t.ref_id = $2",  # noqa: S608 - _COLUMNS is a constant column list
+                client_id,
+                ref_id,
             )
         return stored_from_row(row) if row is not None else None
 
     async def get_by_id(self, transaction_id: str) -> StoredTransaction | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM transactions t WHERE t.id = $1", uuid.UUID(transaction_id)
+                f"SELECT {_COLUMNS} FROM transactions t WHERE t.id = $1",  # noqa: S608 - _COLUMNS is a constant column list
+                uuid.UUID(transaction_id),
             )
         return stored_from_row(row) if row is not None else None
 

@@ -86,11 +86,13 @@ async def _win_context(conn: db.Connection, tx: TxRow) -> RuleContext:
 
 async def _refund_context(conn: db.Connection, tx: TxRow) -> RuleContext:
     original = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM transactions WHERE client_id = $1 AND ref_id = $2", tx.client_id, tx.original_ref_id
+        f"SELECT {COLUMNS} FROM transactions WHERE client_id = $1 AND ref_id = $2",  # noqa: S608 - COLUMNS is a constant column list
+        tx.client_id,
+        tx.original_ref_id,
     )
     earlier = await conn.fetchrow(
         f"""SELECT {COLUMNS} FROM transactions WHERE type = 'REFUND' AND client_id = $3 AND original_ref_id = $1
-            AND id <> $2 AND status IN ('COMPLETED', 'REJECTED') ORDER BY completed_at, created_at LIMIT 1""",
+            AND id <> $2 AND status IN ('COMPLETED', 'REJECTED') ORDER BY completed_at, created_at LIMIT 1""",  # noqa: S608 - COLUMNS is a constant column list
         tx.original_ref_id,
         tx.id,
         tx.client_id,

@@ -43,7 +43,7 @@ _LOCK_PLAYERS = """SELECT pg_advisory_xact_lock(h)
 # replicas during a rebalance) in the same round trip. Every path takes it before the row lock (it is computed
 # with the row, below the row-locking step), so the two locks are always taken in one order.
 _BEGIN_BY_ID = (
-    f"SELECT {COLUMNS}, now() AS tx_now, pg_advisory_xact_lock(hashtext(player_id)) AS player_lock "
+    f"SELECT {COLUMNS}, now() AS tx_now, pg_advisory_xact_lock(hashtext(player_id)) AS player_lock "  # noqa: S608 - COLUMNS is a constant column list
     "FROM transactions WHERE id = $1 FOR UPDATE"
 )
 
@@ -231,7 +231,7 @@ class Store:
                   AND NOT EXISTS (SELECT 1 FROM transactions e WHERE e.player_id = t.player_id
                                   AND ((e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
                                        OR e.updated_at >= now() - make_interval(secs => $1)))
-                ORDER BY t.created_at LIMIT $2""",
+                ORDER BY t.created_at LIMIT $2""",  # noqa: S608 - COLUMNS is a constant column list
             older_than_s,
             limit,
         )

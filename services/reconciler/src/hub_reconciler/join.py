@@ -55,7 +55,7 @@ INSERT INTO reconciliation_join (operator_id, first_seen_at, due_at, pending, up
 SELECT key, $2::timestamptz, $2::timestamptz + $3::interval, true, $2::timestamptz FROM keys
 ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at
 RETURNING operator_id
-"""
+"""  # noqa: S608 - _OP_ID is the operator id column (hub_common.operator.ids)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ async def _row(
 ) -> asyncpg.Record:
     rows = await conn.fetch(
         f"""SELECT {COLUMNS}, now() AS tx_now FROM transactions
-            WHERE ref_id = $1 AND ($2::text IS NULL OR client_id = $2) ORDER BY client_id"""
+            WHERE ref_id = $1 AND ($2::text IS NULL OR client_id = $2) ORDER BY client_id"""  # noqa: S608 - COLUMNS and FOR UPDATE are literals; values are bind parameters
         + (" FOR UPDATE" if lock else ""),
         ref_id,
         client,
