@@ -8,6 +8,16 @@ ALTER TABLE transactions ADD COLUMN operator_id text;
 UPDATE transactions SET operator_id = ref_id;
 ALTER TABLE transactions ALTER COLUMN operator_id SET NOT NULL;
 CREATE UNIQUE INDEX transactions_operator_id_key ON transactions (operator_id);
+-- A writer from before this migration (an old pod during a rollout or after a rollback) inserts no operator id: it
+-- sends the transaction under its refId, so that is its operator id. Current code always sets it (WHEN: the
+-- function is not even called then).
+CREATE FUNCTION transactions_legacy_operator_id() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.operator_id := NEW.ref_id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER transactions_legacy_operator_id BEFORE INSERT ON transactions
+    FOR EACH ROW WHEN (NEW.operator_id IS NULL) EXECUTE FUNCTION transactions_legacy_operator_id();
 
 -- One client's refId no longer blocks another's. refId first: the runbook's and hubctl's lookups by refId alone
 -- use the same index.
