@@ -10,6 +10,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from hub_common.operator import OperatorClient, OperatorSettings
+
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = RULES.with_name("alerts.test.yml")
 # The modules that define the Hub's metrics (importing them registers the metrics).
@@ -78,15 +80,18 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
     assert alerts - quiet == set(), "alerts never shown quiet"
 
 
-def test_increase_alerts_count_children_that_exist_from_the_start() -> None:
+async def test_increase_alerts_count_children_that_exist_from_the_start() -> None:
     """increase() misses a labelled counter's first event unless the child exists (at 0) before it."""
     _exported()
+    # The operator client creates its caller's children when it is built (the service's start).
+    await OperatorClient(OperatorSettings(url="http://127.0.0.1:9"), caller="ledger").close()
     expected = {
         ("hub_ledger_credit_failed_total", (("type", "WIN"),)),
         ("hub_ledger_credit_failed_total", (("type", "REFUND"),)),
         ("hub_reconciliation_daily_runs_total", (("outcome", "failed"),)),
         ("gateway_http_requests_total", (("method", "POST"), ("route", "/v1/transactions"), ("status", "409"))),
-        ("hub_operator_calls_total", (("endpoint", "post"), ("outcome", "429"))),
+        ("hub_operator_calls_total", (("caller", "ledger"), ("endpoint", "post"), ("outcome", "429"))),
+        ("hub_ledger_transactions_total", (("type", "BET"), ("status", "FAILED"))),
     }
     for name, labels in expected:
         assert REGISTRY.get_sample_value(name, dict(labels)) is not None, (name, labels)
