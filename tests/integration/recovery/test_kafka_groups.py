@@ -3,15 +3,22 @@ accepts while the group has no member."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hub_common.envelope import wrap
-from hub_common.kafka import COMMANDS, CONSUMER_LAG, KafkaConsumer, KafkaProducer, ensure_topics
+from hub_common.kafka import COMMANDS, KafkaConsumer, KafkaProducer, ensure_topics
 from hub_common.kafka_groups import GroupActiveError, GroupLagWatcher, group_lag, groups_on, offsets_at, rewind
 from hub_common.schemas import Balance
 from hub_common.settings import KafkaSettings
+from support.waits import eventually
+
+
+def _lag(group: str, topic: str) -> float | None:
+    return REGISTRY.get_sample_value("hub_kafka_consumer_lag", {"group": group, "topic": topic})
 
 
 async def _send(producer: KafkaProducer, n: int, start: int) -> None:
@@ -63,16 +70,10 @@ async def test_rewind_to_a_time_replays_what_came_after_and_is_refused_while_con
         assert await group_lag(kafka_settings, group, [topic]) == {topic: 7}
 
         watcher = GroupLagWatcher(kafka_settings.model_copy(update={"lag_interval_s": 0.05}), group, [COMMANDS])
-        assert CONSUMER_LAG.labels(group, topic)._value.get() == 0  # the child exists before any measurement
-        import asyncio  # noqa: PLC0415
-
+        assert _lag(group, topic) == 0  # the child exists before any measurement
         task = asyncio.create_task(watcher.run())
         try:
-            for _ in range(100):
-                if CONSUMER_LAG.labels(group, topic)._value.get() == 7:
-                    break
-                await asyncio.sleep(0.05)
-            assert CONSUMER_LAG.labels(group, topic)._value.get() == 7
+            await eventually(lambda: _lag(group, topic) == 7, timeout_s=30, what="the lag gauge at 7")
         finally:
             task.cancel()
 
@@ -80,7 +81,7 @@ async def test_rewind_to_a_time_replays_what_came_after_and_is_refused_while_con
         again = KafkaConsumer(kafka_settings, [COMMANDS], group_id=group, dlq_producer=producer, client_id="t")
         await again.start()
         try:
-            replayed = []
+            replayed: list[int] = []
             for _ in range(60):
                 batch = await again.getmany(timeout_ms=500)
                 replayed.extend(r.envelope.payload_as(Balance).balance_cents for r in batch.records)
