@@ -14,8 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from hub_devstack.postgres import database_url_for
+from hub_common.db import migrate
+from hub_common.db_access import OWNER, ROLE_BY_COMPONENT
 from hub_devstack.postgres_local import find_pg_bin
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.stack import RunningService, run_services
 from hub_devstack.stack_config import SERVICES, ServiceSpec, StackConfig, service_env
 from hub_gateway.client import GatewayClient
@@ -26,11 +28,22 @@ HUB = tuple(s for s in SERVICES if not s.name.startswith("mock"))
 
 @contextmanager
 def services(
-    config: StackConfig, which: tuple[ServiceSpec, ...], *, kafka: str, database_url: str
+    config: StackConfig, which: tuple[ServiceSpec, ...], *, kafka: str, roles: DatabaseRoles
 ) -> Iterator[list[RunningService]]:
-    """Start `which` (specs of `SERVICES`) with the launcher's environment; stop them on exit."""
+    """Start `which` (specs of `SERVICES`) with the launcher's environment, each Hub service as its own database
+    role; stop them on exit."""
     subset = replace(config, services=which)
-    envs = {spec.name: service_env(spec, subset, kafka_bootstrap=kafka, database_url=database_url) for spec in which}
+    envs = {
+        spec.name: service_env(
+            spec,
+            subset,
+            kafka_bootstrap=kafka,
+            database_url=(
+                roles.component_url(spec.name, config.database_name) if spec.name in ROLE_BY_COMPONENT else None
+            ),
+        )
+        for spec in which
+    }
     with run_services(subset, envs) as running:
         yield running
 
@@ -63,16 +76,19 @@ async def dump(database_url: str, path: Path) -> None:
     await asyncio.to_thread(_run, "pg_dump", "-Fc", "-f", str(path), "-d", database_url)
 
 
-async def restore(admin_url: str, name: str, path: Path) -> None:
-    """The runbook's restore: the database dropped and created anew, then `pg_restore` of the dump."""
-    conn = await asyncpg.connect(admin_url)
+async def restore(roles: DatabaseRoles, name: str, path: Path) -> None:
+    """The documented restore from a dump: the database dropped and created anew for the owner role, the dump
+    restored as the owner (its grants with it), then `hub-migrate` (migrations current, the role matrix applied)."""
+    conn = await asyncpg.connect(roles.admin_url)
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             name,
         )
         await conn.execute(f'DROP DATABASE "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER}"')
     finally:
         await conn.close()
-    await asyncio.to_thread(_run, "pg_restore", "--no-owner", "-d", database_url_for(admin_url, name), str(path))
+    owner_url = roles.owner_url(name)
+    await asyncio.to_thread(_run, "pg_restore", "--no-owner", "--exit-on-error", "-d", owner_url, str(path))
+    await migrate(owner_url)

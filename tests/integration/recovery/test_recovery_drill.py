@@ -24,6 +24,7 @@ from hub_common.kafka import COMMANDS, OPERATOR_TRANSACTIONS, TRANSACTIONS
 from hub_common.kafka_groups import group_lag, groups_on
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_devstack.kafka import delete_topics
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port
 from hub_devstack.stack import create_database
 from hub_devstack.stack_config import SERVICES, StackConfig
@@ -39,13 +40,14 @@ PLAYERS = [f"drill-{i}" for i in range(4)]
 POOR = "drill-poor"
 
 
-def _config(tmp_path: Path, kafka: str, admin_url: str) -> StackConfig:
+def _config(tmp_path: Path, kafka: str, roles: DatabaseRoles) -> StackConfig:
     tag = uuid.uuid4().hex[:8]
     return StackConfig(
         state_dir=tmp_path,
         ports={spec.name: free_port() for spec in SERVICES},
         kafka_bootstrap=kafka,
-        admin_database_url=admin_url,
+        admin_database_url=roles.admin_url,
+        db_roles=roles,
         database_name=f"hub_drill_{tag}",
         topic_prefix=f"d{tag}.",
         operator_rate_per_minute=6000,
@@ -119,20 +121,22 @@ async def _statuses(database_url: str) -> dict[str, str]:
 
 
 async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_twice(
-    tmp_path: Path, kafka_bootstrap: str, postgres_admin_url: str
+    tmp_path: Path, kafka_bootstrap: str, db_roles: DatabaseRoles
 ) -> None:
-    config = _config(tmp_path, kafka_bootstrap, postgres_admin_url)
-    database_url = create_database(postgres_admin_url, config.database_name)
+    config = _config(tmp_path, kafka_bootstrap, db_roles)
+    database_url = create_database(db_roles, config.database_name)
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=config.topic_prefix)
+    # hubctl as the SRE's own database role: the drill checks its privileges too.
+    hubctl_url = db_roles.component_url("hubctl", config.database_name)
     ctl = HubctlSettings(
-        kafka=kafka, database=DatabaseSettings(url=SecretStr(database_url)), hubctl_actor="drill.sre",
+        kafka=kafka, database=DatabaseSettings(url=SecretStr(hubctl_url)), hubctl_actor="drill.sre",
         operator_url=config.url("mock-operator"), operator_client_id=config.secrets.operator_client_id,
         operator_secret=SecretStr(config.secrets.operator_secret),
     )  # fmt: skip
     backup = tmp_path / "hub.dump"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            with services(config, MOCKS, kafka=kafka_bootstrap, database_url=database_url):
+            with services(config, MOCKS, kafka=kafka_bootstrap, roles=db_roles):
                 operator = OperatorAdminClient(session, config.url("mock-operator"))
                 gateway = GatewayClient(
                     session, config.url("gateway"), config.secrets.client_id, SecretStr(config.secrets.client_secret)
@@ -140,7 +144,7 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                 seeds = [PlayerSeed(player_id=p, balance_cents=1_000_000, currency="EUR") for p in PLAYERS]
                 await operator.seed_players([*seeds, PlayerSeed(player_id=POOR, balance_cents=100, currency="EUR")])
 
-                with services(config, HUB, kafka=kafka_bootstrap, database_url=database_url):
+                with services(config, HUB, kafka=kafka_bootstrap, roles=db_roles):
                     told = await _load(gateway, "a")
                     # The backup is taken while the load goes on.
                     backup_time = datetime.now(UTC)
@@ -161,7 +165,7 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                 assert all(n == 1 for n in applied_before.values())
 
                 # The disaster: the database goes back to the dump taken mid-load.
-                await restore(postgres_admin_url, config.database_name, backup)
+                await restore(db_roles, config.database_name, backup)
                 await operator.clear_faults()
                 restored = await _statuses(database_url)
                 lost = [ref for ref in final if restored.get(ref) != final[ref]]
@@ -178,7 +182,7 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                 assert applied.code == 0, applied.out + applied.err
                 assert applied.json()["conflicts"] == []
 
-                with services(config, HUB, kafka=kafka_bootstrap, database_url=database_url):
+                with services(config, HUB, kafka=kafka_bootstrap, roles=db_roles):
                     verified = await hubctl(ctl, "recovery", "verify", "--backup-time", backup_time.isoformat(),
                                             "--wait", "120", "--json")  # fmt: skip
                     report = orjson.loads(verified.out)
