@@ -94,16 +94,18 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     HUBCTL: {
         **_SCHEMA,
         # tx resolve/replay, keys cleanup, webhooks redrive, dlq replay, and the runbook's SQL procedures.
-        "transactions": ("SELECT", "UPDATE"),
-        "idempotency_keys": ("SELECT", "UPDATE", "DELETE"),
+        # INSERT: `recovery apply` re-creates the rows (and keys) a restored backup lacks, from hub.commands.
+        "transactions": ("SELECT", "INSERT", "UPDATE"),
+        "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "event_outbox": ("SELECT", "INSERT"),
         # tx resolve finishes through the ledger's own statement (hub_common.transitions), which may tombstone.
         "refund_tombstones": ("INSERT",),
         # DELETE: the runbook's weekly purge of old delivered webhooks.
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "audit_log": ("SELECT", "INSERT"),
-        # tx resolve of a BET the operator never applied queues its cancel, through the same statement;
-        # hubctl reconcile reads compensations for the shared range report.
+        # tx resolve of a BET the operator never applied queues its cancel (the ledger's own finish statement);
+        # `recovery apply` queues again the cancel of a FAILED bet it restores (the ledger sends both); hubctl
+        # reconcile reads compensations for the shared range report.
         "ledger_compensations": ("SELECT", "INSERT"),
         # hubctl reconcile: the shared range report reads the stored feed and its coverage.
         "operator_transactions": ("SELECT",),

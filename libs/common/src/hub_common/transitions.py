@@ -34,8 +34,8 @@ import orjson
 from hub_common import audit, db
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
-from hub_common.operator.client import OperatorTransactionRequest
-from hub_common.operator.ids import cancel_id, operator_id
+from hub_common.operator.ids import operator_id
+from hub_common.operator.requests import cancel_request
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.telemetry import kafka_headers, new_correlation_id
 from hub_common.transactions import COLUMNS, TxRow
@@ -83,20 +83,6 @@ def describe_lease(tx: TxRow) -> str:
     return f"held by {tx.lease_owner or 'unknown'} (lease {tx.lease_token}) until {tx.lease_expires_at}"
 
 
-def cancel_request(tx: TxRow) -> OperatorTransactionRequest:
-    """The compensating REFUND of a BET: its own operator id, pointing at the bet's."""
-    return OperatorTransactionRequest(
-        transaction_id=cancel_id(tx.operator_id),
-        player_id=tx.player_id,
-        type=TxType.REFUND,
-        amount_cents=tx.amount_cents,
-        currency=tx.currency,
-        round_id=tx.round_id,
-        game_id=tx.game_id,
-        original_transaction_id=tx.operator_id,
-    )
-
-
 @dataclass(frozen=True)
 class _Audit:
     entity_id: str
@@ -133,7 +119,13 @@ async def lock(conn: db.Connection, tx_id: uuid.UUID) -> Locked | None:
 
 
 async def insert_from_command(
-    conn: db.Connection, cmd: TransactionCommand, correlation_id: str, *, key_ttl: timedelta, actor: str
+    conn: db.Connection,
+    cmd: TransactionCommand,
+    correlation_id: str,
+    *,
+    key_ttl: timedelta,
+    actor: str,
+    reason: str = "row missing at the ledger: inserted from the command",
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
     command was produced; None when the id, the client's refId or the operator id is taken (a concurrent insert
@@ -184,7 +176,7 @@ async def insert_from_command(
             actor,
             None,
             snapshot(tx),
-            "row missing at the ledger: inserted from the command",
+            reason,
         ),
     )
     return record
@@ -426,6 +418,18 @@ async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, rea
         conn, audit.AuditEntry("transaction", str(tx.id), action, actor, snapshot(tx), snapshot(reopened), reason)
     )
     return reopened
+
+
+async def compensate(conn: db.Connection, tx_id: uuid.UUID, request: dict[str, Any]) -> None:
+    """Queue the compensating cancel of a FAILED bet (the ledger's compensation job sends it until the operator
+    confirms it); nothing when it is queued already."""
+    await conn.execute(
+        """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
+           VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING""",
+        tx_id,
+        request["transactionId"],
+        audit.to_json(request),
+    )
 
 
 def _audit(before: TxRow, after: TxRow, action: str, reason: str | None) -> _Audit:

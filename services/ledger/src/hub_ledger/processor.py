@@ -36,8 +36,8 @@ from hub_common.operator import (
     OperatorRejected,
     OperatorTechnicalError,
     OperatorTransaction,
-    OperatorTransactionRequest,
     Priority,
+    operator_request,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_common.transactions import TxRow
@@ -50,20 +50,6 @@ from hub_ledger.store import Store
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def operator_request(tx: TxRow, original_operator_id: str | None) -> OperatorTransactionRequest:
-    return OperatorTransactionRequest(
-        transaction_id=tx.operator_id,
-        player_id=tx.player_id,
-        type=tx.type,
-        amount_cents=tx.amount_cents,
-        currency=tx.currency,
-        round_id=tx.round_id,
-        game_id=tx.game_id,
-        # The bet a WIN/REFUND refers to, under the id the operator knows it by.
-        original_transaction_id=original_operator_id,
-    )
 
 
 def completed(record: OperatorTransaction) -> Finish:
@@ -161,7 +147,7 @@ class Processor:
             return
         self._on_commit()
         if isinstance(decision, Finish):
-            metrics.TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
+            metrics.finished(tx)
             return
         held = _Held(tx.id, tx.lease_token, began_at + self._settings.lease_ttl_s)
         try:
@@ -182,7 +168,7 @@ class Processor:
             metrics.LEASES_LOST.inc()
             return
         self._on_commit()
-        metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()
+        metrics.finished(done)
 
     def _deadline(self, tx: TxRow) -> datetime:
         seconds = self._settings.bet_deadline_s if tx.type is TxType.BET else self._settings.credit_deadline_s
@@ -232,12 +218,14 @@ class Processor:
                 continue
             except OperatorRateLimited as exc:
                 last_error = exc.message
+                metrics.OPERATOR_RETRIES.labels("rate_limited").inc()
                 await self._budget.defer(exc.retry_after_s)
             except CircuitOpenError:
                 continue
             except OperatorTechnicalError as exc:
                 last_error = exc.message
                 must_resolve = must_resolve or exc.outcome_unknown
+                metrics.OPERATOR_RETRIES.labels("technical").inc()
                 log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
                 await self._sleep(min(backoff.next(), max(remaining, 0.0)))
 
@@ -308,4 +296,4 @@ class Processor:
                 log.error("credit not confirmed by its deadline", extra={"refId": tx.ref_id})
         if done is not None:
             self._on_commit()
-            metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()
+            metrics.finished(done)

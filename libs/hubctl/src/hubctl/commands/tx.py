@@ -175,7 +175,7 @@ def _operator_settings(settings: HubctlSettings) -> OperatorSettings:
 
 async def _operator_record(pool: asyncpg.Pool, operator: OperatorSettings, tx: TxRow) -> OperatorTransaction | None:
     """The operator's record of the transaction (None: it never applied it), spending the shared budget."""
-    client = OperatorClient(operator)
+    client = OperatorClient(operator, caller="hubctl")
     budget = Budget(pool, operator)
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=_BUDGET_WAIT_S)
