@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hub_common.schemas import Transaction, TxStatus, TxType
+from hub_common.schemas import ErrorCode, Transaction, TxStatus, TxType
 
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
-    "created_at, updated_at, completed_at"
+    "created_at, updated_at, completed_at, send_by"
 )
 
 
@@ -40,6 +40,8 @@ class TxRow:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # A BET's useful life (migration 006): unsent by then, it is REJECTED BET_EXPIRED.
+    send_by: datetime | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> TxRow:
@@ -65,6 +67,7 @@ class TxRow:
             created_at=r["created_at"],
             updated_at=r["updated_at"],
             completed_at=r["completed_at"],
+            send_by=r["send_by"],
         )
 
     def resource(self) -> Transaction:
@@ -80,9 +83,19 @@ class TxRow:
             original_ref_id=self.original_ref_id,
             status=self.status,
             reason=self.reason,
+            error_code=_error_code(self.error_code),
             balance_cents=self.balance_cents,
             operator_transaction_id=self.operator_transaction_id,
             created_at=self.created_at,
             updated_at=self.updated_at,
             completed_at=self.completed_at,
         )
+
+
+def _error_code(value: str | None) -> ErrorCode | None:
+    if value is None:
+        return None
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR  # a code this build does not know (written by a newer one)

@@ -101,8 +101,9 @@ async def insert_from_command(
     command was produced; None when a concurrent insert won (the caller reads that row)."""
     record = await conn.fetchrow(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15)
+                game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
+                send_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $16)
             ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",
         uuid.UUID(cmd.transaction_id),
         cmd.client_id,
@@ -119,6 +120,7 @@ async def insert_from_command(
         cmd.request_hash,
         correlation_id,
         cmd.admitted_at,
+        cmd.send_by,
     )
     if record is None:
         return None
@@ -269,11 +271,14 @@ async def finish_many(
 
 async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
     """FAILED -> PENDING (locked row) with a fresh deadline and no attempts, audited; the key goes back to
-    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again."""
-    reopened = replace(tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0)
+    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again. A BET's useful
+    life no longer applies: an SRE's replay is a decision to send it."""
+    reopened = replace(
+        tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0, send_by=None
+    )
     await conn.execute(
         """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
-               attempts = 0, replayed_at = now(), updated_at = now()
+               attempts = 0, replayed_at = now(), send_by = NULL, updated_at = now()
            WHERE id = $1""",
         tx.id,
         reason,

@@ -50,8 +50,8 @@ async def get_transaction(request: web.Request) -> web.Response:
 
 
 async def get_balance(request: web.Request) -> web.Response:
-    await _authenticate(request)
-    balance = await request.app[BALANCES].balance(request.match_info["player_id"], request[CORRELATION_ID])
+    client_id, _ = await _authenticate(request)
+    balance = await request.app[BALANCES].balance(client_id, request.match_info["player_id"], request[CORRELATION_ID])
     return http_errors.json_response(balance.to_wire(), 200)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -35,7 +36,7 @@ from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_common.transactions import TxRow
 from hub_common.transitions import Finish
 from hub_ledger import metrics
-from hub_ledger.rules import Decision
+from hub_ledger.rules import Decision, expire
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
@@ -82,6 +83,18 @@ def completed(record: OperatorTransaction) -> Finish:
     )
 
 
+def _expired(send_by: datetime | None) -> bool:
+    """A BET's useful life ended (counted here: the caller finishes it REJECTED BET_EXPIRED)."""
+    if send_by is None or datetime.now(UTC) < send_by:
+        return False
+    metrics.BET_EXPIRED.labels("budget").inc()
+    return True
+
+
+def _seconds_left(send_by: datetime | None) -> float:
+    return math.inf if send_by is None else (send_by - datetime.now(UTC)).total_seconds()
+
+
 class Backoff:
     def __init__(self, initial_s: float, max_s: float) -> None:
         self._next = initial_s
@@ -102,6 +115,7 @@ class Processor:
         settings: LedgerSettings,
         *,
         on_commit: Callable[[], None],
+        credit_waiting: Callable[[str], bool] = lambda _: False,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
@@ -109,6 +123,8 @@ class Processor:
         self._budget = budget
         self._settings = settings
         self._on_commit = on_commit
+        # Whether a WIN/REFUND of the player waits behind the transaction being sent (it then goes as urgently).
+        self._credit_waiting = credit_waiting
         self._sleep = sleep
 
     async def handle(self, cmd: TransactionCommand, correlation_id: str) -> None:
@@ -129,6 +145,8 @@ class Processor:
             return
         self._on_commit()
         if isinstance(decision, Finish):
+            if decision.error_code is ErrorCode.BET_EXPIRED:
+                metrics.BET_EXPIRED.labels("queued").inc()
             metrics.TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
             return
         outcome = await self._settle(tx, attempt_noted=decision.attempt_noted)
@@ -150,58 +168,70 @@ class Processor:
         """
         request = operator_request(tx)
         correlation_id = tx.correlation_id or str(tx.id)
-        priority = Priority.for_type(tx.type)
         deadline = self._deadline(tx)
         backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
         must_resolve = tx.attempts > (1 if attempt_noted else 0)
+        # A BET goes within its useful life or not at all, as long as no POST of it can have reached the operator
+        # (once one may have, only the operator's answer or the deadline's cancel can finish it).
+        send_by = tx.send_by if tx.type is TxType.BET and not must_resolve else None
         last_error = "no answer from the operator"
         while True:
-            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            remaining = min((deadline - datetime.now(UTC)).total_seconds(), _seconds_left(send_by))
             if remaining <= 0:
+                # An unsent BET past its useful life is simply not sent; anything else met its deadline.
+                if _expired(send_by):
+                    return expire()
                 await self._give_up(tx, last_error)
                 return None
             if (wait := self._client.retry_in()) > 0:
                 await self._sleep(min(wait, remaining))
                 continue
             try:
-                await self._acquire(tx.id, priority, remaining)
+                await self._acquire(tx, remaining)
                 if must_resolve:
                     record = await self._client.get_transaction(request.transaction_id, correlation_id=correlation_id)
                     if record is not None:
                         return completed(record)
                     must_resolve = False  # never applied: safe to send
                     continue
-                if attempt_noted:
-                    attempt_noted = False
-                else:
+                if _expired(send_by):
+                    # Decided right before the call: the grant goes unused (spending less is always safe).
+                    return expire()
+                if not attempt_noted:
                     await self._store.note_attempt(tx.id)
+                attempt_noted = False
                 return completed(await self._client.post_transaction(request, correlation_id=correlation_id))
             except OperatorRejected as exc:
                 return Finish(TxStatus.REJECTED, exc.message, error_code=exc.code, balance_cents=exc.balance_cents)
-            except BudgetTimeout:
+            except (BudgetTimeout, CircuitOpenError):
                 continue
             except OperatorRateLimited as exc:
                 last_error = exc.message
                 await self._budget.defer(exc.retry_after_s)
-            except CircuitOpenError:
-                continue
             except OperatorTechnicalError as exc:
                 last_error = exc.message
                 must_resolve = must_resolve or exc.outcome_unknown
+                send_by = None if exc.outcome_unknown else send_by
                 log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
                 await self._sleep(min(backoff.next(), max(remaining, 0.0)))
                 await self._store.touch(tx.id)
 
-    async def _acquire(self, tx_id: uuid.UUID, priority: Priority, timeout_s: float) -> None:
+    async def _acquire(self, tx: TxRow, timeout_s: float) -> None:
         """Wait for operator budget while keeping the row's `updated_at` fresh.
 
         A transaction waiting in line for budget is being worked on: without the heartbeat, a backlog longer
         than `sweep_age_s` makes every replica's sweeper take the waiting rows over and send each one again,
         spending the scarce budget twice exactly when it is short.
+
+        A BET with a WIN/REFUND of its player queued behind it asks as a credit; one arriving later promotes it
+        (keyed by player, `PlayerQueues(on_credit_behind=...)`).
         """
-        heartbeat = asyncio.create_task(self._keep_fresh(tx_id), name=f"keep-fresh:{tx_id}")
+        priority = Priority.for_type(tx.type)
+        if priority is Priority.DEBIT and self._credit_waiting(tx.player_id):
+            priority = Priority.CREDIT
+        heartbeat = asyncio.create_task(self._keep_fresh(tx.id), name=f"keep-fresh:{tx.id}")
         try:
-            await self._budget.acquire(priority, timeout_s=timeout_s)
+            await self._budget.acquire(priority, timeout_s=timeout_s, key=tx.player_id)
         finally:
             heartbeat.cancel()
             with suppress(asyncio.CancelledError):
@@ -218,6 +248,7 @@ class Processor:
                 log.warning("could not refresh a waiting transaction", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str) -> None:
+        """The deadline passed: a BET is cancelled (FAILED + compensating refund), a credit FAILED (alert)."""
         if tx.type is TxType.BET:
             outcome = Finish(
                 TxStatus.FAILED,

@@ -44,7 +44,7 @@ from hubctl.output import render, section
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "round_closed, metadata::text AS metadata, request_hash, status, reason, error_code, balance_cents, "
-    "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at, replayed_at"
+    "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at, replayed_at, send_by"
 )
 
 
@@ -157,7 +157,7 @@ async def _operator_record(
 ) -> OperatorTransaction | None:
     """The operator's record of the row's refId (None: it never applied it), spending the shared budget."""
     client = OperatorClient(operator)
-    budget = Budget(pool, operator)
+    budget = Budget(pool, operator, caller="hubctl")
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=120)
         return await client.get_transaction(
