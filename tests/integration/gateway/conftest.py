@@ -19,7 +19,7 @@ def gateway_settings(kafka_settings: KafkaSettings, db_settings: DatabaseSetting
         kafka=kafka_settings,
         database=db_settings.model_copy(update={"pool_max_size": 20}),
         outcome_budget_s=0.5,
-        backlog_refresh_s=0.05,
+        forecast_refresh_s=0.05,
     )
 
 

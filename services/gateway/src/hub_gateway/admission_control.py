@@ -122,8 +122,11 @@ class AdmissionControl:
 
     async def refresh(self) -> None:
         # Admissions counted before the read began are committed, so the read shows them: only later ones stay.
+        # One committed while the read was on its way is counted twice until the next read (a refusal too many,
+        # never an admission too many); reading the work first keeps that window to one round trip.
         counted = self._local.copy()
-        outlook, work = await self._read_outlook(), await self._read_work()
+        work = await self._read_work()
+        outlook = await self._read_outlook()
         self._outlook, self._work = outlook, work
         self._local = self._local.minus(counted)
         _CREDIT_WAIT.set(self._credit_wait())
