@@ -73,7 +73,11 @@ async def test_local_admissions_count_until_the_database_shows_them() -> None:
     admission = await control(OpenWork())
     for _ in range(15):
         assert admission.refusal("a", TxType.BET) is None
-        admission.admitted("a", TxType.BET)
+        admission.reserve("a", TxType.BET)
+    # Counted from the decision on, committed or not; a failed admission gives its place back.
+    admission.release("a", TxType.BET, admitted=False)
+    assert admission.forecast(TxType.BET).wait_s == 15
+    admission.reserve("a", TxType.BET)
     assert admission.forecast(TxType.BET).wait_s == 16
     refusal = admission.refusal("a", TxType.BET)
     assert refusal is not None and refusal.reason == "client_quota"
@@ -91,7 +95,8 @@ async def test_a_refresh_replaces_what_it_has_read() -> None:
     admission = AdmissionControl(POLICY, read_outlook=read_outlook, read_work=read_work, idle=STEADY)
     await admission.refresh()
     for _ in range(3):
-        admission.admitted("a", TxType.WIN)
+        admission.reserve("a", TxType.WIN)
+        admission.release("a", TxType.WIN, admitted=True)
     assert admission.forecast(TxType.WIN).wait_s == 4
     state["work"] = OpenWork(credits=3)  # the database now shows them
     await admission.refresh()

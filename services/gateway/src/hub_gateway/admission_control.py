@@ -117,6 +117,8 @@ class AdmissionControl:
         self._outlook = idle
         self._work = OpenWork()
         self._local = _Local()
+        # Admissions decided but not committed yet: counted at once, so concurrent requests see each other.
+        self._pending = _Local()
 
     # --- reading the shared state ----------------------------------------------------------------------------
 
@@ -147,11 +149,11 @@ class AdmissionControl:
 
     @property
     def _credits_ahead(self) -> int:
-        return self._work.credits + self._local.credits
+        return self._work.credits + self._local.credits + self._pending.credits
 
     @property
     def _bets_ahead(self) -> int:
-        return self._work.bets + self._local.bets.total()
+        return self._work.bets + self._local.bets.total() + self._pending.bets.total()
 
     def _bet_share(self) -> float:
         balance = sum(n for caller, n in self._outlook.spent.items() if caller.startswith(BALANCE_CALLER_PREFIX))
@@ -187,7 +189,7 @@ class AdmissionControl:
         if wait > life:
             message = f"a BET sent now would wait about {wait:.0f} s for the operator, past its {life:g} s useful life"
             return RateLimitedError(message, _seconds(wait - life), reason="bet_wait")
-        held = self._work.bets_by_client.get(client_id, 0) + self._local.bets[client_id]
+        held = self._work.bets_by_client.get(client_id, 0) + self._local.bets[client_id] + self._pending.bets[client_id]
         quota = self.client_bet_quota()
         if held >= quota:
             message = f"this client already has {held} BETs waiting for the operator, its share of the capacity"
@@ -200,11 +202,14 @@ class AdmissionControl:
         per_s = self._outlook.rate / self._outlook.window_s * self._bet_share() * held / max(self._bets_ahead, held)
         return min(_seconds((held - quota + 1) / per_s), _seconds(self._policy.bet_useful_life_s))
 
-    def admitted(self, client_id: str, tx_type: TxType) -> None:
-        if tx_type is TxType.BET:
-            self._local.bets[client_id] += 1
-        else:
-            self._local.credits += 1
+    def reserve(self, client_id: str, tx_type: TxType) -> None:
+        """An admission is being committed: count it now (`release` once it is known whether it was)."""
+        _count(self._pending, client_id, tx_type, 1)
+
+    def release(self, client_id: str, tx_type: TxType, *, admitted: bool) -> None:
+        _count(self._pending, client_id, tx_type, -1)
+        if admitted:
+            _count(self._local, client_id, tx_type, 1)
 
     def balance_refusal(self, client_id: str, timeout_s: float) -> RateLimitedError | None:
         """Why a balance read would be refused now: the client's share is spent, or no grant comes in time."""
@@ -222,6 +227,13 @@ class AdmissionControl:
 
     def balance_read(self, client_id: str) -> None:
         self._local.balance[client_id] += 1
+
+
+def _count(tally: _Local, client_id: str, tx_type: TxType, n: int) -> None:
+    if tx_type is TxType.BET:
+        tally.bets[client_id] += n
+    else:
+        tally.credits += n
 
 
 def _seconds(value: float) -> int:

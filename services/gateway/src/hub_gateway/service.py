@@ -110,17 +110,28 @@ class AdmissionService:
             predicted_wait_s = self._control.forecast(request.type).wait_s
             admission = self._admission(client_id, key, request, digest, correlation_id)
             with self._watch(str(admission.transaction_id)) as watch:
-                admitted = await self._store.admit(
-                    admission, functools.partial(self._publish, admission), clear_expired_key=attempt > 0
-                )
+                admitted = await self._admit(admission, clear_expired_key=attempt > 0)
                 if admitted is None:
                     continue
-                self._control.admitted(client_id, request.type)
                 _ADMITTED.inc()
                 if log.isEnabledFor(logging.INFO):
                     log.info("transaction admitted", extra=_log_fields(admitted.transaction))
                 return await self._settle(admitted, watch, deadline, predicted_wait_s)
         raise RequestInProgressError(self._config.in_progress_retry_after_s)
+
+    async def _admit(self, admission: Admission, *, clear_expired_key: bool) -> StoredTransaction | None:
+        """The store's admission, counted by admission control from the decision on (concurrent requests must
+        see each other before the database shows them)."""
+        client_id, tx_type = admission.client_id, admission.request.type
+        self._control.reserve(client_id, tx_type)
+        admitted = None
+        try:
+            admitted = await self._store.admit(
+                admission, functools.partial(self._publish, admission), clear_expired_key=clear_expired_key
+            )
+        finally:
+            self._control.release(client_id, tx_type, admitted=admitted is not None)
+        return admitted
 
     def _admission(
         self, client_id: str, key: str, request: TransactionRequest, digest: str, correlation_id: str
