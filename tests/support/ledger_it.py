@@ -68,6 +68,7 @@ def command(
     round_id: str | None = "r-1",
     original_ref_id: str | None = None,
     currency: str = "EUR",
+    send_by: datetime | None = None,
 ) -> TransactionCommand:
     body = {
         "refId": ref_id,
@@ -91,6 +92,7 @@ def command(
         round_id=round_id,
         original_ref_id=original_ref_id,
         admitted_at=datetime.now(UTC),
+        send_by=send_by,
     )
 
 
@@ -99,8 +101,8 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                   original_ref_id, request_hash, status, correlation_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11)""",
+                   original_ref_id, request_hash, status, correlation_id, send_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11, $12)""",
             uuid.UUID(cmd.transaction_id),
             cmd.client_id,
             cmd.ref_id,
@@ -112,6 +114,7 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
             cmd.original_ref_id,
             cmd.request_hash,
             f"corr-{cmd.ref_id}",
+            cmd.send_by,
         )
         await conn.execute(
             """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, expires_at)
