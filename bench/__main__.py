@@ -13,7 +13,7 @@ import sys
 
 from bench.report import Report
 
-BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler")
+BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler", "overload")
 
 
 def main(argv: list[str] | None = None) -> int:

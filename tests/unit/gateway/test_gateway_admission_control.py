@@ -136,3 +136,11 @@ async def test_a_balance_read_that_cannot_be_granted_in_time_is_refused_at_once(
     admission = await control(OpenWork(credits=20))
     refusal = admission.balance_refusal("a", timeout_s=2)
     assert refusal is not None and (refusal.reason, refusal.retry_after_s) == ("balance_wait", 21)
+
+
+async def test_bets_on_their_way_take_the_free_slots_before_a_new_credit() -> None:
+    # 5 calls possible now, then one a second: the 10 BETs ahead take the 5 free ones, then the WIN goes first.
+    outlook = BudgetOutlook(60, 60.0, free=((0.0, 5), *((float(s), 1) for s in range(1, 56))))
+    admission = await control(OpenWork(bets=10, bets_by_client={"a": 10}), outlook)
+    assert admission.forecast(TxType.WIN).wait_s == 1
+    assert admission.forecast(TxType.BET).wait_s == 6

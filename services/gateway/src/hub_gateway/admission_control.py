@@ -11,8 +11,11 @@ replica) in the background, never per request:
   those are discounted by what balance reads spent in the last window. The reconciler's feed pages wait while any
   money movement waits and take nothing from them.
 
-    wait(credit) = slot_s(credits + 1)
+    wait(credit) = slot_s(credits + min(bets, slots free now) + 1)
     wait(BET)    = slot_s(credits + ceil((bets + 1) / bet_share)),  bet_share = 1 - balance grants / rate
+
+(BETs already on their way take the slots free right now before a new credit gets there; only waiting BETs are
+outranked by it.)
 
 A BET whose predicted wait exceeds its useful life is refused (429, `Retry-After` = when the wait is predicted to
 be back under it): the BETs in the queue are ones a player is still waiting for. WIN and REFUND are never refused.
@@ -160,7 +163,10 @@ class AdmissionControl:
         return max(_MIN_BET_SHARE, 1 - balance / self._outlook.rate)
 
     def _credit_wait(self) -> float:
-        return self._outlook.slot_s(self._credits_ahead + 1)
+        # Credits outrank waiting BETs, but BETs already on their way take the slots that are free right now
+        # before a new credit reaches the budget.
+        bets_first = min(self._bets_ahead, self._outlook.grants_within(0.0))
+        return self._outlook.slot_s(self._credits_ahead + bets_first + 1)
 
     def _bet_wait(self, bets_ahead: int | None = None) -> float:
         ahead = self._bets_ahead if bets_ahead is None else bets_ahead
