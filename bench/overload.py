@@ -22,13 +22,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from urllib.parse import urlparse
 
 import aiohttp
 from pydantic import SecretStr
 
 from bench.report import Report, Target, percentile
-from bench.stack import fresh_database, infra
+from bench.stack import Database, Infra, fresh_database, infra
 from hub_devstack.burst import Answer, Final, burst_players, burst_requests, send_burst, states
 from hub_devstack.kafka import delete_topics
 from hub_devstack.procs import free_port
@@ -55,16 +54,17 @@ QUICK = Shape(bets=120, wins=12, players=10)
 
 
 @asynccontextmanager
-async def _stack(admin_url: str, kafka_bootstrap: str, database_url: str) -> AsyncIterator[RunningStack]:
+async def _stack(machine: Infra, database: Database) -> AsyncIterator[RunningStack]:
     services = tuple(s for s in SERVICES if s.name != "reconciler")
     prefix = f"bench-overload-{uuid.uuid4().hex[:8]}."
     with TemporaryDirectory(prefix="hub-bench-overload-") as state:
         config = StackConfig(
             state_dir=Path(state),
             ports={spec.name: free_port() for spec in SERVICES},
-            kafka_bootstrap=kafka_bootstrap,
-            admin_database_url=admin_url,
-            database_name=urlparse(database_url).path.lstrip("/"),
+            kafka_bootstrap=machine.kafka_bootstrap,
+            admin_database_url=machine.postgres_admin_url,
+            db_roles=machine.db_roles,
+            database_name=database.name,
             topic_prefix=prefix,
             operator_rate_per_minute=RATE_PER_MINUTE,
             extra_env={"GATEWAY_BET_USEFUL_LIFE_S": str(USEFUL_LIFE_S), "TELEMETRY_LOG_LEVEL": "WARNING"},
@@ -78,7 +78,7 @@ async def _stack(admin_url: str, kafka_bootstrap: str, database_url: str) -> Asy
             yield running
         finally:
             await asyncio.to_thread(launcher.__exit__, None, None, None)
-            await delete_topics(kafka_bootstrap, prefix)
+            await delete_topics(machine.kafka_bootstrap, prefix)
 
 
 async def _gauge(session: aiohttp.ClientSession, hub_url: str, name: str) -> float:
@@ -155,8 +155,8 @@ async def run(quick: bool) -> Report:
     shape = QUICK if quick else FULL
     async with (
         infra() as machine,
-        fresh_database(machine.postgres_admin_url, "bench_overload") as database_url,
-        _stack(machine.postgres_admin_url, machine.kafka_bootstrap, database_url) as stack,
+        fresh_database(machine, "bench_overload") as database,
+        _stack(machine, database) as stack,
         aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120), connector=aiohttp.TCPConnector(limit=CONCURRENCY)
         ) as session,

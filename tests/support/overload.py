@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from hub_devstack.burst import Answer, burst_players, send_burst
 from hub_devstack.kafka import delete_topics
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port
 from hub_devstack.stack import RunningStack, run_stack
 from hub_devstack.stack_config import SERVICES, StackConfig
@@ -30,7 +31,13 @@ BASE_ENV = {
 
 @contextmanager
 def overload_stack(
-    state_dir: Path, kafka_bootstrap: str, postgres_admin_url: str, *, rate_per_minute: int, env: Mapping[str, str]
+    state_dir: Path,
+    kafka_bootstrap: str,
+    postgres_admin_url: str,
+    db_roles: DatabaseRoles,
+    *,
+    rate_per_minute: int,
+    env: Mapping[str, str],
 ) -> Iterator[RunningStack]:
     tag = uuid.uuid4().hex[:8]
     services = tuple(s for s in SERVICES if s.name != "reconciler")  # its feed would spend the budget under test
@@ -39,6 +46,8 @@ def overload_stack(
         ports={spec.name: free_port() for spec in SERVICES},
         kafka_bootstrap=kafka_bootstrap,
         admin_database_url=postgres_admin_url,
+        # The session's roles: they are cluster-wide, a stack must not give them new passwords.
+        db_roles=db_roles,
         database_name=f"hub_overload_{tag}",
         topic_prefix=f"o{tag}.",
         operator_rate_per_minute=rate_per_minute,

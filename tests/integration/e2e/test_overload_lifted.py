@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from hub_devstack.burst import burst_requests, states
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.stack import RunningStack
 from hub_gateway.client import GatewayClient
 from mock_operator.admin_client import OperatorAdminClient
@@ -27,9 +28,11 @@ RATE = 6000
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, postgres_admin_url: str) -> Iterator[Any]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, postgres_admin_url: str, db_roles: DatabaseRoles
+) -> Iterator[Any]:
     state = tmp_path_factory.mktemp("overload-lifted")
-    with overload_stack(state, kafka_bootstrap, postgres_admin_url, rate_per_minute=RATE, env={}) as running:
+    with overload_stack(state, kafka_bootstrap, postgres_admin_url, db_roles, rate_per_minute=RATE, env={}) as running:
         yield running
 
 

@@ -22,6 +22,7 @@ from hub_reconciler.app import create_app
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
 from support.reconciliation_seed import feed_covered, hub_tx
+from support.roles import RoleDbSettings
 
 WAIT_S = 60.0
 NOW = datetime.now(UTC)
@@ -68,7 +69,7 @@ def opened(events: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]
 
 
 async def test_join_survives_a_restart_mid_stream(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, tmp_path: Path
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings, tmp_path: Path
 ) -> None:
     conn = await asyncpg.connect(db_settings.url.get_secret_value())
     try:
@@ -81,7 +82,7 @@ async def test_join_survives_a_restart_mid_stream(
         await conn.close()
     settings = ReconcilerSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=role_db_settings("reconciler"),
         port=0,
         grace_window_s=1.5,
         sweep_interval_s=0.3,

@@ -113,7 +113,7 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
         yield
 
     async def operator(app: web.Application) -> AsyncIterator[None]:
-        client = OperatorClient(settings.operator)
+        client = OperatorClient(settings.operator, caller=SERVICE)
         # One caller per client in the shared budget: each client's reads are held to their own share.
         budgets = {c: Budget(app[POOL], settings.operator, caller=balance_caller(c)) for c in settings.clients}
         app[BALANCES] = OperatorBalanceService(

@@ -18,6 +18,7 @@ from hub_common.operator.errors import (
 )
 from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
 from hub_common.operator.outlook import BudgetOutlook, read_outlook
+from hub_common.operator.requests import cancel_request, operator_request
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
@@ -40,7 +41,9 @@ __all__ = [
     "Priority",
     "balance_caller",
     "cancel_id",
+    "cancel_request",
     "operator_id",
     "operator_id_sql",
+    "operator_request",
     "read_outlook",
 ]
