@@ -23,7 +23,8 @@ from hub_common.db import migrate
 from hub_devstack.aio import run_sync
 from hub_devstack.errors import StartupError
 from hub_devstack.facts import StackFacts
-from hub_devstack.kafka import Mode, provide_kafka
+from hub_devstack.infra import Mode
+from hub_devstack.kafka import provide_kafka
 from hub_devstack.postgres import database_url_for, provide_postgres
 from hub_devstack.procs import log_tail, stop_process
 from hub_devstack.stack_config import ServiceSpec, StackConfig, check_ports, service_env
@@ -142,7 +143,7 @@ def exited(services: list[RunningService]) -> list[RunningService]:
 
 
 @contextmanager
-def _kafka(config: StackConfig, mode: Mode) -> Iterator[str]:
+def _kafka(config: StackConfig, mode: Mode | None) -> Iterator[str]:
     if config.kafka_bootstrap:
         yield config.kafka_bootstrap
     else:
@@ -151,7 +152,7 @@ def _kafka(config: StackConfig, mode: Mode) -> Iterator[str]:
 
 
 @contextmanager
-def _postgres(config: StackConfig, mode: Mode) -> Iterator[str]:
+def _postgres(config: StackConfig, mode: Mode | None) -> Iterator[str]:
     if config.admin_database_url:
         yield config.admin_database_url
     else:
@@ -166,8 +167,11 @@ class RunningStack:
 
 
 @contextmanager
-def run_stack(config: StackConfig, *, infra_mode: Mode = "auto") -> Iterator[RunningStack]:
-    """Start everything, yield once every service is ready, stop everything on exit (also on failure)."""
+def run_stack(config: StackConfig, *, infra_mode: Mode | None = None) -> Iterator[RunningStack]:
+    """Start everything, yield once every service is ready, stop everything on exit (also on failure).
+
+    `infra_mode` None: `HUB_INFRA` decides where Kafka and PostgreSQL come from.
+    """
     check_ports(config)
     with ExitStack() as stack:
         bootstrap = stack.enter_context(_kafka(config, infra_mode))

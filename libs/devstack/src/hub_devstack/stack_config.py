@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_common.services import SERVICES as CATALOG
 from hub_devstack.errors import PortInUseError
 from hub_devstack.procs import LOOPBACK, port_is_free
 
@@ -26,15 +27,8 @@ class ServiceSpec:
         return f"{self.env_prefix}PORT"
 
 
-# Start order: the mocks first (peers of the Hub services), the gateway last (it takes traffic).
-SERVICES = (
-    ServiceSpec("mock-operator", "mock_operator", "MOCK_OPERATOR_", 3001),
-    ServiceSpec("mock-rgs", "mock_rgs", "MOCK_RGS_", 3002),
-    ServiceSpec("ledger", "hub_ledger", "LEDGER_", 3010),
-    ServiceSpec("webhook-dispatcher", "hub_dispatcher", "DISPATCHER_", 3011),
-    ServiceSpec("reconciler", "hub_reconciler", "RECONCILER_", 3012),
-    ServiceSpec("gateway", "hub_gateway", "GATEWAY_", 3000),
-)
+# Start order (hub_common.services): the mocks first (peers of the Hub services), the gateway last (it takes traffic).
+SERVICES = tuple(ServiceSpec(s.name, s.module, s.env_prefix, s.default_port) for s in CATALOG)
 BY_NAME = {spec.name: spec for spec in SERVICES}
 
 
