@@ -116,7 +116,9 @@ def stack(images: dict[str, str], engine: DockerEngine) -> Iterator[Stack]:
         "WEBHOOK_SECRET": uuid.uuid4().hex,
         "HUB_CLIENT_SECRET": uuid.uuid4().hex,
     }
-    running = Stack(f"hubtest{uuid.uuid4().hex[:8]}", env, compose_command(), time.time())
+    project = f"hubtest{uuid.uuid4().hex[:8]}"
+    env["HUB_POSTGRES_CONTAINER"] = f"{project}-postgres"
+    running = Stack(project, env, compose_command(), time.time())
     try:
         started = running.compose("up", "-d")
         if started.returncode != 0:
@@ -249,6 +251,11 @@ async def test_signed_requests_are_answered_201_and_202_and_their_webhooks_verif
 
 
 async def test_the_runbooks_sql_runs_on_the_stacks_database(stack: Stack) -> None:
+    # The runbook's quick health check and connection, as written (the container name is the only change).
+    name = stack.env["HUB_POSTGRES_CONTAINER"]
+    assert docker("exec", name, "pg_isready", "-U", "postgres").returncode == 0
+    counted = docker("exec", name, "psql", "-U", "postgres", "-d", "integration_hub", "-Atc", "SELECT 1")
+    assert counted.stdout.strip() == "1", counted.stderr
     database = stack.database_url("integration_hub")
     conn = await asyncpg.connect(database)
     try:
