@@ -28,7 +28,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # The service packages only: hub-devstack (testcontainers, the Docker SDK) and the dev group stay out.
 # tests/unit/containers checks this list against the workspace members.
-ARG HUB_PACKAGES="hub-common hub-gateway hub-ledger hub-dispatcher hub-reconciler mock-operator mock-rgs hubctl"
+ARG HUB_PACKAGES="hub-common hub-gateway hub-ledger hub-dispatcher hub-reconciler mock-operator mock-rgs hubctl hub-client"
 
 # Third-party dependencies first: this layer survives source-only changes.
 RUN --mount=type=cache,target=/root/.cache/uv \

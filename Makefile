@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
-PY_SOURCES := libs services tests bench
-TYPED := libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
-	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench
+PY_SOURCES := libs services tests bench scripts
+TYPED := libs/client/src libs/common/src libs/devstack/src libs/hubctl/src services/gateway/src services/ledger/src \
+	services/webhook-dispatcher/src services/reconciler/src services/mock-operator/src services/mock-rgs/src tests bench scripts
 
-.PHONY: help setup up test test-unit lint format bench migrate
+.PHONY: help setup up test test-unit lint format bench migrate check-deploy
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,10 +24,11 @@ test: setup ## Unit tests, then integration and end-to-end tests on real Kafka 4
 test-unit: setup ## Unit tests only (no broker, no database)
 	@$(UV) run --locked pytest tests/unit
 
-lint: setup ## ruff (lint + format check) and mypy --strict on code and tests
+lint: setup ## ruff (lint + format check), mypy --strict on code and tests, import-linter package boundaries
 	@$(UV) run --locked ruff check $(PY_SOURCES)
 	@$(UV) run --locked ruff format --check $(PY_SOURCES)
 	@$(UV) run --locked mypy $(TYPED)
+	@$(UV) run --locked lint-imports --no-cache --no-logo
 
 format: setup ## Apply ruff fixes and formatting
 	@$(UV) run --locked ruff check --fix $(PY_SOURCES)
@@ -35,6 +36,9 @@ format: setup ## Apply ruff fixes and formatting
 
 bench: setup ## Benchmarks against the real stack; prints ratios measured in one run
 	@$(UV) run --locked python -m bench
+
+check-deploy: setup ## Render deploy/ and check it: kubernetes-validate, kube-score, promtool, hadolint, compose schema
+	@DEPLOY_TOOLS_BIN="$$(scripts/deploy-tools.sh)" $(UV) run --locked python scripts/check_deploy.py
 
 migrate: setup ## Apply database migrations to DATABASE_URL
 	@$(UV) run --locked hub-migrate

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make up` / `make test` need on a fresh machine: uv (via pip), and - only when missing and we are
-# root on Debian - a JDK and Maven (the Kafka broker from Maven Central jars) and PostgreSQL server binaries.
-# With KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, or HUB_INFRA=docker|env, the system packages are not needed.
-# (HUB_INFRA=auto may still fall back to local processes when Docker lacks the images, so they are installed.)
+# root on Debian - Node.js (a tested example), a JDK and Maven (the Kafka broker from Maven Central jars) and
+# PostgreSQL server binaries.
+# With KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, or HUB_INFRA=docker|env, the JDK, Maven and PostgreSQL are not
+# needed. (HUB_INFRA=auto may still fall back to local processes when Docker lacks the images, so they are installed.)
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -11,6 +12,16 @@ pg_bin() { have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 if ! have uv && ! python3 -m uv --version >/dev/null 2>&1; then
   echo "bootstrap: installing uv with pip" >&2
   python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+
+# Node.js runs the integration guide's example in the tests (docs/examples/first-bet.mjs); 18+ has fetch.
+if ! have node; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "bootstrap: installing nodejs with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+  else
+    echo "bootstrap: node is missing: install Node.js 18+ (the tests run docs/examples/first-bet.mjs)" >&2
+  fi
 fi
 
 case ${HUB_INFRA:-auto} in docker | env) exit 0 ;; esac

@@ -21,6 +21,7 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_devstack.infra import say
 from hub_devstack.kafka import delete_topics, provide_kafka
 from hub_devstack.postgres import database_url_for, provide_postgres
+from support.databases import fresh_database
 
 
 def _terminal(config: pytest.Config) -> Callable[[str], None]:
@@ -66,18 +67,8 @@ async def template_database(postgres_admin_url: str) -> str:
 @pytest.fixture
 async def database_url(postgres_admin_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test; dropped afterwards."""
-    name = f"hub_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await conn.close()
-    yield database_url_for(postgres_admin_url, name)
-    conn = await asyncpg.connect(postgres_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with fresh_database(postgres_admin_url, template=template_database) as url:
+        yield url
 
 
 @pytest.fixture

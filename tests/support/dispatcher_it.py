@@ -3,7 +3,6 @@ publishes them, the dispatcher in-process or as a `python -m hub_dispatcher` pro
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -19,8 +18,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import orjson
-import pytest
 from pydantic import SecretStr
 
 from hub_common.envelope import Envelope, wrap
@@ -28,12 +25,12 @@ from hub_common.kafka import TRANSACTIONS, KafkaProducer
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings, to_environment
-from hubctl.commands import dlq, webhooks
 from hubctl.context import HubctlSettings
 from mock_rgs.admin_client import RgsAdminClient
 from mock_rgs.app import create_app as create_rgs
 from mock_rgs.settings import MockRgsSettings
 from support.apps import serve
+from support.hubctl import hubctl_json
 
 CLIENT = "rgs-demo"
 SECRETS = [SecretStr("wh-secret-old"), SecretStr("wh-secret-new")]
@@ -114,31 +111,9 @@ async def all_in(db: asyncpg.Connection, status: str, *event_ids: str) -> bool:
     return len(found) == len(event_ids) and set(found.values()) == {status}
 
 
-def hubctl(settings: HubctlSettings, *argv: str) -> Any:
-    """Run a hubctl command as the CLI would (parsed argv, `--json`) and return what it rendered."""
-    top = argparse.ArgumentParser()
-    top.add_argument("--json", action="store_true")
-    sub = top.add_subparsers(dest="command", required=True)
-    webhooks.register(sub)
-    dlq.register(sub)
-    args = top.parse_args([*argv, "--json"])
-    rendered: list[Any] = []
-
-    def capture(value: Any, *, as_json: bool, columns: Any = None) -> None:
-        assert as_json
-        rendered.append(orjson.loads(orjson.dumps(value, default=str)))
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(webhooks, "render", capture)
-        patch.setattr(dlq, "render", capture)
-        assert args.handler(args, settings) == 0
-    (value,) = rendered
-    return value
-
-
 async def run_hubctl(settings: HubctlSettings, *argv: str) -> Any:
-    # hubctl runs its own event loop (asyncio.run), so it goes to a thread.
-    return await asyncio.to_thread(hubctl, settings, *argv)
+    """A hubctl command with `--json`, as the CLI runs it; its output parsed."""
+    return await hubctl_json(settings, *argv)
 
 
 def _free_port() -> int:

@@ -18,14 +18,13 @@ import pytest
 from aiohttp import ClientSession, web
 from aiokafka.admin import AIOKafkaAdminClient
 
+from hub_client import WebhookVerificationError
+from hub_client.signing import verify_signatures
 from hub_common.envelope import Envelope, wrap
-from hub_common.errors import SignatureError
 from hub_common.kafka import DLQ_SUFFIX, TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record
-from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
+from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType, WebhookDeadLetter
 from hub_common.settings import DatabaseSettings, KafkaSettings
-from hub_common.signing import verify_webhook
 from hub_dispatcher.app import create_app
-from hub_dispatcher.messages import WebhookDeadLetter
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from support.apps import serve
 from support.dispatcher_it import CLIENT, SECRETS
@@ -55,9 +54,9 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         try:
-            verify_webhook(SECRETS, request.headers, raw)
+            verify_signatures(request.headers, raw, [s.get_secret_value() for s in SECRETS])
             verified = True
-        except SignatureError:
+        except WebhookVerificationError:
             verified = False
         self.deliveries.append(Delivery(dict(request.headers), orjson.loads(raw), verified, datetime.now(UTC)))
         status = self.statuses.pop(0) if self.statuses else 200

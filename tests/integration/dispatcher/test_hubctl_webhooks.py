@@ -124,14 +124,14 @@ async def test_list_show_replay_and_redrive_dead_letters(
             assert await db.fetchval(dead) == 2
 
             rgs.accept = True
-            replayed = await run("dlq", "replay", "--id", alice, "--rate", "100")
+            replayed = await run("dlq", "replay", "--id", alice, "--rate", "100", "--yes")
             assert [(r["eventId"], r["result"]) for r in replayed] == [(alice, "replayed")]
             status = "SELECT status FROM webhook_outbox WHERE id = $1::uuid"
             await until(db, status, "DELIVERED", alice)
-            again = await run("dlq", "replay", "--id", alice)
+            again = await run("dlq", "replay", "--id", alice, "--yes")
             assert [(r["eventId"], r["result"]) for r in again] == [(alice, "skipped: DELIVERED")]
 
-            redriven = await run("webhooks", "redrive", "--id", bob)
+            redriven = await run("webhooks", "redrive", "--id", bob, "--yes")
             assert [(r["id"], r["result"]) for r in redriven] == [(bob, "reset")]
             await until(db, status, "DELIVERED", bob)
             row = await run("webhooks", "show", bob)

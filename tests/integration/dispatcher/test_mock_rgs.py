@@ -152,7 +152,7 @@ async def test_dlq_replay_by_time_range_sends_exactly_the_selected_events_freshl
 
         await rgs.admin.clear_behaviour()
         replay_started = int(time.time())
-        replayed = await run_hubctl(ctl, "dlq", "replay", *span, "--rate", "200", "--reason", "INC-42 fixed")
+        replayed = await run_hubctl(ctl, "dlq", "replay", *span, "--rate", "200", "--reason", "INC-42 fixed", "--yes")
         inside_ids = [e.event_id for e in inside]
         await wait_for(lambda: all_in(db, "DELIVERED", *inside_ids), what="replayed deliveries")
         await asyncio.sleep(3 * settings.sweep_interval_s)  # let a further sweep run: nothing else may go out
@@ -212,7 +212,9 @@ async def test_redrive_republishes_from_the_database_when_the_topics_were_lost(
         dry = await run_hubctl(ctl_after, "webhooks", "redrive", "--from", started, "--dry-run")
         assert {r["id"] for r in dry} == {waiting.event_id, dead}  # default: FAILED and DEAD_LETTER
         every = ["--status", "PENDING", "--status", "FAILED", "--status", "DEAD_LETTER"]
-        redriven = await run_hubctl(ctl_after, "webhooks", "redrive", "--from", started, *every, "--rate", "100")
+        redriven = await run_hubctl(
+            ctl_after, "webhooks", "redrive", "--from", started, *every, "--rate", "100", "--yes"
+        )
         await wait_for(lambda: all_in(db, "DELIVERED", *ids), what="redriven deliveries")
 
     assert {r["id"]: r["result"] for r in redriven} == {

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import pytest
 
-from hub_dispatcher.messages import Attempt, Outcome
+from hub_common.schemas import Attempt, Outcome
 from hub_dispatcher.store import Claim, Finished, NewRow, OutboxStore
 
 

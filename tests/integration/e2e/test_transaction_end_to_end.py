@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 from pydantic import SecretStr
 
-from hub_common.signing import verify_webhook
+from hub_client import verify_webhook
 from hub_devstack.stack import RunningStack
 from hub_gateway.client import GatewayClient
 from mock_operator.admin_client import OperatorAdminClient
@@ -86,4 +86,5 @@ async def test_signed_bet_is_completed_applied_once_and_its_webhook_verifies(sta
     assert delivery.headers["X-Correlation-ID"] == correlation_id
     # Verify as an RGS would, independently of mock-rgs: both signature families over the raw body.
     raw = orjson.dumps(delivery.body)
-    verify_webhook([SecretStr(facts.webhook_secret)], delivery.headers, raw)
+    event = verify_webhook(delivery.headers, raw, [facts.webhook_secret])
+    assert event.event_id == delivery.event_id and event.transaction.ref_id == ref_id

@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 import orjson
-import pytest
 from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings
-from hubctl.commands import keys, stats, tx
 from hubctl.context import HubctlSettings
+from support.hubctl import hubctl as run_hubctl
 from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
 
 
-async def hubctl(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--json", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for module in (tx, keys, stats):
-        module.register(sub)
-    args = parser.parse_args(["--json", *argv])
-    capsys.readouterr()
-    # The commands run their own event loop (asyncio.run), so they go to a thread.
-    code: int = await asyncio.to_thread(args.handler, args, settings)
-    return code, capsys.readouterr().out
+async def hubctl(settings: HubctlSettings, *argv: str) -> tuple[int, str]:
+    ran = await run_hubctl(settings, "--json", *argv)
+    return ran.code, ran.out
 
 
 async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
-    harness: Harness, database_url: str, operator_url: str, capsys: pytest.CaptureFixture[str]
+    harness: Harness, database_url: str, operator_url: str
 ) -> None:
     settings = HubctlSettings(
         database=DatabaseSettings(url=SecretStr(database_url)),
         operator_url=operator_url,
         operator_secret=OPERATOR_SECRET,
+        hubctl_actor="jane.doe",
     )
     cmd = command("bet-stuck", TxType.BET, "p-1", 100)
     await insert_admitted(harness.pool, cmd)
@@ -51,27 +40,33 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     finally:
         await client.close()
 
-    code, out = await hubctl(capsys, settings, "tx", "stuck", "--minutes", "0")
+    code, out = await hubctl(settings, "tx", "stuck", "--minutes", "0")
     assert code == 0
     assert [r["ref_id"] for r in orjson.loads(out)] == ["bet-stuck"]
 
-    code, out = await hubctl(capsys, settings, "tx", "resolve", "bet-stuck")
+    code, out = await hubctl(settings, "tx", "resolve", "bet-stuck")
     assert code == 0
     assert orjson.loads(out)["status"] == "COMPLETED"
     row = await harness.row("bet-stuck")
     assert (row["status"], row["balance_cents"]) == ("COMPLETED", 9_900)
     assert await harness.pool.fetchval("SELECT count(*) FROM event_outbox WHERE key = 'bet-stuck'") == 1
 
-    code, out = await hubctl(capsys, settings, "tx", "show", "bet-stuck")
+    code, out = await hubctl(settings, "tx", "show", "bet-stuck")
     shown = orjson.loads(out)
     assert shown["transaction"]["status"] == "COMPLETED"
     assert [a["action"] for a in shown["audit"]] == ["manual-resolve"]
     assert shown["keys"][0]["status"] == "COMPLETED"
 
     await harness.pool.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'")
-    code, out = await hubctl(capsys, settings, "keys", "cleanup")
+    code, out = await hubctl(settings, "keys", "cleanup", "--yes")
     assert orjson.loads(out) == {"deleted": 1}
+    audit = await harness.pool.fetch("SELECT entity, action, actor, os_user FROM audit_log WHERE actor = 'jane.doe'")
+    assert [(a["entity"], a["action"]) for a in audit] == [
+        ("transaction", "manual-resolve"),
+        ("idempotency_key", "key.cleanup"),
+    ]
+    assert all(a["os_user"] for a in audit)
 
-    code, out = await hubctl(capsys, settings, "stats", "--hours", "1")
+    code, out = await hubctl(settings, "stats", "--hours", "1")
     report = orjson.loads(out)
     assert report["transactions_by_status"] == [{"status": "COMPLETED", "count": 1, "avg_amount": 100.0}]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 import orjson
 import pytest
 from pydantic import SecretStr
@@ -12,8 +9,8 @@ from pydantic import SecretStr
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
-from hubctl.commands import tx
 from hubctl.context import HubctlSettings
+from support.hubctl import hubctl_json
 from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
 
 
@@ -28,15 +25,8 @@ def settings(database_url: str, operator_url: str, kafka_settings: KafkaSettings
     )
 
 
-async def replay(capsys: pytest.CaptureFixture[str], settings: HubctlSettings, *argv: str) -> dict[str, str]:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--json", action="store_true")
-    tx.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--json", "tx", "replay", *argv])
-    capsys.readouterr()
-    # The command runs its own event loop (asyncio.run), so it goes to a thread.
-    assert await asyncio.to_thread(args.handler, args, settings) == 0
-    result: dict[str, str] = orjson.loads(capsys.readouterr().out)
+async def replay(settings: HubctlSettings, *argv: str) -> dict[str, str]:
+    result: dict[str, str] = await hubctl_json(settings, "tx", "replay", *argv)
     return result
 
 
@@ -55,17 +45,17 @@ async def fail(harness: Harness, ref_id: str) -> None:
 
 
 async def test_failed_win_the_operator_never_saw_is_replayed_and_completes(
-    ledger: Harness, settings: HubctlSettings, capsys: pytest.CaptureFixture[str]
+    ledger: Harness, settings: HubctlSettings
 ) -> None:
     cmd = command("win-lost", TxType.WIN, "p-3", 700)
     await insert_admitted(ledger.pool, cmd)
     await fail(ledger, "win-lost")
 
-    dry = await replay(capsys, settings, "win-lost", "--dry-run")
+    dry = await replay(settings, "win-lost", "--dry-run")
     assert dry["result"].startswith("dry run: the operator never saw it")
     assert (await ledger.row("win-lost"))["status"] == "FAILED"
 
-    done = await replay(capsys, settings, "win-lost", "--reason", "INC-42 operator outage")
+    done = await replay(settings, "win-lost", "--reason", "INC-42 operator outage")
     assert done == {"refId": "win-lost", "result": "replayed", "previousStatus": "FAILED"}
 
     async def completed() -> bool:
@@ -85,7 +75,7 @@ async def test_failed_win_the_operator_never_saw_is_replayed_and_completes(
 
 
 async def test_replay_is_refused_when_the_operator_has_the_transaction(
-    harness: Harness, settings: HubctlSettings, operator_url: str, capsys: pytest.CaptureFixture[str]
+    harness: Harness, settings: HubctlSettings, operator_url: str
 ) -> None:
     cmd = command("win-applied", TxType.WIN, "p-4", 300)
     await insert_admitted(harness.pool, cmd)
@@ -101,21 +91,36 @@ async def test_replay_is_refused_when_the_operator_has_the_transaction(
     finally:
         await client.close()
 
-    result = await replay(capsys, settings, "win-applied")
+    result = await replay(settings, "win-applied")
 
     assert "operator has applied this transaction" in result["result"]
     assert (await harness.row("win-applied"))["status"] == "FAILED"
     assert (await harness.operator.player("p-4")).balance_cents == 10_300
 
 
-async def test_failed_bet_is_never_replayed(
-    harness: Harness, settings: HubctlSettings, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_failed_bet_is_never_replayed(harness: Harness, settings: HubctlSettings) -> None:
     await insert_admitted(harness.pool, command("bet-cancelled", TxType.BET, "p-5", 100))
     await fail(harness, "bet-cancelled")
 
-    result = await replay(capsys, settings, "bet-cancelled")
+    result = await replay(settings, "bet-cancelled")
 
     assert "never replayed" in result["result"]
     assert (await harness.row("bet-cancelled"))["status"] == "FAILED"
     assert (await harness.operator.player("p-5")).balance_cents == 10_000
+
+
+async def test_replay_of_an_open_transaction_is_audited(harness: Harness, settings: HubctlSettings) -> None:
+    await insert_admitted(harness.pool, command("win-open", TxType.WIN, "p-6", 400))
+
+    done = await replay(settings, "win-open", "--reason", "INC-43 command lost")
+
+    assert done == {"refId": "win-open", "result": "replayed", "previousStatus": "PENDING"}
+    row = await harness.row("win-open")
+    audit = await harness.pool.fetchrow(
+        "SELECT actor, os_user, after, reason FROM audit_log WHERE action = 'manual-replay' AND entity_id = $1",
+        str(row["id"]),
+    )
+    assert audit is not None
+    assert (audit["actor"], audit["reason"]) == ("hubctl:sre-test", "INC-43 command lost")
+    assert audit["os_user"]
+    assert orjson.loads(audit["after"]) == {"status": "PENDING", "commandRequeued": True}

@@ -7,6 +7,8 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
+from hub_client import WebhookVerificationError
+from hub_client.signing import verify_signatures
 from hub_common import signing
 from hub_common.errors import SignatureError
 
@@ -84,11 +86,11 @@ def test_webhook_headers_carry_one_signature_per_secret_and_verify() -> None:
     assert len(headers["X-Signature"].split()) == 2
     assert len(headers["webhook-signature"].split()) == 2
     assert headers["webhook-id"] == "e-1"
-    signing.verify_webhook([OLD], headers, body, now=NOW)
-    with pytest.raises(SignatureError):
-        signing.verify_webhook([SecretStr("other")], headers, body, now=NOW)
-    with pytest.raises(SignatureError):
-        signing.verify_webhook([SECRET], headers, body + b" ", now=NOW)
+    verify_signatures(headers, body, [OLD.get_secret_value()], now=NOW)
+    with pytest.raises(WebhookVerificationError):
+        verify_signatures(headers, body, ["other"], now=NOW)
+    with pytest.raises(WebhookVerificationError):
+        verify_signatures(headers, body + b" ", [SECRET.get_secret_value()], now=NOW)
 
 
 def test_standard_webhooks_signature_verifies_with_whsec_key() -> None:
@@ -110,4 +112,4 @@ def test_a_signer_is_reusable_across_deliveries() -> None:
     first = signer.headers("e-1", b'{"a":1}', now=NOW)
     signer.headers("other", b"{}", now=NOW)
     assert signer.headers("e-1", b'{"a":1}', now=NOW) == first
-    signing.verify_webhook([OLD], first, b'{"a":1}', now=NOW)
+    verify_signatures(first, b'{"a":1}', [OLD.get_secret_value()], now=NOW)

@@ -87,6 +87,7 @@ def test_env_file_has_the_contract_keys() -> None:
         assert key in env
     assert env["HUB_PLAYERS"] == "demo-alice,demo-bob"
     assert env["HUB_CURRENCY"] == "EUR"
+    assert env["HUB_DEV_MODE"] == "1"
     assert env["HUB_WEBHOOK_DISPATCHER_URL"] == "http://127.0.0.1:3011"
 
 

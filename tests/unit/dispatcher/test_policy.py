@@ -6,7 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from hub_dispatcher.messages import Outcome
+from hub_common.schemas import Outcome
 from hub_dispatcher.policy import RetryPolicy, classify, parse_retry_after
 
 

@@ -89,9 +89,16 @@ def test_every_error_code_of_the_contract_is_documented() -> None:
 
 @pytest.mark.parametrize(("method", "path"), list(CONTRACT))
 def test_request_headers(method: str, path: str) -> None:
-    parameters = _operation(build_document(), method, path)["parameters"]
-    headers = {p["name"]: p for p in parameters if p["in"] == "header"}
-    assert set(headers) == REQUEST_HEADERS[(method, path)]
+    document = build_document()
+    operation = _operation(document, method, path)
+    headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+    # The signing headers are the operation's security requirement: all three schemes together.
+    schemes = document["components"]["securitySchemes"]
+    (requirement,) = operation["security"]
+    signed = {schemes[name]["name"] for name in requirement}
+    assert all(schemes[name]["in"] == "header" for name in requirement)
+    assert set(headers) | signed == REQUEST_HEADERS[(method, path)]
+    assert signed == SIGNED - {"X-Correlation-ID"}
     assert headers["X-Correlation-ID"]["required"] is False
     assert all(h["required"] for name, h in headers.items() if name != "X-Correlation-ID")
 

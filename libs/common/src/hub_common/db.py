@@ -8,6 +8,7 @@ import hashlib
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -52,6 +53,7 @@ async def create_pool(
             min_size=settings.pool_min_size if size is None else size,
             max_size=settings.pool_max_size if size is None else size,
             command_timeout=settings.command_timeout_s,
+            statement_cache_size=settings.statement_cache_size,
             reset=None if reset_session else _keep_session,
             server_settings=server_settings,
             **({"max_inactive_connection_lifetime": 0} if keep_idle else {}),
@@ -98,12 +100,27 @@ _POOLS = _PoolCollector()
 REGISTRY.register(_POOLS)
 
 
-async def ping(pool: asyncpg.Pool) -> bool:
-    try:
-        await pool.fetchval("SELECT 1", timeout=2)
+async def ping(pool: asyncpg.Pool, *, timeout_s: float = 1.0) -> bool:
+    """True when PostgreSQL answers `SELECT 1` on a pooled connection within `timeout_s` (readiness checks).
+
+    A pool whose every connection is checked out counts as reachable: its connections are open and working, and
+    waiting for one would make a busy replica look broken (the DatabasePoolExhausted alert covers that state).
+    """
+    if _saturated(pool):
         return True
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    try:
+        async with pool.acquire(timeout=timeout_s) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout_s)
+        return True
+    except TimeoutError:
+        return _saturated(pool)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
+
+
+def _saturated(pool: asyncpg.Pool) -> bool:
+    idle: int = pool.get_idle_size()
+    return idle == 0 and pool.get_size() >= pool.get_max_size()
 
 
 @dataclass(frozen=True)
@@ -165,11 +182,98 @@ async def migrate(dsn: str) -> list[str]:
     return applied_now
 
 
+@dataclass(frozen=True)
+class SchemaStatus:
+    """How the database's applied migrations compare with the ones this build carries."""
+
+    pending: list[str]
+    changed: list[str]
+    unknown: list[int]  # applied by a newer build (a rollback runs against a schema that is ahead)
+
+    @property
+    def current(self) -> bool:
+        return not self.pending and not self.changed
+
+
+async def schema_status(dsn: str, *, timeout_s: float = 5.0) -> SchemaStatus:
+    """Read-only: needs SELECT on schema_migrations only, so a service's own role can run it."""
+    conn = await asyncpg.connect(dsn, timeout=timeout_s)
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NULL"):
+            done: dict[int, str] = {}
+        else:
+            done = {
+                r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+            }
+    finally:
+        await conn.close()
+    known = load_migrations()
+    return SchemaStatus(
+        pending=[m.name for m in known if m.version not in done],
+        changed=[m.name for m in known if m.version in done and done[m.version] != m.checksum],
+        unknown=sorted(set(done) - {m.version for m in known}),
+    )
+
+
+async def wait_until_current(dsn: str, *, wait_s: float, poll_s: float = 2.0) -> tuple[SchemaStatus | None, str]:
+    """Poll until every migration of this build is applied or `wait_s` has passed. Returns the last status
+    (None when the database never answered) and the last error."""
+    deadline = time.monotonic() + wait_s
+    status: SchemaStatus | None = None
+    error = ""
+    while True:
+        try:
+            status, error = await schema_status(dsn), ""
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            error = f"cannot read schema_migrations: {type(exc).__name__}: {exc}"
+        if (status is not None and (status.current or status.changed)) or time.monotonic() >= deadline:
+            return status, error
+        await asyncio.sleep(poll_s)
+
+
+def _check(dsn: str, wait_s: float) -> int:
+    status, error = asyncio.run(wait_until_current(dsn, wait_s=wait_s))
+    if status is None:
+        print(f"hub-migrate --check: {error}", file=sys.stderr)
+        return EXIT_NOT_CURRENT
+    if status.changed:
+        print(
+            f"hub-migrate --check: applied migrations differ from this build: {', '.join(status.changed)}",
+            file=sys.stderr,
+        )
+        return EXIT_CHANGED
+    if status.pending:
+        print(f"hub-migrate --check: {len(status.pending)} pending: {', '.join(status.pending)}", file=sys.stderr)
+        return EXIT_NOT_CURRENT
+    ahead = f" (database has newer migrations {status.unknown}: a rollback)" if status.unknown else ""
+    print(f"schema is current{ahead}")
+    return 0
+
+
+EXIT_NOT_CURRENT = 1
+EXIT_CHANGED = 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub-migrate", description="Apply the Hub's database migrations.")
     parser.add_argument("--database-url", help="defaults to DATABASE_URL")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="apply nothing; exit 0 when every migration of this build is applied, 1 when some are pending, "
+        "2 when an applied migration differs from this build's",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --check: keep checking this long for the migrations to be applied (an init container)",
+    )
     args = parser.parse_args(argv)
     dsn = args.database_url or DatabaseSettings().url.get_secret_value()
+    if args.check:
+        return _check(dsn, args.wait)
     applied = asyncio.run(migrate(dsn))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0

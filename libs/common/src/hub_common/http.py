@@ -1,4 +1,4 @@
-"""What every service's HTTP side shares: /health, /ready, /metrics, background tasks, and running the app.
+"""What every service's HTTP side shares: /live, /ready, /health, /metrics, background tasks, and running the app.
 
 aiohttp's `run_app` turns SIGTERM/SIGINT into a graceful shutdown that runs every `cleanup_ctx` in reverse.
 """
@@ -26,34 +26,102 @@ Check = Callable[[], Awaitable[bool]]
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-class Ops:
-    """Liveness/readiness state of one service. `checks` name each dependency (`kafka`, `database`)."""
+class DependencyChecks:
+    """Runs named dependency checks with a timeout each and caches the results for `cache_s`.
 
-    def __init__(self, service: str, checks: dict[str, Check] | None = None) -> None:
+    Probes come from the kubelet, load balancers and people at once: one round of checks serves them all, and a
+    round in progress is shared rather than repeated, so a slow dependency never piles up probe requests.
+    """
+
+    def __init__(self, checks: dict[str, Check], *, timeout_s: float = 1.0, cache_s: float = 2.0) -> None:
+        self.checks = checks
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._results: dict[str, bool] = {}
+        self._at = -float("inf")
+        self._round: asyncio.Task[dict[str, bool]] | None = None
+
+    async def results(self) -> dict[str, bool]:
+        if time.monotonic() - self._at < self._cache_s:
+            return self._results
+        if self._round is None:
+            self._round = asyncio.create_task(self._run(), name="dependency-checks")
+            self._round.add_done_callback(self._finished)
+        # Shielded: a probe that gives up (client timeout) must not cancel the round other probes wait for.
+        return await asyncio.shield(self._round)
+
+    def _finished(self, task: asyncio.Task[dict[str, bool]]) -> None:
+        self._round = None
+        if not task.cancelled() and task.exception() is None:
+            self._results, self._at = task.result(), time.monotonic()
+
+    async def _run(self) -> dict[str, bool]:
+        names = list(self.checks)
+        outcomes = await asyncio.gather(*(self._one(name) for name in names))
+        results = dict(zip(names, outcomes, strict=True))
+        for name, ok in results.items():
+            if not ok and self._results.get(name, True):
+                log.warning("dependency check failed", extra={"dependency": name})
+        return results
+
+    async def _one(self, name: str) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self.checks[name]() is True
+        # A check that times out or raises (its dependency half-gone) reports "not reachable" like a False.
+        except Exception as exc:
+            log.debug("dependency check raised", extra={"dependency": name, "error": repr(exc)})
+            return False
+
+
+class Ops:
+    """Liveness, readiness and health of one service. `checks` name each dependency (`kafka`, `database`).
+
+    - `GET /live` (the kubelet's liveness probe): answers from the event loop and waits on nothing, so an
+      outage of Kafka or PostgreSQL never gets a healthy process restarted.
+    - `GET /ready` (readiness): 503 until start-up finished and while stopping or while a dependency check fails.
+    - `GET /health` (people, `hubctl health`): the runbook's shape; 200 when every dependency is connected,
+      503 with `"status": "degraded"` otherwise. Not a liveness probe.
+    Readiness and health share one cached round of checks (`DependencyChecks`), each bounded by a timeout.
+    """
+
+    def __init__(
+        self, service: str, checks: dict[str, Check] | None = None, *, timeout_s: float = 1.0, cache_s: float = 2.0
+    ) -> None:
         self.service = service
-        self.checks: dict[str, Check] = dict(checks or {})
+        self.dependencies = DependencyChecks(dict(checks or {}), timeout_s=timeout_s, cache_s=cache_s)
         self.started = time.monotonic()
         self.ready = False
 
+    @property
+    def checks(self) -> dict[str, Check]:
+        return self.dependencies.checks
+
+    def _uptime(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    async def live(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "service": self.service, "uptime": self._uptime()})
+
     async def health(self, _: web.Request) -> web.Response:
-        results = await asyncio.gather(*(check() for check in self.checks.values()), return_exceptions=True)
+        results = await self.dependencies.results()
+        healthy = all(results.values())
         body: dict[str, Any] = {
-            "status": "ok",
+            "status": "ok" if healthy else "degraded",
             "service": self.service,
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "uptime": round(time.monotonic() - self.started, 3),
+            "uptime": self._uptime(),
         }
-        for name, result in zip(self.checks, results, strict=True):
-            ok = result is True
-            body[name] = "connected" if ok else "disconnected"
-            if not ok:
-                body["status"] = "degraded"
-        # Liveness stays 200 while degraded: restarting us does not bring Kafka back. /ready gates traffic.
-        return web.json_response(body)
+        body.update({name: "connected" if ok else "disconnected" for name, ok in results.items()})
+        return web.json_response(body, status=200 if healthy else 503)
 
     async def readiness(self, _: web.Request) -> web.Response:
         if not self.ready:
             return web.json_response({"status": "starting"}, status=503)
+        results = await self.dependencies.results()
+        failed = sorted(name for name, ok in results.items() if not ok)
+        if failed:
+            return web.json_response({"status": "degraded", "failed": failed}, status=503)
         return web.json_response({"status": "ready"})
 
     async def ready_while_running(self, _: web.Application) -> AsyncIterator[None]:
@@ -63,6 +131,7 @@ class Ops:
         self.ready = False
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/live", self.live)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.readiness)
         app.router.add_get("/metrics", metrics)
@@ -103,6 +172,16 @@ def background(name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> C
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+    return ctx
+
+
+def closing(close: Callable[[], Awaitable[None]]) -> CleanupCtx:
+    """A cleanup_ctx that calls `close()` when the app stops: for a resource built with the app (a probe)."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await close()
 
     return ctx
 

@@ -1,4 +1,5 @@
-"""The one Kafka adapter: topic names, topic creation, an idempotent producer and a manual-commit consumer.
+"""The one Kafka adapter: topic names and configs, topic creation, an idempotent producer, a manual-commit consumer
+(which measures its group's lag), and the readiness probe.
 
 aiokafka exceptions never leave this module: they become `KafkaUnavailableError` (retryable) or `FatalError`.
 A record whose value is not a valid envelope goes to `<topic>.dlq` with the reason, and consumption carries on.
@@ -6,6 +7,7 @@ A record whose value is not a valid envelope goes to `<topic>.dlq` with the reas
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
@@ -14,11 +16,13 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    IllegalOperation,
     KafkaError,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
     UnsupportedVersionError,
 )
+from prometheus_client import Gauge
 
 from hub_common.envelope import Envelope, EnvelopeError, decode
 from hub_common.errors import FatalError, KafkaUnavailableError
@@ -35,8 +39,33 @@ MISMATCHES = "hub.reconciliation.mismatches"
 DLQ_SUFFIX = ".dlq"
 
 
+SWEEP = "hub.reconciliation.sweep"
+
+_DAY_MS = 86_400_000
+
+
 def retry_topic(tier: int) -> str:
     return f"hub.webhooks.retry.{tier}"
+
+
+def hub_topics(retry_tiers: int) -> list[str]:
+    """Every topic the Hub's services use, dead-letter topics included (not faust's internal topics, which the
+    reconciler creates under its app id). Production creates exactly these (deploy/k8s KafkaTopic resources)."""
+    main = [COMMANDS, TRANSACTIONS, *(retry_topic(t) for t in range(1, retry_tiers + 1))]
+    main += [OPERATOR_TRANSACTIONS, SWEEP, MISMATCHES]
+    return [*main, *(name + DLQ_SUFFIX for name in main), WEBHOOKS_DLQ]
+
+
+def topic_configs(name: str, replication_factor: int) -> dict[str, str]:
+    """Topic-level configs of an (unprefixed) topic name. Dead letters are kept a month for people to replay;
+    everything else a week, which outlasts any outage the Hub is expected to sit through with work queued.
+    `min.insync.replicas` = 2 at replication factor 3: an acknowledged record survives the loss of a broker."""
+    retention_days = 30 if name.endswith(DLQ_SUFFIX) or name == MISMATCHES else 7
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention_days * _DAY_MS),
+        "min.insync.replicas": str(min(2, max(1, replication_factor - 1))),
+    }
 
 
 def translate(exc: BaseException) -> Exception:
@@ -49,7 +78,11 @@ def translate(exc: BaseException) -> Exception:
 async def ensure_topics(
     settings: KafkaSettings, names: Sequence[str], *, partitions: int | None = None, with_dlq: bool = True
 ) -> list[str]:
-    """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names."""
+    """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names.
+
+    With `settings.create_topics` off (production: topics are KafkaTopic resources) nothing is created: a missing
+    topic stops the start-up with a FatalError naming it, rather than a consumer silently waiting for it.
+    """
     full = [settings.topic(n) for n in names]
     wanted = full + ([n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else [])
     admin = AIOKafkaAdminClient(
@@ -59,8 +92,22 @@ async def ensure_topics(
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(wanted) if n not in existing]
+        if missing and not settings.create_topics:
+            raise FatalError(
+                "Kafka topics missing (KAFKA_CREATE_TOPICS is off: create them first, see docs/deploy.md)",
+                topics=missing,
+            )
         if missing:
-            new = [NewTopic(n, partitions or settings.partitions, settings.replication_factor) for n in missing]
+            prefix = len(settings.topic_prefix)
+            new = [
+                NewTopic(
+                    n,
+                    partitions or settings.partitions,
+                    settings.replication_factor,
+                    topic_configs=topic_configs(n[prefix:], settings.replication_factor),
+                )
+                for n in missing
+            ]
             # Another replica may win the race to create a topic; that is success too.
             with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
@@ -71,17 +118,45 @@ async def ensure_topics(
     return full
 
 
+class KafkaProbe:
+    """Readiness check of the cluster over one admin client kept for the service's life: a probe is one metadata
+    request, not a new connection. The client is dropped after a failure and rebuilt by the next probe."""
+
+    def __init__(self, settings: KafkaSettings, *, timeout_s: float = 2.0) -> None:
+        self._settings = settings
+        self._timeout_s = timeout_s
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if self._admin is None:
+                    # Kept before start(): close() must reach a client that failed half-way through starting.
+                    self._admin = AIOKafkaAdminClient(
+                        bootstrap_servers=self._settings.bootstrap_servers,
+                        request_timeout_ms=int(self._timeout_s * 1000),
+                    )
+                    await self._admin.start()
+                await self._admin.describe_cluster()
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with suppress(KafkaError, OSError):
+                await admin.close()
+
+
 async def ping(settings: KafkaSettings) -> bool:
-    """True when the cluster answers a metadata request (readiness checks)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=3000)
+    """One-off check that the cluster answers a metadata request (command-line tools)."""
+    probe = KafkaProbe(settings, timeout_s=3.0)
     try:
-        await admin.start()
-        await admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
+        return await probe.ping()
     finally:
-        await admin.close()
+        await probe.close()
 
 
 class KafkaProducer:
@@ -165,8 +240,39 @@ class Batch:
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
+CONSUMER_LAG = Gauge(
+    "hub_kafka_consumer_lag",
+    "Records of a topic not yet committed by a consumer group, summed over the topic's partitions. Every member "
+    "of the group reports the whole group's lag: aggregate with max, not sum.",
+    ["group", "topic"],
+)
+
+
+async def group_lag(consumer: AIOKafkaConsumer, topic: str, *, from_start: bool) -> int | None:
+    """Lag of `consumer`'s group on `topic`: end offsets minus committed offsets, over every partition (also those
+    assigned to other members). A partition the group never committed counts from its first record when
+    `from_start` (auto_offset_reset earliest), else as caught up. None while the topic's metadata is unknown."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return None
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    ends = await consumer.end_offsets(tps)
+    committed = dict(zip(tps, await asyncio.gather(*(consumer.committed(tp) for tp in tps)), strict=True))
+    never = [tp for tp, offset in committed.items() if offset is None]
+    starts = await consumer.beginning_offsets(never) if never and from_start else {}
+    lag = 0
+    for tp in tps:
+        offset = committed[tp]
+        base = offset if offset is not None else starts.get(tp, ends[tp])
+        lag += max(ends[tp] - base, 0)
+    return lag
+
+
 class KafkaConsumer:
-    """Manual-commit consumer: at-least-once; the caller commits a batch after handling it."""
+    """Manual-commit consumer: at-least-once; the caller commits a batch after handling it.
+
+    With a group, it measures the group's lag every `settings.lag_interval_s` into `hub_kafka_consumer_lag`.
+    """
 
     def __init__(
         self,
@@ -182,6 +288,9 @@ class KafkaConsumer:
         self._settings = settings
         self._topics = [settings.topic(t) for t in topics]
         self._dlq = dlq_producer
+        self._group_id = group_id
+        self._from_start = auto_offset_reset == "earliest"
+        self._lag_task: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=settings.bootstrap_servers,
@@ -206,9 +315,36 @@ class KafkaConsumer:
         except KafkaError as exc:
             await self._consumer.stop()
             raise translate(exc) from exc
+        if self._group_id is not None and self._settings.lag_interval_s > 0:
+            for topic in self._topics:
+                # The child exists from the start: alerts see a value, not an absent series, before the first
+                # measurement.
+                CONSUMER_LAG.labels(self._group_id, topic)
+            self._lag_task = asyncio.create_task(self._measure_lag(self._group_id), name=f"lag-{self._group_id}")
 
     async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._lag_task
+            self._lag_task = None
         await self._consumer.stop()
+
+    async def _measure_lag(self, group: str) -> None:
+        interval = self._settings.lag_interval_s
+        timeout_s = self._settings.request_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            for topic in self._topics:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        lag = await group_lag(self._consumer, topic, from_start=self._from_start)
+                except (KafkaError, IllegalOperation, OSError, TimeoutError) as exc:
+                    # A missed measurement leaves the last value; the lag alert has a `for:` longer than this.
+                    log.debug("consumer lag not measured", extra={"topic": topic, "error": repr(exc)})
+                    continue
+                if lag is not None:
+                    CONSUMER_LAG.labels(group, topic).set(lag)
 
     async def getmany(self, *, timeout_ms: int = 1000, max_records: int | None = None) -> Batch:
         try:

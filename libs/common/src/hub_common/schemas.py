@@ -1,4 +1,4 @@
-"""Wire models of the contract: RGS request, Kafka command and event payloads, the Transaction resource.
+"""Wire models of the contract: RGS request, the payload of every Kafka topic, the Transaction resource.
 
 Field names are camelCase on the wire (the contract's), snake_case in Python.
 """
@@ -164,6 +164,56 @@ class WebhookBody(WireModel):
     event_type: EventType
     occurred_at: datetime
     data: Transaction
+
+
+# Records of the webhook topics (`hub.webhooks.retry.<tier>`, `hub.webhooks.dlq`): the dispatcher writes them,
+# hubctl reads and re-publishes them. `webhook_outbox` stays the source of truth for status and history.
+class Outcome(StrEnum):
+    """What one delivery attempt led to."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+class Attempt(WireModel):
+    """One delivery attempt as kept in `webhook_outbox.attempts` and in the dead letter."""
+
+    attempt: int
+    at: datetime
+    status: int | None = None
+    latency_ms: float
+    error: str | None = None
+    response: str | None = None
+    outcome: Outcome
+    replay: bool = False
+    # True when the endpoint's circuit was open and no HTTP call was made.
+    skipped: bool = False
+
+
+class WebhookRetry(WireModel):
+    """A delivery waiting on `hub.webhooks.retry.<tier>` until `due_at`; `attempt` is the one to make."""
+
+    event_id: str
+    client_id: str
+    event_type: str
+    attempt: int
+    due_at: datetime
+    replay: bool = False
+
+
+class WebhookDeadLetter(WireModel):
+    """An exhausted or non-retryable delivery on `hub.webhooks.dlq`, with its whole history."""
+
+    event_id: str
+    client_id: str
+    event_type: str
+    transaction_id: str | None
+    reason: str
+    retry_count: int
+    body: dict[str, Any]
+    attempts: list[Attempt]
+    dead_lettered_at: datetime
 
 
 class ErrorDetail(WireModel):

@@ -28,6 +28,12 @@ class KafkaSettings(BaseSettings):
     # for `session_timeout_ms`; the broker accepts no less than its group.min.session.timeout.ms (6000 by default).
     session_timeout_ms: int = Field(default=10_000, ge=1)
     heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    # Off where an admin step owns the topics (Strimzi KafkaTopic resources in production, broker-side
+    # auto-creation off): the services then only check at start that every topic they use exists, and need no
+    # Create right. On for development and tests, where the services create what they use.
+    create_topics: bool = True
+    # How often each consumer group's lag (`hub_kafka_consumer_lag`) is measured; 0 turns the measurement off.
+    lag_interval_s: float = Field(default=15.0, ge=0)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -38,8 +44,14 @@ class DatabaseSettings(BaseSettings):
 
     url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/integration_hub")
     pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=1)
+    # Sized so that every service at its documented maximum replica count fits PostgreSQL's default
+    # max_connections = 100 with room for hubctl and the migration job (docs/deploy.md, "Database connections").
+    pool_max_size: int = Field(default=5, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)
+    # asyncpg's prepared-statement cache per connection. Set 0 behind PgBouncer in transaction mode older than
+    # 1.21 (or with max_prepared_statements = 0): a named statement prepared on one server connection does not
+    # exist on the next one PgBouncer hands out.
+    statement_cache_size: int = Field(default=100, ge=0)
 
 
 class TelemetrySettings(BaseSettings):

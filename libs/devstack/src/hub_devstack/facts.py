@@ -40,6 +40,9 @@ class StackFacts:
             "WEBHOOK_SECRET": self.webhook_secret,
             "HUB_PLAYERS": ",".join(self.players),
             "HUB_CURRENCY": self.currency,
+            # A development stack: hubctl then defaults HUBCTL_ACTOR to the OS user (and services may accept
+            # development secrets). Never set in production.
+            "HUB_DEV_MODE": "1",
         }
         for service, url in self.service_urls:
             env[f"HUB_{service.upper().replace('-', '_')}_URL"] = url

@@ -32,6 +32,14 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
+# Three lines an RGS developer can paste into `uv run python` (docs/integrating.md); the e2e tests run them.
+CLIENT_EXAMPLE = (
+    "from hub_client import HubClient, bet",
+    "hub = HubClient.from_env()  # HUB_URL, HUB_CLIENT_ID, HUB_CLIENT_SECRET",
+    'print(hub.submit(bet("hello-1", "demo-alice", 100, "EUR")))  # again: the same answer, replayed',
+)
+
+
 def usage(facts: StackFacts, env_file: Path) -> str:
     return "\n".join(
         [
@@ -42,6 +50,8 @@ def usage(facts: StackFacts, env_file: Path) -> str:
             '  psql "$DATABASE_URL" -c "SELECT ref_id, type, status, amount_cents FROM transactions"',
             '  curl -s "$OPERATOR_URL/_admin/players/demo-alice"',
             '  curl -s "$RGS_URL/_admin/webhooks"',
+            f"Python client (docs/integrating.md): set -a; source {env_file}; set +a; uv run python, then",
+            *(f"  {line}" for line in CLIENT_EXAMPLE),
             f"Gateway: {facts.hub_url} (client {facts.hub_client_id}). Logs: .hub/logs/. Ctrl-C stops everything.",
         ]
     )

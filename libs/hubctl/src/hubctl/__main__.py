@@ -12,33 +12,26 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from hubctl.cli import invoke
 from hubctl.context import HubctlSettings, load_env_file
 
-# Each module exposes `register(subparsers)`; the handler it sets receives (args, settings) -> exit code.
-COMMAND_MODULES = ("health", "topics", "tx", "keys", "stats", "webhooks", "dlq", "reconcile")
+# Each module exposes `register(subparsers)`, declaring its commands with `hubctl.cli.command`.
+COMMAND_MODULES = ("health", "topics", "tx", "trace", "keys", "stats", "db", "webhooks", "dlq", "reconcile")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(add_help=False)
-    top.add_argument("--json", action="store_true", help="machine-readable output")
-    # On subcommands the flag must not reset a `--json` given before the command name.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
-    parser = argparse.ArgumentParser(
-        prog="hubctl", description="Integration Hub SRE tool (source .hub/env first)", parents=[top]
-    )
+    parser = argparse.ArgumentParser(prog="hubctl", description="Integration Hub SRE tool (source .hub/env first)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # Subparsers inherit --json so it works before or after the command name.
-    original = sub.add_parser
-
-    def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
-        parents = [*kwargs.pop("parents", []), common]  # type: ignore[misc]
-        return original(name, parents=parents, **kwargs)  # type: ignore[arg-type]
-
-    sub.add_parser = add_parser  # type: ignore[method-assign]
     for name in COMMAND_MODULES:
         importlib.import_module(f"hubctl.commands.{name}").register(sub)
     return parser
+
+
+def run(argv: Sequence[str] | None, settings: HubctlSettings) -> int:
+    """Parse `argv` and run the command through the one wrapper that turns failures into one line."""
+    args = build_parser().parse_args(argv)
+    return invoke(args.handler, args, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"hubctl: invalid environment: {exc}", file=sys.stderr)
         return 2
-    code: int = args.handler(args, settings)
-    return code
+    return invoke(args.handler, args, settings)
 
 
 if __name__ == "__main__":

@@ -5,24 +5,21 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub_common.errors import DatabaseUnavailableError
 from hub_common.settings import DatabaseSettings, KafkaSettings
 
 
-def _default_actor() -> str:
-    try:
-        return f"hubctl:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "hubctl:unknown"
-
-
 class HubctlSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    # An empty variable (`HUBCTL_ACTOR=`) counts as unset.
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
     hub_url: str = "http://127.0.0.1:3000"
     operator_url: str = "http://127.0.0.1:3001"
@@ -32,8 +29,11 @@ class HubctlSettings(BaseSettings):
     reconciler_url: str = "http://127.0.0.1:3012"
     operator_client_id: str = "integration-hub"
     operator_secret: SecretStr = SecretStr("")
-    # Who runs the command: recorded in audit rows of manual interventions.
-    hubctl_actor: str = Field(default_factory=_default_actor)
+    # Who runs a command that changes something (`HUBCTL_ACTOR`): recorded in its audit rows. Required unless
+    # `HUB_DEV_MODE` is set (see `hubctl.audit`).
+    hubctl_actor: str | None = None
+    # `HUB_DEV_MODE=1`: a development stack (`make up` writes it to `.hub/env`); never set in production.
+    hub_dev_mode: bool = False
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
@@ -70,9 +70,42 @@ def load_env_file(path: Path, environ: dict[str, str] | None = None) -> list[str
     return loaded
 
 
-async def connect(settings: HubctlSettings) -> asyncpg.Connection:
-    """One connection for a command; an unreachable database ends hubctl with one plain line."""
+def os_user() -> str:
     try:
-        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10)
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _session() -> dict[str, str]:
+    # `hub.os_user` fills `audit_log.os_user` (its column default) for every audit row written on the session.
+    return {"application_name": "hubctl", "hub.os_user": os_user()}
+
+
+async def connect(settings: HubctlSettings) -> asyncpg.Connection:
+    """One connection for a command; an unreachable database ends hubctl with one plain line (`hubctl.cli`)."""
+    try:
+        return await asyncpg.connect(settings.database.url.get_secret_value(), timeout=10, server_settings=_session())
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise SystemExit(f"hubctl: cannot reach PostgreSQL: {type(exc).__name__}") from exc
+        raise DatabaseUnavailableError(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+
+
+async def create_pool(settings: HubctlSettings) -> asyncpg.Pool:
+    """A small pool, for a command that also spends the shared operator budget (which needs its own connection)."""
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            settings.database.url.get_secret_value(), min_size=1, max_size=2, server_settings=_session()
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(f"cannot reach PostgreSQL: {type(exc).__name__}") from exc
+    return pool
+
+
+@asynccontextmanager
+async def connection(settings: HubctlSettings) -> AsyncIterator[asyncpg.Connection]:
+    """`connect`, closed however the command ends."""
+    conn = await connect(settings)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 from aiohttp import web
 
-from hub_common import db, kafka
-from hub_common.http import Ops, background
-from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer, ensure_topics
+from hub_common import db
+from hub_common.http import Ops, background, closing
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProbe, KafkaProducer, ensure_topics
 from hub_common.operator import Budget, OperatorClient
 from hub_gateway import handlers
 from hub_gateway.auth import Authenticator
@@ -53,10 +53,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     async def database_ok() -> bool:
         return POOL in app and await db.ping(app[POOL])
 
-    async def kafka_ok() -> bool:
-        return await kafka.ping(settings.kafka)
-
-    ops.checks.update({"kafka": kafka_ok, "database": database_ok})
+    kafka_probe = KafkaProbe(settings.kafka)
+    ops.checks.update({"kafka": kafka_probe.ping, "database": database_ok})
 
     async def topics(_: web.Application) -> AsyncIterator[None]:
         await ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
@@ -123,6 +121,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.cleanup_ctx.extend(
         [
+            closing(kafka_probe.close),
             topics,
             pool,
             _admission_pool(settings),

@@ -23,6 +23,9 @@ CORRELATION_ID = web.RequestKey("correlation_id", str)
 
 REQUESTS = Counter("gateway_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
 LATENCY = Histogram("gateway_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+# The series the alerts count with increase() exist from the start at 0, so their first event is seen.
+for _status in ("409", "500", "503"):
+    REQUESTS.labels("POST", "/v1/transactions", _status)
 
 # A caller's id is echoed into headers, logs and Kafka: accept only a sane token, else mint our own.
 _VALID_CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")

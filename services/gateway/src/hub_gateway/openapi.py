@@ -1,6 +1,7 @@
 """`GET /openapi.json`: the OpenAPI 3.1 document, built from the same pydantic models that validate and answer.
 
-Header names come from the modules that read or write them, so the document cannot drift from the code.
+Header names come from the modules that read or write them, so the document cannot drift from the code; the
+error catalogue, signature scheme and examples are in `openapi_catalogue`. The contract is docs/contract.md.
 """
 
 from __future__ import annotations
@@ -12,10 +13,19 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from hub_common.schemas import Balance, ErrorBody, ErrorCode, Transaction, TransactionRequest
+from hub_common.schemas import Balance, ErrorBody, ErrorCode, Transaction, TransactionRequest, WebhookBody
 from hub_common.telemetry import CORRELATION_HEADER
-from hub_gateway.auth import CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hub_gateway.http_errors import REPLAYED_HEADER
+from hub_gateway.openapi_catalogue import (
+    ERROR_CATALOGUE,
+    REQUEST_EXAMPLES,
+    SIGNED,
+    error_code_schema,
+    error_example,
+    security_schemes,
+    transaction_example,
+)
+from hub_gateway.openapi_webhooks import webhooks
 from hub_gateway.validation import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_PATTERN
 
 _REF = "#/components/schemas/{model}"
@@ -25,6 +35,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Transaction, "serialization"),
     (ErrorBody, "serialization"),
     (Balance, "serialization"),
+    (WebhookBody, "serialization"),
 ]
 
 _STRING: dict[str, Any] = {"type": "string"}
@@ -46,18 +57,35 @@ _REPLAYED = {REPLAYED_HEADER: _response_header("present on replays", {"type": "s
 _LOCATION = {"Location": _response_header("where the transaction's state is read", _STRING, required=True)}
 
 
-def _json(model: type[BaseModel], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def _json(
+    model: type[BaseModel],
+    description: str,
+    headers: dict[str, Any] | None = None,
+    examples: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": _ref(model)}
+    if examples:
+        content["examples"] = {name: {"value": value} for name, value in examples.items()}
     return {
         "description": description,
         "headers": {**_CORRELATION, **(headers or {})},
-        "content": {"application/json": {"schema": _ref(model)}},
+        "content": {"application/json": content},
     }
 
 
-def _error(codes: list[ErrorCode], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    # `x-error-codes`: the `error.code` values this status carries, machine-readable for clients and tests.
+def _error(
+    codes: list[ErrorCode],
+    description: str,
+    headers: dict[str, Any] | None = None,
+    *,
+    retryable: bool | None = None,
+) -> dict[str, Any]:
+    # `x-error-codes`: the `error.code` values this status carries, machine-readable for clients and tests;
+    # each code's retry class is in the ErrorCode schema (`x-retry`) and in the description.
     names = [code.value for code in codes]
-    return {**_json(ErrorBody, f"{', '.join(names)}: {description}", headers), "x-error-codes": names}
+    classes = ", ".join(f"{code.value} ({ERROR_CATALOGUE[code][0].value})" for code in codes)
+    examples = {code.value: error_example(code, retryable=retryable) for code in codes}
+    return {**_json(ErrorBody, f"{classes}: {description}", headers, examples), "x-error-codes": names}
 
 
 def _header(
@@ -71,16 +99,9 @@ def _header(
     return {"name": name, "in": "header", "required": required, "description": description, "schema": schema}
 
 
-_SIGNED = [
-    _header(CLIENT_HEADER, "RGS client id; selects its secrets", required=True),
-    _header(TIMESTAMP_HEADER, "unix seconds; at most 300 s from the Hub's clock", required=True),
-    _header(
-        SIGNATURE_HEADER,
-        "sha256= + hex HMAC-SHA256(secret, '{timestamp}.{METHOD}.{path_with_query}.{raw_body}')",
-        required=True,
-    ),
-    _header(CORRELATION_HEADER, "optional; generated when absent and echoed", required=False, max_length=128),
-]
+_CORRELATION_PARAM = _header(
+    CORRELATION_HEADER, "optional; generated when absent, echoed, carried to webhooks", required=False, max_length=128
+)
 _AUTH_ERRORS = {
     "400": _error([ErrorCode.INVALID_REQUEST], "the body is over the size limit"),
     "401": _error(
@@ -89,40 +110,28 @@ _AUTH_ERRORS = {
 }
 
 
-_REQUEST_EXAMPLES = {
-    "bet": {
-        "value": {
-            "refId": "bet-123",
-            "type": "BET",
-            "playerId": "p-1",
-            "amountCents": 250,
-            "currency": "EUR",
-            "roundId": "r-9",
-            "gameId": "slot-7",
-            "originalRefId": None,
-            "roundClosed": False,
-            "metadata": {},
-        }
-    },
-    "refund": {
-        "value": {
-            "refId": "refund-123",
-            "type": "REFUND",
-            "playerId": "p-1",
-            "amountCents": 250,
-            "currency": "EUR",
-            "originalRefId": "bet-123",
-        }
-    },
-}
+_INFO = """The RGS API of Integration Hub (its contract: docs/contract.md in the repository; a guide:
+docs/integrating.md). Every `/v1` request is signed (security scheme `signature`). A POST carries an
+`Idempotency-Key`; sending the same request again with the same key is always safe and answers with the
+original outcome (`Idempotent-Replayed: true`). A POST answers with the outcome (201, 404, 422, 502) or, when
+the ledger has not finished within the budget, 202 + `Location`: poll it, or wait for the result webhook
+(`webhooks`). Each error code has a retry class (`x-retry` in `ErrorCode`): `fix` the request, `final`
+outcome, or `retry` the same request with the same key after `Retry-After`."""
+
+_ACCEPTED = (
+    "Admitted, still PENDING/PROCESSING when the budget ran out. It will finish on its own: poll `Location` "
+    "(GET, signed) until the status is final, or wait for its webhook. Re-sending the POST with the same key "
+    "also answers with the outcome once there is one."
+)
 
 
 def _post_transaction() -> dict[str, Any]:
     return {
         "operationId": "createTransaction",
         "summary": "Admit a BET, WIN or REFUND and wait (bounded) for its outcome",
+        "security": SIGNED,
         "parameters": [
-            *_SIGNED,
+            _CORRELATION_PARAM,
             _header(
                 IDEMPOTENCY_HEADER,
                 "1-255 printable characters, scoped per client",
@@ -133,11 +142,27 @@ def _post_transaction() -> dict[str, Any]:
         ],
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _ref(TransactionRequest), "examples": _REQUEST_EXAMPLES}},
+            "content": {"application/json": {"schema": _ref(TransactionRequest), "examples": REQUEST_EXAMPLES}},
         },
         "responses": {
-            "201": _json(Transaction, "COMPLETED within the budget", _REPLAYED),
-            "202": _json(Transaction, "still PENDING/PROCESSING when the budget ran out", {**_REPLAYED, **_LOCATION}),
+            "201": _json(
+                Transaction, "COMPLETED within the budget", _REPLAYED, {"completed": transaction_example("COMPLETED")}
+            ),
+            "202": {
+                **_json(
+                    Transaction,
+                    _ACCEPTED,
+                    {**_REPLAYED, **_LOCATION},
+                    {"pending": transaction_example("PENDING"), "processing": transaction_example("PROCESSING")},
+                ),
+                "links": {
+                    "followLocation": {
+                        "operationId": "getTransaction",
+                        "parameters": {"refId": "$response.body#/refId"},
+                        "description": "Poll until status is COMPLETED, REJECTED or FAILED (or wait for the webhook)",
+                    }
+                },
+            },
             **_AUTH_ERRORS,
             "400": _error(
                 [ErrorCode.INVALID_REQUEST], "malformed JSON, missing or wrong fields, bad headers; per-field details"
@@ -162,7 +187,7 @@ def _post_transaction() -> dict[str, Any]:
                 _REPLAYED,
             ),
             "429": _error([ErrorCode.RATE_LIMITED], "admission backlog over its bound", _RETRY_AFTER),
-            "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the transaction FAILED", _REPLAYED),
+            "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the transaction FAILED (a BET was cancelled)", _REPLAYED),
             "503": _error(
                 [ErrorCode.SERVICE_UNAVAILABLE], "Kafka or PostgreSQL unreachable: nothing accepted", _RETRY_AFTER
             ),
@@ -175,9 +200,14 @@ def _get_transaction() -> dict[str, Any]:
     return {
         "operationId": "getTransaction",
         "summary": "The transaction's current state",
-        "parameters": [ref_param, *_SIGNED],
+        "security": SIGNED,
+        "parameters": [ref_param, _CORRELATION_PARAM],
         "responses": {
-            "200": _json(Transaction, "the transaction"),
+            "200": _json(
+                Transaction,
+                "the transaction, in whatever state it is (a REJECTED one carries `reason`)",
+                examples={"completed": transaction_example("COMPLETED"), "pending": transaction_example("PENDING")},
+            ),
             **_AUTH_ERRORS,
             "404": _error([ErrorCode.TRANSACTION_NOT_FOUND], "no such transaction of this client"),
             "503": _error([ErrorCode.SERVICE_UNAVAILABLE], "PostgreSQL unreachable", _RETRY_AFTER),
@@ -190,28 +220,33 @@ def _get_balance() -> dict[str, Any]:
     return {
         "operationId": "getBalance",
         "summary": "The player's wallet balance (an operator call: it spends the shared operator budget)",
-        "parameters": [player_param, *_SIGNED],
+        "security": SIGNED,
+        "parameters": [player_param, _CORRELATION_PARAM],
         "responses": {
-            "200": _json(Balance, "balance"),
+            "200": _json(
+                Balance, "balance", examples={"balance": {"playerId": "p-1", "balanceCents": 9750, "currency": "EUR"}}
+            ),
             **_AUTH_ERRORS,
             "404": _error([ErrorCode.PLAYER_NOT_FOUND], "the operator does not know the player"),
             "429": _error([ErrorCode.RATE_LIMITED], "operator budget spent", _RETRY_AFTER),
-            "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the operator did not answer"),
+            "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the operator did not answer; retry", retryable=True),
         },
     }
 
 
 def build_document() -> dict[str, Any]:
     _, schemas = models_json_schema(_MODELS, by_alias=True, ref_template=_REF)
+    components = {**schemas.get("$defs", {}), "ErrorCode": error_code_schema()}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Integration Hub gateway", "version": "1.0.0"},
+        "info": {"title": "Integration Hub gateway", "version": "1.0.0", "description": _INFO},
         "paths": {
             "/v1/transactions": {"post": _post_transaction()},
             "/v1/transactions/{refId}": {"get": _get_transaction()},
             "/v1/players/{playerId}/balance": {"get": _get_balance()},
         },
-        "components": {"schemas": schemas.get("$defs", {})},
+        "webhooks": webhooks(_ref(WebhookBody)),
+        "components": {"schemas": components, "securitySchemes": security_schemes()},
     }
 
 

@@ -31,8 +31,10 @@ class GatewaySettings(BaseSettings):
     admission_lock_timeout_ms: int = Field(default=250, ge=1)
     in_progress_retry_after_s: int = Field(default=1, ge=1)
     # Connections of the admission pool, all opened at start-up and kept open (their prepared statements with
-    # them). Each admission holds one from its insert until Kafka acknowledged the command and it committed.
-    admission_pool_size: int = Field(default=20, ge=1)
+    # them). Each admission holds one from its insert until Kafka acknowledged the command and it committed
+    # (a few ms): 6 admit thousands per second, and keep the connection budget (docs/deploy.md) within
+    # PostgreSQL's default max_connections at the documented replica counts.
+    admission_pool_size: int = Field(default=6, ge=1)
     # The longest a POST waits for Kafka to acknowledge its command. The producer's own request timeout is
     # derived from it (see `producer_request_timeout_ms`), so that aiokafka has given up on an unacknowledged
     # record before the gateway answers 503: no buffered record can reach the broker after that answer.

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from hub_common import db
 from hub_common import kafka as hub_kafka
-from hub_common.http import Ops, background
-from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
+from hub_common.http import Ops, background, closing
+from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_ledger import gauges, jobs, metrics
 from hub_ledger.consumer import CommandConsumer
@@ -51,10 +51,8 @@ def create_app(settings: LedgerSettings) -> web.Application:
     async def database_ok() -> bool:
         return LEDGER in app and await db.ping(app[LEDGER].pool)
 
-    async def kafka_ok() -> bool:
-        return await hub_kafka.ping(settings.kafka)
-
-    ops = Ops(SERVICE, {"kafka": kafka_ok, "database": database_ok})
+    kafka_probe = KafkaProbe(settings.kafka)
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": database_ok})
     app[OPS] = ops
     ops.add_routes(app)
 
@@ -115,6 +113,7 @@ def create_app(settings: LedgerSettings) -> web.Application:
         return app[LEDGER]
 
     # The factories below run at start-up, after `resources` has built the ledger: hence the lambdas.
+    app.cleanup_ctx.append(closing(kafka_probe.close))
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(background("outbox-relay", lambda: ledger().relay.run()))  # noqa: PLW0108
     app.cleanup_ctx.append(background("command-consumer", lambda: ledger().commands.run()))  # noqa: PLW0108

@@ -20,3 +20,11 @@ WEBHOOKS_PURGED = Counter("hub_ledger_webhooks_purged_total", "DELIVERED webhook
 WEBHOOK_PURGE_RUNS = Counter("hub_ledger_webhook_purge_runs_total", "webhook_outbox purge runs", ["result"])
 GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
+
+# Children created at import (service start) at 0: increase() over a counter whose series appears with its first
+# event misses that event, and the credit alert must fire on the very first one.
+for _type in ("WIN", "REFUND", "CANCEL"):
+    CREDIT_FAILED.labels(_type)
+for _type in ("BET", "WIN", "REFUND"):
+    for _status in ("COMPLETED", "REJECTED", "FAILED"):
+        TRANSITIONS.labels(_type, _status)

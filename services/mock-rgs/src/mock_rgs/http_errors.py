@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from hub_common.errors import SignatureError
+from hub_client import WebhookVerificationError
 
 
 def error_response(
@@ -20,7 +20,7 @@ def error_response(
     return web.json_response({"error": error}, status=status)
 
 
-def signature_error(exc: SignatureError) -> web.Response:
+def signature_error(exc: WebhookVerificationError) -> web.Response:
     return error_response(401, exc.code, exc.message)
 
 

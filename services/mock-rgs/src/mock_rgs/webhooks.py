@@ -12,8 +12,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
-from hub_common.errors import SignatureError
-from hub_common.signing import verify_webhook
+from hub_client import WebhookVerificationError
+from hub_client.signing import verify_signatures
 from mock_rgs import http_errors
 from mock_rgs.models import Delivery
 from mock_rgs.state import RgsState
@@ -26,6 +26,7 @@ DELIVERIES = Counter("mock_rgs_webhooks_total", "Webhook deliveries received, by
 class WebhookReceiver:
     def __init__(self, state: RgsState) -> None:
         self._state = state
+        self._secrets = [secret.get_secret_value() for secret in state.settings.secrets]
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/webhooks", self.receive)
@@ -35,14 +36,15 @@ class WebhookReceiver:
         raw = await request.read()
         headers = request.headers
         try:
-            verify_webhook(
-                self._state.settings.secrets,
+            # The RGS side of the contract, as an RGS does it: with the client library's verification.
+            verify_signatures(
                 request.headers,
                 raw,
+                self._secrets,
                 now=self._state.clock(),
                 tolerance_s=self._state.settings.timestamp_tolerance_s,
             )
-        except SignatureError as exc:
+        except WebhookVerificationError as exc:
             self._record(headers, raw, received_at, verified=False, status=401)
             log.warning("webhook signature rejected", extra={"reason": exc.message})
             return http_errors.signature_error(exc)

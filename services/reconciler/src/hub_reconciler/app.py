@@ -11,15 +11,15 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background, stop_process
-from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.http import Ops, background, closing, stop_process
+from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, SWEEP, TRANSACTIONS, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, Priority
 from hub_reconciler.daily import DailyReconciliation
 from hub_reconciler.emitter import MismatchEmitter
 from hub_reconciler.feed import FeedPoller, OperatorFeedClient
 from hub_reconciler.report import RangeReconciler
 from hub_reconciler.settings import ReconcilerSettings
-from hub_reconciler.stream import SWEEP, JoinStream, OnFatal
+from hub_reconciler.stream import JoinStream, OnFatal
 
 SERVICE = "reconciler"
 
@@ -37,8 +37,7 @@ def _fatal(exc: BaseException) -> None:
 def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> web.Application:
     app = web.Application()
 
-    async def kafka_ok() -> bool:
-        return await kafka.ping(settings.kafka)
+    kafka_probe = KafkaProbe(settings.kafka)
 
     async def database_ok() -> bool:
         return POOL in app and await db.ping(app[POOL])
@@ -46,7 +45,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
     async def stream_ok() -> bool:
         return STREAM in app and app[STREAM].healthy
 
-    ops = Ops(SERVICE, {"kafka": kafka_ok, "database": database_ok, "stream": stream_ok})
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": database_ok, "stream": stream_ok})
     ops.add_routes(app)
 
     async def topics(_: web.Application) -> AsyncIterator[None]:
@@ -86,7 +85,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         ops.ready = False
         await join.stop()
 
-    app.cleanup_ctx.extend([topics, producer, pool, feed, stream])
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, feed, stream])
 
     if settings.feed_enabled:
 

@@ -14,3 +14,7 @@ DAILY_RUNS = Counter("hub_reconciliation_daily_runs_total", "Daily reconciliatio
 LAST_DAILY_SUCCESS = Gauge(
     "hub_reconciliation_daily_last_success_timestamp_seconds", "When the daily reconciliation last succeeded"
 )
+
+# At 0 from the start, so that increase() sees the first failed run (the series would otherwise appear with it).
+for _outcome in ("ok", "failed"):
+    DAILY_RUNS.labels(_outcome)

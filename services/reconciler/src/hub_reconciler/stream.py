@@ -20,7 +20,7 @@ import faust
 
 from hub_common.envelope import Envelope, EnvelopeError, decode, wrap
 from hub_common.errors import InfrastructureError
-from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, SWEEP, TRANSACTIONS, KafkaProducer
 from hub_common.schemas import TransactionEvent
 from hub_common.telemetry import correlation_scope, new_correlation_id
 from hub_reconciler.compare import is_due, is_expired
@@ -32,7 +32,6 @@ from hub_reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
 
-SWEEP = "hub.reconciliation.sweep"
 JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS, SWEEP)
 _MAX_BACKOFF_S = 5.0
 

@@ -12,12 +12,20 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background
-from hub_common.kafka import TRANSACTIONS, WEBHOOKS_DLQ, KafkaConsumer, KafkaProducer, Record, retry_topic
+from hub_common.http import Ops, background, closing
+from hub_common.kafka import (
+    TRANSACTIONS,
+    WEBHOOKS_DLQ,
+    KafkaConsumer,
+    KafkaProbe,
+    KafkaProducer,
+    Record,
+    retry_topic,
+)
+from hub_common.schemas import WebhookRetry
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.endpoints import Endpoints
 from hub_dispatcher.loop import ConsumerLoop
-from hub_dispatcher.messages import WebhookRetry
 from hub_dispatcher.policy import RetryPolicy
 from hub_dispatcher.sender import Sender
 from hub_dispatcher.settings import DispatcherSettings
@@ -49,7 +57,8 @@ def _due_at(record: Record) -> datetime:
 def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
-    ops = Ops(SERVICE, {"kafka": lambda: kafka.ping(settings.kafka), "database": lambda: db.ping(app[POOL])})
+    kafka_probe = KafkaProbe(settings.kafka)
+    ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": lambda: db.ping(app[POOL])})
     app[OPS] = ops
     ops.add_routes(app)
 
@@ -117,7 +126,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
 
     # Writes before the loops: cleanup runs in reverse, so the loops stop (and drain) while writes still flush.
     writes = background("writes", functools.partial(_run_writes, app))
-    app.cleanup_ctx.extend([topics, producer, pool, session, pipeline, consumers, writes])
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, session, pipeline, consumers, writes])
     # The loops exist only once `consumers` ran, hence factories that look them up when started.
     app.cleanup_ctx.extend(
         background(f"consumer-{index}", functools.partial(_run_loop, app, index))

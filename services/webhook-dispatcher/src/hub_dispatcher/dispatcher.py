@@ -22,11 +22,18 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from hub_common.envelope import EnvelopeError, wrap
 from hub_common.kafka import WEBHOOKS_DLQ, KafkaProducer, Record, retry_topic
-from hub_common.schemas import EVENT_TYPES, TransactionEvent, WebhookBody
+from hub_common.schemas import (
+    EVENT_TYPES,
+    Attempt,
+    Outcome,
+    TransactionEvent,
+    WebhookBody,
+    WebhookDeadLetter,
+    WebhookRetry,
+)
 from hub_common.telemetry import CORRELATION_HEADER, context_from_kafka, correlation_scope, http_trace_headers
 from hub_dispatcher import metrics
 from hub_dispatcher.endpoints import Endpoint, Endpoints
-from hub_dispatcher.messages import Attempt, Outcome, WebhookDeadLetter, WebhookRetry
 from hub_dispatcher.policy import RetryPolicy, classify
 from hub_dispatcher.sender import Sender
 from hub_dispatcher.store import Claim, Finished, NewRow, OutboxRow, OutboxStore

@@ -10,6 +10,7 @@ import aiohttp
 from prometheus_client import Counter, Histogram
 from pydantic import SecretStr
 
+from hub_common.schemas import Outcome
 from hub_common.signing import WebhookSigner
 from hub_dispatcher import metrics
 from hub_dispatcher.breaker import BreakerState, CircuitBreaker
@@ -34,6 +35,9 @@ class Endpoint:
         self.signer = WebhookSigner(self.secrets)
         self.client_timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         self.latency = metrics.LATENCY.labels(endpoint=self.client_id)
+        # Every result's child exists from the start at 0, so increase()/rate() see the first event of each.
+        for result in (*(o.value for o in Outcome), "circuit_open"):
+            self._results[result] = metrics.DELIVERIES.labels(endpoint=self.client_id, result=result)
 
     def count(self, result: str) -> None:
         child = self._results.get(result)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from hub_dispatcher.messages import Outcome
+from hub_common.schemas import Outcome
 
 RETRYABLE_4XX = frozenset({408, 429})
 

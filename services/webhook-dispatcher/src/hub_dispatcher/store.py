@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 
 from hub_common.errors import DatabaseUnavailableError
-from hub_dispatcher.messages import Attempt
+from hub_common.schemas import Attempt
 
 T = TypeVar("T")
 

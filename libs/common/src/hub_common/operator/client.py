@@ -35,6 +35,10 @@ OPERATOR_CALLS = Counter(
     "hub_operator_calls_total", "Operator API calls by endpoint and outcome", ["endpoint", "outcome"]
 )
 OPERATOR_LATENCY = Histogram("hub_operator_call_seconds", "Operator API call latency", ["endpoint"])
+# At 0 from the start for the outcomes the alerts count with increase(): their first event is then seen.
+for _endpoint in ("post", "get", "balance"):
+    for _outcome in ("429", "500", "502", "503"):
+        OPERATOR_CALLS.labels(_endpoint, _outcome)
 
 _DEFAULT_RETRY_AFTER_S = 1.0
 

@@ -3,101 +3,59 @@
 `replay` hands a dead letter back to the dispatcher (runbook reset of its `webhook_outbox` row, recreated
 from the dead letter if the row is gone), so it is sent again re-signed with a fresh timestamp, with
 `X-Replay: true` and the same eventId; each replay is written to `audit_log` (who, when, which event, the
-selection used). Webhooks delivered since are skipped. `--rate` caps replays per second so a bulk replay does
-not flood the RGS; `--dry-run` lists what would be replayed. The time range applies to `deadLetteredAt`.
+selection used). Webhooks delivered since are skipped. A replay needs a selection (`--id`, a filter, or `--all`)
+and a confirmation (`--yes`); `--rate` caps replays per second so a bulk replay does not flood the RGS;
+`--dry-run` lists what would be replayed. The time range applies to `deadLetteredAt`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from hub_common.envelope import EnvelopeError, decode
 from hub_common.kafka import WEBHOOKS_DLQ
+from hub_common.kafka_scan import scan
+from hub_common.schemas import WebhookDeadLetter
 from hub_common.settings import KafkaSettings
-from hub_dispatcher.messages import WebhookDeadLetter
-from hubctl.commands.webhooks import (
-    Pacer,
-    add_bulk_options,
-    add_filters,
-    audit,
-    reset_row,
-    run_db,
-    selection,
-)
-from hubctl.context import HubctlSettings, connect
-from hubctl.output import json_flag, render
-from hubctl.progress import Progress, wanted
+from hubctl import audit
+from hubctl.bulk import Pacer, add_bulk_options, add_filters, confirm, selection
+from hubctl.cli import Subparsers, command, group
+from hubctl.commands.webhooks import reset_row
+from hubctl.context import HubctlSettings, connection
+from hubctl.errors import HubctlError
+from hubctl.output import progress, progress_wanted, render
 
 COLUMNS = ["eventId", "eventType", "clientId", "playerId", "retryCount", "deadLetteredAt", "reason"]
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("dlq", help="webhook dead letters: list, show, replay")
-    nested = parser.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+def register(sub: Subparsers) -> None:
+    nested = group(sub, "dlq", help="webhook dead letters: list, show, replay", dest="dlq_command")
 
-    listing = nested.add_parser("list", help="dead letters matching the filters")
+    listing = command(nested, "list", help="dead letters matching the filters", handler=run_list)
     add_filters(listing, time_of="dead-lettered")
     listing.add_argument("--limit", type=int, default=100)
-    json_flag(listing)
-    listing.set_defaults(handler=run_list)
 
-    show = nested.add_parser("show", help="one dead letter with every attempt")
+    show = command(nested, "show", help="one dead letter with every attempt", handler=run_show)
     show.add_argument("event_id")
-    json_flag(show)
-    show.set_defaults(handler=run_show)
 
-    replay = nested.add_parser("replay", help="send dead letters again (re-signed, X-Replay: true)")
+    replay = command(nested, "replay", help="send dead letters again (re-signed, X-Replay: true)", handler=run_replay)
     add_filters(replay, time_of="dead-lettered")
     replay.add_argument("--id", dest="ids", action="append", default=[], help="eventId (repeatable)")
-    add_bulk_options(replay, default_rate=10.0)
-    replay.add_argument("--reason", default="dead letter replayed via hubctl")
-    json_flag(replay)
-    replay.set_defaults(handler=run_replay)
-
-
-async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    try:
-        await admin.start()
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return [TopicPartition(topic, p["partition"]) for d in described if d["error_code"] == 0 for p in d["partitions"]]
+    replay.add_argument("--all", action="store_true", help="every dead letter (a replay needs a selection)")
+    add_bulk_options(replay, default_rate=10.0, reason="dead letter replayed via hubctl")
 
 
 async def read_dead_letters(settings: KafkaSettings) -> list[WebhookDeadLetter]:
     """Every dead letter on the topic, the latest record per eventId (a redelivery may re-emit one)."""
-    tps = await _partitions(settings, settings.topic(WEBHOOKS_DLQ))
-    if not tps:
-        return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     latest: dict[str, WebhookDeadLetter] = {}
-    try:
-        await consumer.start()
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if end[tp] > 0}
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=1000)
-            for messages in fetched.values():
-                for msg in messages:
-                    letter = _parse(msg.value)
-                    if letter is not None:
-                        latest[letter.event_id] = letter
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    for record in (await scan(settings, [settings.topic(WEBHOOKS_DLQ)])).records:
+        letter = _parse(record.value)
+        if letter is not None:
+            latest[letter.event_id] = letter
     return sorted(latest.values(), key=lambda d: d.dead_lettered_at)
 
 
@@ -135,23 +93,16 @@ def summary(letter: WebhookDeadLetter) -> dict[str, Any]:
     }
 
 
-def _load(settings: HubctlSettings) -> list[WebhookDeadLetter]:
-    try:
-        return asyncio.run(read_dead_letters(settings.kafka))
-    except (KafkaError, OSError) as exc:
-        raise SystemExit(f"hubctl: cannot read Kafka at {settings.kafka.bootstrap_servers}: {exc!r}") from exc
-
-
-def run_list(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    found = [summary(d) for d in _load(settings) if matches(d, args)][: args.limit]
+async def run_list(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    found = [summary(d) for d in await read_dead_letters(settings.kafka) if matches(d, args)][: args.limit]
     render(found, as_json=args.json, columns=COLUMNS)
     return 0
 
 
-def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    letter = next((d for d in _load(settings) if d.event_id == args.event_id), None)
+async def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    letter = next((d for d in await read_dead_letters(settings.kafka) if d.event_id == args.event_id), None)
     if letter is None:
-        raise SystemExit(f"hubctl: no dead letter for event {args.event_id}")
+        raise HubctlError(f"no dead letter for event {args.event_id}")
     if args.json:
         render(letter.to_wire(), as_json=True)
     else:
@@ -162,7 +113,7 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
 
 
 async def replay_one(
-    conn: asyncpg.Connection, letter: WebhookDeadLetter, *, actor: str, reason: str, request: dict[str, Any]
+    conn: asyncpg.Connection, letter: WebhookDeadLetter, *, actor: audit.Actor, reason: str, request: dict[str, Any]
 ) -> str:
     """Reset the outbox row (or recreate it from the dead letter) so the dispatcher sends it again."""
     what = {"status": "PENDING", "retryCount": 0, "deadLetteredAt": letter.dead_lettered_at, "request": request}
@@ -180,7 +131,8 @@ async def replay_one(
             orjson.dumps(letter.body).decode(),
         )
         if created:
-            await audit(conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason, before=None, after=what)
+            entry = audit.Entry(audit.WEBHOOK, letter.event_id, audit.DLQ_REPLAY, reason, None, what)
+            await audit.write(conn, actor, entry)
             return "replayed (row recreated)"
         row = await conn.fetchrow(
             "SELECT status, retry_count, last_error FROM webhook_outbox WHERE id = $1::uuid FOR UPDATE",
@@ -190,35 +142,33 @@ async def replay_one(
             # Delivered since (or already on its way again): a replay would only send a duplicate.
             return f"skipped: {row['status'] if row is not None else 'gone'}"
         await reset_row(conn, letter.event_id)
-        await audit(
-            conn, letter.event_id, actor=actor, action="dlq.replay", reason=reason, before=dict(row), after=what
+        await audit.write(
+            conn, actor, audit.Entry(audit.WEBHOOK, letter.event_id, audit.DLQ_REPLAY, reason, dict(row), what)
         )
         return "replayed"
 
 
-def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    pacer = Pacer(args.rate)
-    chosen = [d for d in _load(settings) if matches(d, args)]
+async def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
     request = selection(args)
-
-    async def go() -> list[dict[str, Any]]:
-        if args.dry_run:
-            return [{**summary(d), "result": "would replay"} for d in chosen]
-        conn = await connect(settings)
-        bar = Progress("replay", len(chosen), enabled=wanted(args.progress))
-        results = []
-        try:
+    if not request and not args.all:
+        raise HubctlError("give a selection (--id, --from/--to, --event-type, --error, --player, --client) or --all")
+    pacer = Pacer(args.rate)
+    chosen = [d for d in await read_dead_letters(settings.kafka) if matches(d, args)]
+    columns = ["eventId", "eventType", "playerId", "deadLetteredAt", "result"]
+    if args.dry_run or not chosen:
+        render([{**summary(d), "result": "would replay"} for d in chosen], as_json=args.json, columns=columns)
+        return 0
+    actor = audit.actor(settings)
+    confirm(f"Replay {len(chosen)} dead letter(s)?", assume_yes=args.yes)
+    results = []
+    async with connection(settings) as conn:
+        with progress("replay", len(chosen), enabled=progress_wanted(args.progress)) as advance:
             for letter in chosen:
                 await pacer.wait()
                 outcome = await replay_one(
-                    conn, letter, actor=settings.hubctl_actor, reason=args.reason, request=request
+                    conn, letter, actor=actor, reason=args.reason, request=request or {"all": True}
                 )
                 results.append({**summary(letter), "result": outcome})
-                bar.advance()
-        finally:
-            bar.close()
-            await conn.close()
-        return results
-
-    render(run_db(go), as_json=args.json, columns=["eventId", "eventType", "playerId", "deadLetteredAt", "result"])
+                advance()
+    render(results, as_json=args.json, columns=columns)
     return 0

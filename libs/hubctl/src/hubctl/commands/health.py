@@ -10,13 +10,13 @@ import aiohttp
 import asyncpg
 
 from hub_common import kafka
+from hubctl.cli import Subparsers, command
 from hubctl.context import HubctlSettings
 from hubctl.output import render
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("health", help="health of every service, the database and Kafka")
-    parser.set_defaults(handler=run)
+def register(sub: Subparsers) -> None:
+    command(sub, "health", help="health of every service, the database and Kafka", handler=run)
 
 
 async def _service(session: aiohttp.ClientSession, name: str, url: str) -> dict[str, Any]:
@@ -51,7 +51,7 @@ async def gather(settings: HubctlSettings) -> list[dict[str, Any]]:
     return rows
 
 
-def run(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    rows = asyncio.run(gather(settings))
+async def run(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    rows = await gather(settings)
     render(rows, as_json=args.json, columns=["component", "status", "detail"])
     return 0 if all(r["status"] == "ok" for r in rows) else 1

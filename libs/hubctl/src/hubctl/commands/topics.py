@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from hub_common.kafka import translate
 from hub_common.settings import KafkaSettings
+from hubctl.cli import Subparsers, command
 from hubctl.context import HubctlSettings
 from hubctl.output import render
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("topics", help="messages, consumer lag per group and DLQ depth per topic")
-    parser.set_defaults(handler=run)
+def register(sub: Subparsers) -> None:
+    command(sub, "topics", help="messages, consumer lag per group and DLQ depth per topic", handler=run)
 
 
 async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
@@ -38,6 +38,8 @@ async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
                 if tp in end and meta.offset >= 0:
                     per_topic = lag.setdefault(tp.topic, {})
                     per_topic[group_id] = per_topic.get(group_id, 0) + max(end[tp] - meta.offset, 0)
+    except KafkaError as exc:
+        raise translate(exc) from exc
     finally:
         await consumer.stop()
         await admin.close()
@@ -59,10 +61,7 @@ async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
     return rows
 
 
-def run(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    try:
-        rows = asyncio.run(collect(settings.kafka))
-    except (KafkaError, OSError) as exc:
-        raise SystemExit(f"hubctl: cannot read Kafka at {settings.kafka.bootstrap_servers}: {exc!r}") from exc
+async def run(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    rows = await collect(settings.kafka)
     render(rows, as_json=args.json, columns=["topic", "partitions", "messages", "dlq", "lag"])
     return 0

@@ -5,8 +5,8 @@
   the ledger it writes the audit row and the `hub.transactions` event (via event_outbox, which the ledger's
   relay publishes) in the same database transaction.
 - `replay` (runbook "Transaction Replay") runs only after the operator confirms it never saw the refId:
-  an open transaction's command is re-enqueued (a lost command); a FAILED WIN/REFUND goes back to PENDING
-  (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
+  an open transaction's command is re-enqueued (a lost command; audited); a FAILED WIN/REFUND goes back to
+  PENDING (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
   replayed: the ledger cancelled it at the operator, and the RGS was told so.
 """
 
@@ -32,8 +32,12 @@ from hub_common.operator import (
 )
 from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionEvent, TxStatus
 from hub_common.telemetry import kafka_headers, new_correlation_id
-from hubctl.context import HubctlSettings, connect
-from hubctl.output import json_flag, render
+from hubctl import audit
+from hubctl.bulk import add_change_options
+from hubctl.cli import Subparsers, command, group
+from hubctl.context import HubctlSettings, connect, create_pool
+from hubctl.errors import HubctlError
+from hubctl.output import render, section
 
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
@@ -42,36 +46,26 @@ COLUMNS = (
 )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("tx", help="transactions: show, stuck, resolve, replay")
-    nested = parser.add_subparsers(dest="tx_command", required=True, metavar="ACTION")
+def register(sub: Subparsers) -> None:
+    nested = group(sub, "tx", help="transactions: show, stuck, resolve, replay", dest="tx_command")
 
-    show = nested.add_parser("show", help="one transaction with its key, audit trail and events")
+    show = command(nested, "show", help="one transaction with its key, audit trail and events", handler=run_show)
     show.add_argument("ref_id")
-    json_flag(show)
-    show.set_defaults(handler=run_show)
 
-    stuck = nested.add_parser("stuck", help="PENDING/PROCESSING transactions older than --minutes (runbook)")
+    stuck_help = "PENDING/PROCESSING transactions older than --minutes (runbook)"
+    stuck = command(nested, "stuck", help=stuck_help, handler=run_stuck)
     stuck.add_argument("--minutes", type=float, default=5.0)
     stuck.add_argument("--limit", type=int, default=50)
-    json_flag(stuck)
-    stuck.set_defaults(handler=run_stuck)
 
-    resolve = nested.add_parser("resolve", help="finish an open transaction from the operator's record")
+    resolve_help = "finish an open transaction from the operator's record"
+    resolve = command(nested, "resolve", help=resolve_help, handler=run_resolve)
     resolve.add_argument("ref_id")
-    resolve.add_argument("--reason", default="manual intervention via hubctl")
-    resolve.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    json_flag(resolve)
-    resolve.set_defaults(handler=run_resolve)
+    add_change_options(resolve, reason="manual intervention via hubctl")
 
-    replay = nested.add_parser(
-        "replay", help="re-run an open or FAILED credit transaction the operator confirms it never saw"
-    )
+    replay_help = "re-run an open or FAILED credit transaction the operator confirms it never saw"
+    replay = command(nested, "replay", help=replay_help, handler=run_replay)
     replay.add_argument("ref_id")
-    replay.add_argument("--reason", default="replayed via hubctl")
-    replay.add_argument("--dry-run", action="store_true", help="look up the operator, change nothing")
-    json_flag(replay)
-    replay.set_defaults(handler=run_replay)
+    add_change_options(replay, reason="replayed via hubctl")
 
 
 async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -79,7 +73,7 @@ async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> 
         f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1" + (" FOR UPDATE" if lock else ""), ref_id
     )
     if row is None:
-        raise SystemExit(f"hubctl: no transaction with refId {ref_id}")
+        raise HubctlError(f"no transaction with refId {ref_id}")
     return row
 
 
@@ -135,7 +129,7 @@ def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
         ("audit", ["at", "action", "actor", "reason"]),
         ("events", ["event_id", "created_at", "published_at"]),
     ):
-        print(f"\n{title}:")
+        section(title)
         render(found[title], as_json=False, columns=columns)
     return 0
 
@@ -162,7 +156,7 @@ def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
 
 
 async def _finish(
-    conn: asyncpg.Connection, row: asyncpg.Record, outcome: dict[str, Any], *, actor: str, reason: str
+    conn: asyncpg.Connection, row: asyncpg.Record, outcome: dict[str, Any], *, actor: audit.Actor, reason: str
 ) -> asyncpg.Record:
     done = await conn.fetchrow(
         f"""UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
@@ -179,14 +173,8 @@ async def _finish(
         "UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now() WHERE transaction_id = $1", row["id"]
     )
     before = {"status": row["status"], "balanceCents": row["balance_cents"]}
-    await conn.execute(
-        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-           VALUES ('transaction', $1, 'manual-resolve', $2, $3::jsonb, $4::jsonb, $5)""",
-        str(row["id"]),
-        actor,
-        orjson.dumps(before).decode(),
-        orjson.dumps(outcome).decode(),
-        reason,
+    await audit.write(
+        conn, actor, audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_RESOLVE, reason, before, outcome)
     )
     code = ErrorCode(outcome["error_code"]) if outcome["error_code"] else None
     envelope = wrap(
@@ -221,7 +209,7 @@ async def _operator_record(
         await budget.acquire(Priority.CREDIT, timeout_s=120)
         return await client.get_transaction(row["ref_id"], correlation_id=row["correlation_id"] or "")
     except OperatorTechnicalError as exc:
-        raise SystemExit(f"hubctl: operator lookup failed: {exc.message}") from exc
+        raise HubctlError(f"operator lookup failed: {exc.message}") from exc
     finally:
         await budget.close()
         await client.close()
@@ -229,9 +217,10 @@ async def _operator_record(
 
 def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
     operator = _operator_settings(settings)
+    actor = None if args.dry_run else audit.actor(settings)
 
     async def go() -> dict[str, Any]:
-        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
+        pool = await create_pool(settings)
         try:
             row = await _row(pool, args.ref_id)
             if TxStatus(row["status"]).is_final:
@@ -243,14 +232,14 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
                 "balance_cents": record.balance_cents if record else None,
                 "operator_transaction_id": record.operator_transaction_id if record else None,
             }
-            if args.dry_run:
+            if actor is None:
                 return {"refId": args.ref_id, "result": "dry run: would finish", **outcome}
             async with pool.acquire() as conn, conn.transaction():
                 locked = await _row(conn, args.ref_id, lock=True)
                 if TxStatus(locked["status"]).is_final:
                     return {"refId": args.ref_id, "result": f"finished meanwhile: {locked['status']}"}
                 reason = f"{args.reason}: operator {'applied it' if record else 'never applied it'}"
-                await _finish(conn, locked, outcome, actor=settings.hubctl_actor, reason=reason)
+                await _finish(conn, locked, outcome, actor=actor, reason=reason)
             return {"refId": args.ref_id, "result": "resolved", **outcome}
         finally:
             await pool.close()
@@ -281,7 +270,7 @@ def _replay_refusal(row: asyncpg.Record) -> str | None:
     return None
 
 
-async def _reopen(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: str, reason: str) -> None:
+async def _reopen(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
     """FAILED -> PENDING with a fresh deadline, audited; the key goes back to PROCESSING."""
     await conn.execute(
         """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
@@ -293,22 +282,26 @@ async def _reopen(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: str, 
     await conn.execute(
         "UPDATE idempotency_keys SET status = 'PROCESSING', updated_at = now() WHERE transaction_id = $1", row["id"]
     )
-    await conn.execute(
-        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-           VALUES ('transaction', $1, 'manual-replay', $2, $3::jsonb, $4::jsonb, $5)""",
-        str(row["id"]),
-        actor,
-        orjson.dumps({"status": row["status"], "reason": row["reason"], "errorCode": row["error_code"]}).decode(),
-        orjson.dumps({"status": "PENDING"}).decode(),
-        reason,
+    before = {"status": row["status"], "reason": row["reason"], "errorCode": row["error_code"]}
+    entry = audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_REPLAY, reason, before, {"status": "PENDING"})
+    await audit.write(conn, actor, entry)
+
+
+async def _audit_requeue(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
+    """An open transaction keeps its state; the audit row records that its command was sent again, and by whom."""
+    before = {"status": row["status"], "attempts": row["attempts"]}
+    after = {"status": row["status"], "commandRequeued": True}
+    await audit.write(
+        conn, actor, audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_REPLAY, reason, before, after)
     )
 
 
 def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
     operator = _operator_settings(settings)
+    actor = None if args.dry_run else audit.actor(settings)
 
     async def go() -> dict[str, Any]:
-        pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=2)
+        pool = await create_pool(settings)
         try:
             row = await _row(pool, args.ref_id)
             if (refusal := _replay_refusal(row)) is not None:
@@ -318,7 +311,7 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                     "refId": args.ref_id,
                     "result": "refused: the operator has applied this transaction; use `hubctl tx resolve`",
                 }
-            if args.dry_run:
+            if actor is None:
                 return {"refId": args.ref_id, "result": "dry run: the operator never saw it; would replay"}
             producer = KafkaProducer(settings.kafka, client_id="hubctl")
             await producer.start()
@@ -328,7 +321,9 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                     if (refusal := _replay_refusal(locked)) is not None:
                         return {"refId": args.ref_id, "result": f"refused: {refusal}"}
                     if locked["status"] == TxStatus.FAILED:
-                        await _reopen(conn, locked, actor=settings.hubctl_actor, reason=args.reason)
+                        await _reopen(conn, locked, actor=actor, reason=args.reason)
+                    else:
+                        await _audit_requeue(conn, locked, actor=actor, reason=args.reason)
                     key = await conn.fetchval(
                         "SELECT key FROM idempotency_keys WHERE transaction_id = $1", locked["id"]
                     )

@@ -5,80 +5,58 @@
   dispatcher's sweep sends each again, re-signed with a fresh timestamp and `X-Replay: true`, same eventId.
 - FAILED rows (their retry record may be gone) and never-attempted PENDING rows get their next attempt
   re-published as a `WebhookRetry` record due now; the dispatcher's per-attempt claim keeps it to one POST.
-Every change writes an `audit_log` row: who (`HUBCTL_ACTOR`), when, which webhook and what was done.
+Every change writes an `audit_log` row: who (`HUBCTL_ACTOR`), when, which webhook and what was done. A bulk
+redrive asks for confirmation (`--yes` skips it); `--dry-run` lists what would be done.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time as clock
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
 from hub_common import kafka
 from hub_common.envelope import wrap
-from hub_common.errors import InfrastructureError
 from hub_common.kafka import KafkaProducer, retry_topic
-from hub_dispatcher.messages import WebhookRetry
-from hubctl.context import HubctlSettings, connect
-from hubctl.output import json_flag, render
-from hubctl.progress import Progress, wanted
+from hub_common.schemas import WebhookRetry
+from hubctl import audit
+from hubctl.bulk import Pacer, add_bulk_options, add_filters, confirm, selection
+from hubctl.cli import Subparsers, command, group
+from hubctl.context import HubctlSettings, connection
+from hubctl.errors import HubctlError
+from hubctl.output import progress, progress_wanted, render
 
 STATUSES = ("PENDING", "PROCESSING", "DELIVERED", "FAILED", "DEAD_LETTER")
 FAILED_STATUSES = ("FAILED", "DEAD_LETTER")
 REDRIVABLE = ("PENDING", "FAILED", "DEAD_LETTER")
 FAILED_COLUMNS = ["id", "event_type", "status", "retry_count", "next_retry_at", "last_error"]
 
-T = TypeVar("T")
 
+def register(sub: Subparsers) -> None:
+    nested = group(
+        sub,
+        "webhooks",
+        help="webhook deliveries in webhook_outbox: failures, details, redrive",
+        dest="webhooks_command",
+    )
 
-def time_bound(value: str, *, end: bool = False) -> datetime:
-    """ISO date or datetime (UTC if naive). A bare date as an upper bound means the whole day."""
-    if len(value) == 10:
-        day = datetime.combine(datetime.fromisoformat(value).date(), time(), tzinfo=UTC)
-        return day + timedelta(days=1) if end else day
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def add_filters(parser: argparse.ArgumentParser, *, time_of: str) -> None:
-    """The selection every listing and bulk action shares; `time_of` names the timestamp the range applies to."""
-    parser.add_argument("--from", dest="since", type=time_bound, help=f"{time_of} at or after (date or datetime)")
-    parser.add_argument("--to", dest="until", type=lambda v: time_bound(v, end=True), help=f"{time_of} before")
-    parser.add_argument("--event-type", help="e.g. transaction.completed")
-    parser.add_argument("--error", help="case-insensitive substring of the error")
-    parser.add_argument("--player", help="playerId of the transaction")
-    parser.add_argument("--client", help="RGS client id")
-
-
-def add_bulk_options(parser: argparse.ArgumentParser, *, default_rate: float) -> None:
-    parser.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    parser.add_argument("--rate", type=float, default=default_rate, help=f"items per second (default {default_rate:g})")
-    parser.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("webhooks", help="webhook deliveries in webhook_outbox: failures, details, redrive")
-    nested = parser.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
-
-    failed = nested.add_parser("failed", help="FAILED and DEAD_LETTER webhooks, newest first (runbook query 1)")
+    failed = command(
+        nested, "failed", help="FAILED and DEAD_LETTER webhooks, newest first (runbook query 1)", handler=run_failed
+    )
     failed.add_argument("--status", dest="statuses", action="append", choices=FAILED_STATUSES, help="repeatable")
     add_filters(failed, time_of="created")
     failed.add_argument("--limit", type=int, default=20)
-    json_flag(failed)
-    failed.set_defaults(handler=run_failed)
 
-    show = nested.add_parser("show", help="one webhook with its attempt history")
+    show = command(nested, "show", help="one webhook with its attempt history", handler=run_show)
     show.add_argument("id", help="webhook id (= eventId)")
-    json_flag(show)
-    show.set_defaults(handler=run_show)
 
-    redrive = nested.add_parser("redrive", help="send webhooks again from webhook_outbox (works without topics)")
+    redrive = command(
+        nested, "redrive", help="send webhooks again from webhook_outbox (works without topics)", handler=run_redrive
+    )
     redrive.add_argument("--id", dest="ids", action="append", default=[], help="webhook id (repeatable)")
     redrive.add_argument(
         "--status",
@@ -88,70 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="repeatable; default FAILED and DEAD_LETTER",
     )
     add_filters(redrive, time_of="created")
-    add_bulk_options(redrive, default_rate=50.0)
-    redrive.add_argument("--reason", default="redrive requested via hubctl")
-    json_flag(redrive)
-    redrive.set_defaults(handler=run_redrive)
-
-
-# --- shared plumbing (dlq.py uses it too) --------------------------------------------------------------------
-
-
-def run_db(go: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one command's work; a database or Kafka failure becomes a one-line message, not a traceback."""
-    try:
-        return asyncio.run(go())
-    except asyncpg.UndefinedTableError as exc:
-        raise SystemExit(f"hubctl: {exc} (run `hub-migrate` against DATABASE_URL first)") from exc
-    except asyncpg.PostgresError as exc:
-        raise SystemExit(f"hubctl: database error: {exc}") from exc
-    except InfrastructureError as exc:
-        raise SystemExit(f"hubctl: {exc}") from exc
-
-
-async def audit(
-    conn: asyncpg.Connection,
-    event_id: str,
-    *,
-    actor: str,
-    action: str,
-    reason: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-) -> None:
-    await conn.execute(
-        """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-           VALUES ('webhook_outbox', $1, $2, $3, $4::jsonb, $5::jsonb, $6)""",
-        event_id,
-        action,
-        actor,
-        orjson.dumps(before, default=str).decode() if before is not None else None,
-        orjson.dumps(after, default=str).decode(),
-        reason,
-    )
-
-
-class Pacer:
-    """Spaces starts `1/rate` apart on a fixed schedule, so slow items do not lower the rate further."""
-
-    def __init__(self, rate: float, *, clock_fn: Callable[[], float] = clock.monotonic) -> None:
-        if rate <= 0:
-            raise SystemExit("hubctl: --rate must be positive")
-        self._interval = 1 / rate
-        self._clock = clock_fn
-        self._next: float | None = None
-
-    async def wait(self) -> None:
-        now = self._clock()
-        if self._next is not None and self._next > now:
-            await asyncio.sleep(self._next - now)
-        self._next = max(now, self._next or now) + self._interval
-
-
-def selection(args: argparse.Namespace) -> dict[str, Any]:
-    """The filters as given, for the audit trail of a bulk action."""
-    keys = ("ids", "statuses", "since", "until", "event_type", "error", "player", "client")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None)}
+    add_bulk_options(redrive, default_rate=50.0, reason="redrive requested via hubctl")
 
 
 # --- queries ----------------------------------------------------------------------------------------------------
@@ -194,7 +109,7 @@ async def select_rows(
 class Redriver:
     """Acts on one row under a row lock; the audit row commits with the change or not at all."""
 
-    def __init__(self, conn: asyncpg.Connection, producer: KafkaProducer, *, actor: str, reason: str) -> None:
+    def __init__(self, conn: asyncpg.Connection, producer: KafkaProducer, *, actor: audit.Actor, reason: str) -> None:
         self._conn = conn
         self._producer = producer
         self._actor = actor
@@ -249,15 +164,8 @@ class Redriver:
         return topic
 
     async def _audit(self, event_id: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-        await audit(
-            self._conn,
-            event_id,
-            actor=self._actor,
-            action="webhook.redrive",
-            reason=self._reason,
-            before=before,
-            after=after,
-        )
+        entry = audit.Entry(audit.WEBHOOK, event_id, audit.WEBHOOK_REDRIVE, self._reason, before, after)
+        await audit.write(self._conn, self._actor, entry)
 
 
 async def reset_row(conn: asyncpg.Connection, event_id: str) -> None:
@@ -273,85 +181,79 @@ async def reset_row(conn: asyncpg.Connection, event_id: str) -> None:
 # --- commands ---------------------------------------------------------------------------------------------------
 
 
-def run_failed(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    async def go() -> list[dict[str, Any]]:
-        conn = await connect(settings)
-        try:
-            return await select_rows(conn, args, args.statuses or FAILED_STATUSES, order="DESC", limit=args.limit)
-        finally:
-            await conn.close()
-
-    render(run_db(go), as_json=args.json, columns=FAILED_COLUMNS)
+async def run_failed(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    async with connection(settings) as conn:
+        rows = await select_rows(conn, args, args.statuses or FAILED_STATUSES, order="DESC", limit=args.limit)
+    render(rows, as_json=args.json, columns=FAILED_COLUMNS)
     return 0
 
 
-def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
-    async def go() -> dict[str, Any] | None:
-        conn = await connect(settings)
-        try:
-            row = await conn.fetchrow(
-                """SELECT id::text AS id, transaction_id::text AS transaction_id, client_id, event_type, status,
-                          retry_count, next_retry_at, last_error, correlation_id, created_at, updated_at,
-                          delivered_at, attempts::text AS attempts, payload::text AS payload
-                   FROM webhook_outbox WHERE id = $1::uuid""",
-                args.id,
-            )
-        finally:
-            await conn.close()
-        if row is None:
-            return None
-        found = dict(row)
-        found["attempts"] = orjson.loads(found["attempts"])
-        found["payload"] = orjson.loads(found["payload"])
-        return found
-
-    found = run_db(go)
-    if found is None:
-        raise SystemExit(f"hubctl: no webhook {args.id}")
+async def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
+    async with connection(settings) as conn:
+        row = await conn.fetchrow(
+            """SELECT id::text AS id, transaction_id::text AS transaction_id, client_id, event_type, status,
+                      retry_count, next_retry_at, last_error, correlation_id, created_at, updated_at,
+                      delivered_at, attempts::text AS attempts, payload::text AS payload
+               FROM webhook_outbox WHERE id = $1::uuid""",
+            args.id,
+        )
+    if row is None:
+        raise HubctlError(f"no webhook {args.id}")
+    found = dict(row)
+    found["attempts"] = orjson.loads(found["attempts"])
+    found["payload"] = orjson.loads(found["payload"])
     if args.json:
         render(found, as_json=True)
-    else:
-        attempts = found.pop("attempts")
-        found.pop("payload")
-        render(found, as_json=False)
-        render(attempts, as_json=False, columns=["attempt", "at", "status", "latencyMs", "outcome", "error"])
+        return 0
+    attempts = found.pop("attempts")
+    found.pop("payload")
+    render(found, as_json=False)
+    render(attempts, as_json=False, columns=["attempt", "at", "status", "latencyMs", "outcome", "error"])
     return 0
 
 
-def run_redrive(args: argparse.Namespace, settings: HubctlSettings) -> int:
+async def run_redrive(args: argparse.Namespace, settings: HubctlSettings) -> int:
     if not args.ids and args.since is None:
-        raise SystemExit("hubctl: give --id or --from (a bulk redrive needs a time range)")
+        raise HubctlError("give --id or --from (a bulk redrive needs a time range)")
     pacer = Pacer(args.rate)
     # Named webhooks are looked at whatever their status, so the result says why one was skipped.
     statuses = args.statuses or list(STATUSES if args.ids else FAILED_STATUSES)
-    request = selection(args)
-
-    async def go() -> list[dict[str, Any]]:
-        conn = await connect(settings)
-        try:
-            rows = await select_rows(conn, args, statuses, order="ASC", limit=None)
-            if args.dry_run:
-                return [{**_brief(r), "result": "would redrive"} for r in rows]
-            producer = KafkaProducer(settings.kafka, client_id="hubctl")
-            await producer.start()
-            redriver = Redriver(conn, producer, actor=settings.hubctl_actor, reason=args.reason)
-            bar = Progress("redrive", len(rows), enabled=wanted(args.progress))
-            results = []
-            try:
-                for row in rows:
-                    await pacer.wait()
-                    outcome = await redriver.redrive(row["id"], request=request)
-                    results.append({**_brief(row), "result": outcome})
-                    bar.advance()
-            finally:
-                bar.close()
-                await producer.stop()
-            return results
-        finally:
-            await conn.close()
-
-    render(run_db(go), as_json=args.json, columns=["id", "event_type", "status", "player_id", "result"])
+    async with connection(settings) as conn:
+        rows = await select_rows(conn, args, statuses, order="ASC", limit=None)
+        if args.dry_run or not rows:
+            results = [{**_brief(r), "result": "would redrive"} for r in rows]
+        else:
+            actor = audit.actor(settings)
+            confirm(f"Redrive {len(rows)} webhook(s)?", assume_yes=args.yes)
+            results = await _redrive_all(conn, rows, settings=settings, args=args, actor=actor, pacer=pacer)
+    render(results, as_json=args.json, columns=["id", "event_type", "status", "player_id", "result"])
     return 0
+
+
+async def _redrive_all(
+    conn: asyncpg.Connection,
+    rows: list[dict[str, Any]],
+    *,
+    settings: HubctlSettings,
+    args: argparse.Namespace,
+    actor: audit.Actor,
+    pacer: Pacer,
+) -> list[dict[str, Any]]:
+    producer = KafkaProducer(settings.kafka, client_id="hubctl")
+    await producer.start()
+    redriver = Redriver(conn, producer, actor=actor, reason=args.reason)
+    request = selection(args)
+    results = []
+    try:
+        with progress("redrive", len(rows), enabled=progress_wanted(args.progress)) as advance:
+            for row in rows:
+                await pacer.wait()
+                outcome = await redriver.redrive(row["id"], request=request)
+                results.append({**_brief(row), "result": outcome})
+                advance()
+    finally:
+        await producer.stop()
+    return results
 
 
 def _brief(row: dict[str, Any]) -> dict[str, Any]:

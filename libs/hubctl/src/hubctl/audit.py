@@ -1,0 +1,77 @@
+"""Who changes what: the actor of a command and the `audit_log` rows it writes.
+
+Row shape (also used by the ledger and gateway): `entity` (`transaction`, `idempotency_key`, `webhook_outbox`),
+`entity_id` (transaction id, key id, webhook id), `action` (see the constants), `actor` (`HUBCTL_ACTOR`),
+`os_user` (set by the connection, see `hubctl.context`), `before`/`after` (JSON), `reason` (free text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hubctl.context import HubctlSettings, os_user
+from hubctl.errors import HubctlError
+
+TRANSACTION = "transaction"
+KEY = "idempotency_key"
+WEBHOOK = "webhook_outbox"
+
+# Actions hubctl writes (the gateway's is ADMITTED, the ledger's are its transitions: processing, completed, ...).
+TX_RESOLVE = "manual-resolve"
+TX_REPLAY = "manual-replay"
+KEY_COMPLETE = "key.complete"
+KEY_CLEANUP = "key.cleanup"
+WEBHOOK_REDRIVE = "webhook.redrive"
+DLQ_REPLAY = "dlq.replay"
+
+_INSERT = """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+             VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)"""
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    os_user: str
+
+
+def actor(settings: HubctlSettings) -> Actor:
+    """The actor of a changing command: `HUBCTL_ACTOR`, which only a development stack may leave unset."""
+    user = os_user()
+    if settings.hubctl_actor and settings.hubctl_actor.strip():
+        return Actor(settings.hubctl_actor.strip(), user)
+    if settings.hub_dev_mode:
+        return Actor(f"hubctl:{user}", user)
+    raise HubctlError(
+        "set HUBCTL_ACTOR (your name or ticket, e.g. HUBCTL_ACTOR=jane.doe) before changing anything; "
+        "only a development stack (HUB_DEV_MODE=1) defaults it to the OS user"
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    entity: str
+    entity_id: str
+    action: str
+    reason: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return orjson.dumps(value, default=str).decode() if value is not None else None
+
+
+async def write(conn: asyncpg.Connection, who: Actor, *entries: Entry) -> None:
+    """The audit rows of one change; call it inside the change's database transaction."""
+    await write_many(conn, who, entries)
+
+
+async def write_many(conn: asyncpg.Connection, who: Actor, entries: Iterable[Entry]) -> None:
+    rows = [(e.entity, e.entity_id, e.action, who.name, _json(e.before), _json(e.after), e.reason) for e in entries]
+    if rows:
+        await conn.executemany(_INSERT, rows)
