@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from hub_common.signing import verify_webhook
+from hub_client import verify_webhook
 from hub_devstack.docker_engine import DockerEngine
 from hub_devstack.procs import free_port
 from hub_gateway.client import GatewayClient, GatewayResponse
@@ -247,7 +247,8 @@ async def test_signed_requests_are_answered_201_and_202_and_their_webhooks_verif
             delivery = await _webhook(rgs, ref_id)
             assert delivery.verified and delivery.status == 200
             # Verified as an RGS would, independently of the mock: both signature families over the raw body.
-            verify_webhook([SecretStr(stack.env["WEBHOOK_SECRET"])], delivery.headers, orjson.dumps(delivery.body))
+            event = verify_webhook(delivery.headers, orjson.dumps(delivery.body), [stack.env["WEBHOOK_SECRET"]])
+            assert event.transaction.ref_id == ref_id
 
 
 async def test_the_runbooks_sql_runs_on_the_stacks_database(stack: Stack) -> None:
