@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 from hub_common.db import create_pool
@@ -24,8 +25,12 @@ async def test_produce_consume_roundtrip_and_poison_to_dlq(kafka_settings: Kafka
     producer = KafkaProducer(kafka_settings, client_id="smoke")
     await producer.start()
     consumer = KafkaConsumer(kafka_settings, [TRANSACTIONS], group_id="smoke", dlq_producer=producer, client_id="smoke")
-    dlq = KafkaConsumer(
-        kafka_settings, [TRANSACTIONS + ".dlq"], group_id="smoke-dlq", dlq_producer=producer, client_id="smoke"
+    # The dead letter is not an envelope: read it raw.
+    dlq = AIOKafkaConsumer(
+        kafka_settings.topic(TRANSACTIONS + ".dlq"),
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        group_id="smoke-dlq",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     await dlq.start()
@@ -45,7 +50,7 @@ async def test_produce_consume_roundtrip_and_poison_to_dlq(kafka_settings: Kafka
         assert dict(got[0].headers)["correlation-id"] == b"c-1"
         dead = []
         for _ in range(30):
-            dead.extend((await dlq.client.getmany(timeout_ms=500)).values())
+            dead.extend((await dlq.getmany(timeout_ms=500)).values())
             if dead:
                 break
         (msg,) = [m for msgs in dead for m in msgs]

@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from mock_rgs.app import create_app as create_rgs
 from mock_rgs.settings import MockRgsSettings
 from support.apps import serve
 from support.hubctl import hubctl_json
+from support.waits import eventually
 
 CLIENT = "rgs-demo"
 SECRETS = [SecretStr("wh-secret-old"), SecretStr("wh-secret-new")]
@@ -90,15 +91,6 @@ async def publish(ledger: KafkaProducer, *envelopes: Envelope) -> None:
         await ledger.send(TRANSACTIONS, envelope, key=envelope.payload["transaction"]["refId"])
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 60, what: str = "condition") -> None:
-    """Bounded polling: the test fails (not hangs) if the condition never holds."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def statuses(db: asyncpg.Connection, *event_ids: str) -> dict[str, str]:
     rows = await db.fetch(
         "SELECT id::text AS id, status FROM webhook_outbox WHERE id = ANY($1::uuid[])", list(event_ids)
@@ -150,7 +142,7 @@ class DispatcherProcess:
                 except (aiohttp.ClientError, OSError):
                     return False
 
-            await wait_for(ready, timeout_s=ready_timeout_s, what="dispatcher process ready")
+            await eventually(ready, timeout_s=ready_timeout_s, what="dispatcher process ready")
 
     async def kill(self) -> None:
         """SIGKILL: no cleanup, no commit, no goodbye to the consumer group."""

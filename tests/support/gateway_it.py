@@ -22,6 +22,7 @@ from hub_gateway.client import GatewayClient
 from hub_gateway.settings import GatewaySettings
 from hub_gateway.store import stored_from_row
 from support.apps import serve
+from support.waits import eventually
 
 CLIENT_ID = "rgs-a"
 SECRET = SecretStr("secret-a")
@@ -83,11 +84,9 @@ async def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
     )
     await consumer.start()
     try:
-        for _ in range(100):  # bounded: the assignment follows the first metadata answer
-            partitions = sorted(consumer.assignment())
-            if partitions:
-                break
-            await asyncio.sleep(0.1)
+        # The assignment follows the first metadata answer.
+        await eventually(lambda: bool(consumer.assignment()), step_s=0.1, what="a partition assignment")
+        partitions = sorted(consumer.assignment())
         ends = await consumer.end_offsets(partitions)
         records: list[Any] = []
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:

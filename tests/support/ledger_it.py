@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,16 +169,6 @@ async def watch_transactions(kafka: KafkaSettings, producer: KafkaProducer) -> A
         with suppress(asyncio.CancelledError):
             await task
         await consumer.stop()
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30, step_s: float = 0.05) -> None:
-    """Poll `predicate` until it holds (a bounded wait, not a timed assertion)."""
-
-    async def poll() -> None:
-        while not await predicate():  # noqa: ASYNC110 - database state has no event to wait on
-            await asyncio.sleep(step_s)
-
-    await asyncio.wait_for(poll(), timeout_s)
 
 
 async def send(producer: KafkaProducer, cmd: TransactionCommand) -> None:

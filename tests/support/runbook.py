@@ -4,7 +4,7 @@ The statements are parsed at test time (```sql blocks, `psql -c "..."` commands 
 interactive psql prompt in ```bash blocks), so a query added to the runbook is covered without touching a test.
 `<...>` placeholders are replaced by ids of seeded rows, and a statement with a placeholder must find its row.
 
-The statements run as a least-privilege role inside a transaction that is rolled back: the runbook's
+The statements run as the SRE role (hub_hubctl) inside a transaction that is rolled back: the runbook's
 "kill idle connections" query must not reach other sessions (a shared development cluster, or the services of a
 running stack), and its UPDATE/DELETE statements must not change the rows the next statement is checked against.
 Used by the schema test (tests/integration/ledger) and the compose stack test (tests/containers).
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -218,46 +215,40 @@ async def seed(conn: asyncpg.Connection) -> Seeded:
     return Seeded(done, "rb-done", webhook, "key-done", processing)
 
 
-@asynccontextmanager
-async def least_privilege_connection(admin_url: str, database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to `database_url` as a new role with table privileges only (not a superuser); dropped after."""
-    role = f"it_runbook_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    owner = await asyncpg.connect(database_url)
+# Break-glass statements: deleting a money record is beyond the SRE role (hub_hubctl); they run as the schema
+# owner, on purpose and visibly (docs/security.md). Everything else in the runbook runs as the SRE role.
+_OWNER_ONLY = re.compile(r"^DELETE FROM transactions\b")
+
+
+async def _run_rolled_back(conn: asyncpg.Connection, sql: str) -> str:
+    tx = conn.transaction()
+    await tx.start()
     try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{role}'")
-        await owner.execute(
-            f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"
-        )
-        parts = urlsplit(database_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        conn = await asyncpg.connect(urlunsplit(parts._replace(netloc=f"{role}:{role}@{host}")))
-        try:
-            yield conn
-        finally:
-            await conn.close()
+        return str(await conn.execute(sql))
     finally:
-        await owner.execute(f"DROP OWNED BY {role}")
-        await owner.close()
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.close()
+        await tx.rollback()
 
 
-async def failing_statements(conn: asyncpg.Connection, seeded: Seeded) -> list[str]:
-    """Run every runbook statement on `conn`, each in a transaction rolled back; the ones that fail, explained."""
+async def run_runbook(sre: asyncpg.Connection, owner: asyncpg.Connection) -> tuple[list[str], int]:
+    """Seed rows (as the schema owner), then run every runbook statement as the SRE role, each rolled back; a
+    break-glass statement must be refused to the SRE role and then runs as the owner. Returns the failures
+    (explained) and how many break-glass statements ran."""
     failures: list[str] = []
+    break_glass = 0
+    seeded = await seed(owner)
     for statement in runbook_statements(read_runbook()):
         sql = _PLACEHOLDER.sub(lambda m: seeded.value(m.group(1)), statement.sql)
-        tx = conn.transaction()
-        await tx.start()
+        conn = sre
+        if _OWNER_ONLY.match(sql):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await _run_rolled_back(sre, sql)
+            conn, break_glass = owner, break_glass + 1
         try:
-            status = await conn.execute(sql)
+            status = await _run_rolled_back(conn, sql)
         except asyncpg.PostgresError as exc:
             failures.append(f"line {statement.line}: {type(exc).__name__}: {exc}\n{sql}")
             continue
-        finally:
-            await tx.rollback()
         rows = int(status.split()[-1]) if status.split()[-1].isdigit() else 0
         if statement.placeholders and rows == 0:
             failures.append(f"line {statement.line}: found no row for {statement.placeholders} ({status})\n{sql}")
-    return failures
+    return failures, break_glass

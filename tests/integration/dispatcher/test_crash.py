@@ -15,7 +15,8 @@ import pytest
 from hub_common.kafka import TRANSACTIONS, KafkaProducer, ensure_topics
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from mock_rgs.models import Behaviour
-from support.dispatcher_it import DispatcherProcess, Rgs, dispatcher_settings, mock_rgs, publish, result_event, wait_for
+from support.dispatcher_it import DispatcherProcess, Rgs, dispatcher_settings, mock_rgs, publish, result_event
+from support.waits import eventually
 
 EVENTS = 300
 CONCURRENCY = 3
@@ -24,7 +25,7 @@ KILLS_AT = (60, 180)
 
 async def test_kill_9_twice_mid_stream_loses_no_event(
     kafka_settings: KafkaSettings,
-    db_settings: DatabaseSettings,
+    dispatcher_db: DatabaseSettings,
     database_url: str,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
@@ -42,7 +43,7 @@ async def test_kill_9_twice_mid_stream_loses_no_event(
             await rgs.admin.set_behaviour(Behaviour(delay_ms=40))
             settings = dispatcher_settings(
                 kafka_settings,
-                db_settings,
+                dispatcher_db,
                 rgs.url,
                 max_concurrency_per_endpoint=CONCURRENCY,
                 retry_schedule_ms=[200, 400],
@@ -62,7 +63,7 @@ async def test_kill_9_twice_mid_stream_loses_no_event(
                 await process.kill()
                 await process.start()
                 await _until_acknowledged(rgs, EVENTS, timeout_s=90)
-                await wait_for(lambda: _delivered(db, EVENTS), what="every row DELIVERED")
+                await eventually(lambda: _delivered(db, EVENTS), what="every row DELIVERED")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n--- dispatcher log ---\n{process.tail()}") from exc
             finally:
@@ -86,7 +87,7 @@ async def _until_acknowledged(rgs: Rgs, count: int, *, timeout_s: float = 60) ->
     async def enough() -> bool:
         return (await rgs.admin.webhooks()).acknowledged_events >= count
 
-    await wait_for(enough, timeout_s=timeout_s, what=f"{count} acknowledged webhooks")
+    await eventually(enough, timeout_s=timeout_s, what=f"{count} acknowledged webhooks")
 
 
 async def _delivered(db: asyncpg.Connection, count: int) -> bool:

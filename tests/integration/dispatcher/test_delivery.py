@@ -3,10 +3,9 @@ webhooks, a ledger stand-in that produces TransactionEvents, and a running dispa
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from hub_dispatcher.app import create_app
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from support.apps import serve
 from support.dispatcher_it import CLIENT, SECRETS
+from support.waits import eventually
 
 
 @dataclass
@@ -75,10 +75,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, receiver: Receiver) -> DispatcherSettings:
+def settings(kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, receiver: Receiver) -> DispatcherSettings:
     return DispatcherSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=dispatcher_db,
         endpoints={CLIENT: EndpointSettings(url=receiver.url, secrets=SECRETS)},
         retry_schedule_ms=[50, 100, 150],
         timeout_s=5,
@@ -120,15 +120,6 @@ async def publish(ledger: KafkaProducer, envelope: Envelope, headers: list[tuple
     await ledger.send(TRANSACTIONS, envelope, key=envelope.payload["transaction"]["refId"], headers=headers)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 60, what: str = "condition") -> None:
-    """Bounded polling: the test fails (not hangs) if the condition never holds."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def status_of(db: asyncpg.Connection, event_id: str) -> str | None:
     value: str | None = await db.fetchval("SELECT status FROM webhook_outbox WHERE id = $1::uuid", event_id)
     return value
@@ -163,7 +154,7 @@ async def read_dead_letters(consumer: KafkaConsumer, count: int) -> list[Webhook
         found.extend(r.envelope.payload_as(WebhookDeadLetter) for r in batch.records)
         return len(found) >= count
 
-    await wait_for(enough, what=f"{count} dead letter(s)")
+    await eventually(enough, what=f"{count} dead letter(s)")
     return found
 
 
@@ -190,8 +181,8 @@ async def test_final_event_is_delivered_once_signed_with_every_secret(
         await publish(ledger, final, headers=headers)
         await publish(ledger, final, headers=headers)  # the same record again: redelivery must not re-POST
 
-        await wait_for(lambda: _is(db, final.event_id, "DELIVERED"), what="delivery")
-        await wait_for(
+        await eventually(lambda: _is(db, final.event_id, "DELIVERED"), what="delivery")
+        await eventually(
             lambda: _equals(committed_total(kafka_settings, settings.consumer_group, TRANSACTIONS), 4),
             what="all four records committed",
         )
@@ -236,7 +227,7 @@ async def test_retried_after_server_errors_then_delivered_with_a_stable_id(
     rejected = event(transaction(TxStatus.REJECTED))
     async with running(settings):
         await publish(ledger, rejected)
-        await wait_for(lambda: _is(db, rejected.event_id, "DELIVERED"), what="delivery after retries")
+        await eventually(lambda: _is(db, rejected.event_id, "DELIVERED"), what="delivery after retries")
 
     deliveries = receiver.for_event(rejected.event_id)
     assert [d.headers["X-Attempt"] for d in deliveries] == ["1", "2", "3", "4"]
@@ -264,11 +255,11 @@ async def test_a_waiting_retry_blocks_neither_first_attempts_nor_is_sent_before_
     retried, fresh = event(transaction(TxStatus.COMPLETED)), event(transaction(TxStatus.COMPLETED))
     async with running(slow):
         await publish(ledger, retried)
-        await wait_for(lambda: _is(db, retried.event_id, "FAILED"), what="first failure")
+        await eventually(lambda: _is(db, retried.event_id, "FAILED"), what="first failure")
         due = await db.fetchval("SELECT next_retry_at FROM webhook_outbox WHERE id = $1::uuid", retried.event_id)
         await publish(ledger, fresh)
-        await wait_for(lambda: _is(db, retried.event_id, "DELIVERED"), what="retried delivery")
-        await wait_for(lambda: _is(db, fresh.event_id, "DELIVERED"), what="fresh delivery")
+        await eventually(lambda: _is(db, retried.event_id, "DELIVERED"), what="retried delivery")
+        await eventually(lambda: _is(db, fresh.event_id, "DELIVERED"), what="fresh delivery")
 
     order = [(d.body["eventId"], d.headers["X-Attempt"]) for d in receiver.deliveries]
     assert order == [(retried.event_id, "1"), (fresh.event_id, "1"), (retried.event_id, "2")]
@@ -311,7 +302,7 @@ async def test_exhausted_schedule_dead_letters_with_history_and_runbook_replay_r
                 SET status = 'PENDING', retry_count = 0, next_retry_at = NOW(), last_error = NULL
                 WHERE status = 'DEAD_LETTER' AND {day};"""
         )
-        await wait_for(lambda: _is(db, failed.event_id, "DELIVERED"), what="replayed delivery")
+        await eventually(lambda: _is(db, failed.event_id, "DELIVERED"), what="replayed delivery")
         summary = await db.fetch(f"SELECT status, COUNT(*) FROM webhook_outbox WHERE {day} GROUP BY status;")
 
     assert letter.event_id == failed.event_id
@@ -347,8 +338,8 @@ async def test_leftovers_of_a_crash_are_repaired(
     )
     async with running(settings.model_copy(update={"stale_processing_s": 60})):
         await publish(ledger, lost_retry)
-        await wait_for(lambda: _is(db, lost_retry.event_id, "DELIVERED"), what="re-emitted retry")
-        await wait_for(lambda: _is(db, stuck.event_id, "DELIVERED"), what="stale row taken over")
+        await eventually(lambda: _is(db, lost_retry.event_id, "DELIVERED"), what="re-emitted retry")
+        await eventually(lambda: _is(db, stuck.event_id, "DELIVERED"), what="stale row taken over")
 
     assert [d.headers["X-Attempt"] for d in receiver.for_event(lost_retry.event_id)] == ["2"]
     (taken_over,) = receiver.for_event(stuck.event_id)
@@ -392,9 +383,9 @@ async def test_open_circuit_skips_the_call_and_schedules_a_retry(
         await publish(ledger, first)
         await publish(ledger, second)
         for e in (first, second):
-            await wait_for(functools.partial(_is, db, e.event_id, "FAILED"), what="failed attempt")
+            await eventually(functools.partial(_is, db, e.event_id, "FAILED"), what="failed attempt")
         await publish(ledger, third)
-        await wait_for(lambda: _is(db, third.event_id, "FAILED"), what="skipped attempt")
+        await eventually(lambda: _is(db, third.event_id, "FAILED"), what="skipped attempt")
 
     assert receiver.for_event(third.event_id) == []
     row = await db.fetchrow("SELECT retry_count, last_error FROM webhook_outbox WHERE id = $1::uuid", third.event_id)
@@ -427,10 +418,10 @@ async def test_a_record_whose_ids_are_not_uuids_goes_to_the_dlq_and_the_others_a
                 parked.extend((await consumer.getmany(timeout_ms=200)).records)
                 return bool(parked)
 
-            await wait_for(dead_lettered, what="the malformed record in the dlq")
+            await eventually(dead_lettered, what="the malformed record in the dlq")
         finally:
             await consumer.stop()
-        await wait_for(lambda: _is(db, good.event_id, "DELIVERED"), what="the good event delivered")
+        await eventually(lambda: _is(db, good.event_id, "DELIVERED"), what="the good event delivered")
 
     (record,) = parked
     assert record.envelope.event_id == "not-a-uuid"

@@ -14,7 +14,8 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.app import create_app
 from hub_dispatcher.settings import EndpointSettings
 from support.apps import serve
-from support.dispatcher_it import CLIENT, SECRETS, all_in, dispatcher_settings, publish, result_event, wait_for
+from support.dispatcher_it import CLIENT, SECRETS, all_in, dispatcher_settings, publish, result_event
+from support.waits import eventually
 
 
 @dataclass
@@ -47,19 +48,19 @@ class SlowRgs:
 
 
 async def test_never_more_than_the_endpoints_concurrency_in_flight(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, ledger: KafkaProducer, database_url: str
+    kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, ledger: KafkaProducer, database_url: str
 ) -> None:
     rgs = SlowRgs(delay_s=0.2)
     async with serve(rgs.app()) as base:
         endpoint = EndpointSettings(url=base + "/webhooks", secrets=SECRETS, max_concurrency=2)
-        settings = dispatcher_settings(kafka_settings, db_settings, base, endpoints={CLIENT: endpoint})
+        settings = dispatcher_settings(kafka_settings, dispatcher_db, base, endpoints={CLIENT: endpoint})
         events = [result_event(player=f"p-{i}") for i in range(12)]
         async with serve(create_app(settings)):
             await publish(ledger, *events)
             db = await asyncpg.connect(database_url)
             try:
                 ids = [e.event_id for e in events]
-                await wait_for(lambda: all_in(db, "DELIVERED", *ids), timeout_s=60, what="all delivered")
+                await eventually(lambda: all_in(db, "DELIVERED", *ids), timeout_s=60, what="all delivered")
             finally:
                 await db.close()
     assert sorted(set(rgs.event_ids)) == sorted(e.event_id for e in events)
@@ -67,18 +68,18 @@ async def test_never_more_than_the_endpoints_concurrency_in_flight(
 
 
 async def test_a_post_slower_than_the_endpoint_timeout_is_retried(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, ledger: KafkaProducer, database_url: str
+    kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, ledger: KafkaProducer, database_url: str
 ) -> None:
     rgs = SlowRgs(delay_s=0.0, slow_first=1, slow_s=2.0)
     async with serve(rgs.app()) as base:
         endpoint = EndpointSettings(url=base + "/webhooks", secrets=SECRETS, timeout_s=0.3)
-        settings = dispatcher_settings(kafka_settings, db_settings, base, endpoints={CLIENT: endpoint})
+        settings = dispatcher_settings(kafka_settings, dispatcher_db, base, endpoints={CLIENT: endpoint})
         event = result_event()
         async with serve(create_app(settings)):
             await publish(ledger, event)
             db = await asyncpg.connect(database_url)
             try:
-                await wait_for(lambda: all_in(db, "DELIVERED", event.event_id), timeout_s=60, what="delivered")
+                await eventually(lambda: all_in(db, "DELIVERED", event.event_id), timeout_s=60, what="delivered")
                 row = await db.fetchrow(
                     "SELECT retry_count, attempts::text AS attempts FROM webhook_outbox WHERE id = $1::uuid",
                     event.event_id,

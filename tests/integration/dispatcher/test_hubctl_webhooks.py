@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,8 @@ from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from hubctl.context import HubctlSettings
 from support.apps import serve
 from support.dispatcher_it import run_hubctl
+from support.roles import RoleDbSettings
+from support.waits import eventually
 
 CLIENT = "rgs-demo"
 
@@ -42,13 +43,13 @@ class Rgs:
 
 
 @asynccontextmanager
-async def stack(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: Rgs) -> AsyncIterator[None]:
+async def stack(kafka_settings: KafkaSettings, database: DatabaseSettings, rgs: Rgs) -> AsyncIterator[None]:
     app = web.Application()
     app.router.add_post("/webhooks", rgs.handle)
     async with serve(app) as base:
         settings = DispatcherSettings(
             kafka=kafka_settings,
-            database=db_settings,
+            database=database,
             endpoints={CLIENT: EndpointSettings(url=base + "/webhooks", secrets=[SecretStr("s")])},
             retry_schedule_ms=[50],
             sweep_interval_s=0.2,
@@ -58,11 +59,10 @@ async def stack(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rg
 
 
 async def until(db: asyncpg.Connection, sql: str, expected: object, *args: object) -> None:
-    for _ in range(600):
-        if await db.fetchval(sql, *args) == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {sql!r} == {expected!r}")
+    async def holds() -> bool:
+        return bool(await db.fetchval(sql, *args) == expected)
+
+    await eventually(holds, step_s=0.1, what=f"{sql!r} == {expected!r}")
 
 
 def completed(player: str) -> tuple[str, bytes]:
@@ -86,10 +86,10 @@ def completed(player: str) -> tuple[str, bytes]:
 
 @pytest.mark.usefixtures("database_url")
 async def test_list_show_replay_and_redrive_dead_letters(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings
 ) -> None:
     rgs = Rgs()
-    ctl = HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:test")
+    ctl = HubctlSettings(kafka=kafka_settings, database=role_db_settings("hubctl"), hubctl_actor="hubctl:test")
 
     async def run(*argv: str) -> Any:
         return await run_hubctl(ctl, *argv)
@@ -97,7 +97,7 @@ async def test_list_show_replay_and_redrive_dead_letters(
     db = await asyncpg.connect(db_settings.url.get_secret_value())
     producer = KafkaProducer(kafka_settings, client_id="test-ledger")
     try:
-        async with stack(kafka_settings, db_settings, rgs):
+        async with stack(kafka_settings, role_db_settings("webhook-dispatcher"), rgs):
             await producer.start()
             alice, alice_raw = completed("p-alice")
             bob, bob_raw = completed("p-bob")
@@ -111,11 +111,13 @@ async def test_list_show_replay_and_redrive_dead_letters(
             assert {r["last_error"] for r in failed} == {"non-retryable HTTP 400"}
 
             listed = []
-            for _ in range(100):  # the dead letters reach the topic just after the rows are updated
+
+            async def listed_alice() -> bool:  # the dead letters reach the topic just after the rows are updated
+                nonlocal listed
                 listed = await run("dlq", "list", "--player", "p-alice")
-                if listed:
-                    break
-                await asyncio.sleep(0.1)
+                return bool(listed)
+
+            await eventually(listed_alice, step_s=0.1, what="alice's dead letter listed")
             assert [r["eventId"] for r in listed] == [alice]
             shown = await run("dlq", "show", alice)
             assert [a["status"] for a in shown["attempts"]] == [400]

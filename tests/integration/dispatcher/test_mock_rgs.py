@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from hub_common.kafka import KafkaProducer
 from hub_common.schemas import TxStatus
@@ -31,8 +32,9 @@ from support.dispatcher_it import (
     result_event,
     run_hubctl,
     statuses,
-    wait_for,
 )
+from support.roles import RoleDbSettings
+from support.waits import eventually
 
 
 @pytest.fixture
@@ -42,13 +44,18 @@ async def rgs() -> AsyncIterator[Rgs]:
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: Rgs) -> DispatcherSettings:
-    return dispatcher_settings(kafka_settings, db_settings, rgs.url)
+def settings(kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, rgs: Rgs) -> DispatcherSettings:
+    return dispatcher_settings(kafka_settings, dispatcher_db, rgs.url)
 
 
 @pytest.fixture
-def ctl(kafka_settings: KafkaSettings, db_settings: DatabaseSettings) -> HubctlSettings:
-    return HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:sre-test")
+def ctl(kafka_settings: KafkaSettings, role_db_settings: RoleDbSettings) -> HubctlSettings:
+    return HubctlSettings(kafka=kafka_settings, database=role_db_settings("hubctl"), hubctl_actor="hubctl:sre-test")
+
+
+def _sweeps() -> float:
+    """Completed sweeps of the in-process dispatcher (a counter: tests compare it with an earlier value)."""
+    return REGISTRY.get_sample_value("hub_webhook_sweeps_total", {"result": "ok"}) or 0.0
 
 
 async def deliveries(rgs: Rgs, event_id: str) -> list[Delivery]:
@@ -62,7 +69,7 @@ async def test_healthy_rgs_gets_each_event_once_verified(
     ids = [e.event_id for e in events]
     async with serve(create_app(settings)):
         await publish(ledger, *events)
-        await wait_for(lambda: all_in(db, "DELIVERED", *ids), what="three deliveries")
+        await eventually(lambda: all_in(db, "DELIVERED", *ids), what="three deliveries")
 
     seen = await rgs.admin.webhooks()
     assert (seen.unique_events, seen.acknowledged_events, seen.duplicates, seen.invalid_signatures) == (3, 3, 0, 0)
@@ -82,7 +89,7 @@ async def test_retried_while_the_rgs_answers_500_then_delivered(
     sent = result_event()
     async with serve(create_app(settings)):
         await publish(ledger, sent)
-        await wait_for(lambda: all_in(db, "DELIVERED", sent.event_id), what="delivery after retries")
+        await eventually(lambda: all_in(db, "DELIVERED", sent.event_id), what="delivery after retries")
 
     received = await deliveries(rgs, sent.event_id)
     assert [(d.attempt, d.status) for d in received] == [(1, 500), (2, 500), (3, 500), (4, 200)]
@@ -97,11 +104,11 @@ async def test_dead_lettered_once_the_schedule_is_exhausted_and_at_once_on_400(
     exhausted = result_event(player="p-exhausted")
     async with serve(create_app(settings)):
         await publish(ledger, exhausted)
-        await wait_for(lambda: all_in(db, "DEAD_LETTER", exhausted.event_id), what="exhausted dead letter")
+        await eventually(lambda: all_in(db, "DEAD_LETTER", exhausted.event_id), what="exhausted dead letter")
         await rgs.admin.set_behaviour(Behaviour(status=400))
         refused = result_event(player="p-refused")
         await publish(ledger, refused)
-        await wait_for(lambda: all_in(db, "DEAD_LETTER", refused.event_id), what="400 dead letter")
+        await eventually(lambda: all_in(db, "DEAD_LETTER", refused.event_id), what="400 dead letter")
 
     assert [d.attempt for d in await deliveries(rgs, exhausted.event_id)] == [1, 2, 3, 4]
     assert [(d.attempt, d.status) for d in await deliveries(rgs, refused.event_id)] == [(1, 400)]
@@ -135,7 +142,7 @@ async def test_dlq_replay_by_time_range_sends_exactly_the_selected_events_freshl
             windows.append(datetime.now(UTC))
             await publish(ledger, *group)
             ids = [e.event_id for e in group]
-            await wait_for(lambda ids=ids: all_in(db, "DEAD_LETTER", *ids), what="dead letters")  # type: ignore[misc]
+            await eventually(lambda ids=ids: all_in(db, "DEAD_LETTER", *ids), what="dead letters")
             await asyncio.sleep(0.05)  # keeps the groups' dead-letter times apart
         windows.append(datetime.now(UTC))
         all_ids = [e.event_id for e in before + inside + after]
@@ -143,7 +150,7 @@ async def test_dlq_replay_by_time_range_sends_exactly_the_selected_events_freshl
         async def listed() -> bool:
             return len(await run_hubctl(ctl, "dlq", "list")) == len(all_ids)
 
-        await wait_for(listed, what="dead letters on the topic")
+        await eventually(listed, what="dead letters on the topic")
         span = ["--from", windows[1].isoformat(), "--to", windows[2].isoformat()]
         dry = await run_hubctl(ctl, "dlq", "replay", *span, "--dry-run")
         assert {r["eventId"] for r in dry} == {e.event_id for e in inside}
@@ -154,8 +161,10 @@ async def test_dlq_replay_by_time_range_sends_exactly_the_selected_events_freshl
         replay_started = int(time.time())
         replayed = await run_hubctl(ctl, "dlq", "replay", *span, "--rate", "200", "--reason", "INC-42 fixed", "--yes")
         inside_ids = [e.event_id for e in inside]
-        await wait_for(lambda: all_in(db, "DELIVERED", *inside_ids), what="replayed deliveries")
-        await asyncio.sleep(3 * settings.sweep_interval_s)  # let a further sweep run: nothing else may go out
+        await eventually(lambda: all_in(db, "DELIVERED", *inside_ids), what="replayed deliveries")
+        # Two more complete sweeps (the first may have started before the deliveries): nothing else may go out.
+        swept = _sweeps()
+        await eventually(lambda: _sweeps() >= swept + 2, what="two further sweeps")
         final = await statuses(db, *all_ids)
 
     assert {r["eventId"]: r["result"] for r in replayed} == {i: "replayed" for i in inside_ids}
@@ -190,7 +199,7 @@ async def test_redrive_republishes_from_the_database_when_the_topics_were_lost(
     waiting = result_event(player="p-waiting")
     async with serve(create_app(slow)):
         await publish(ledger, waiting)
-        await wait_for(lambda: all_in(db, "FAILED", waiting.event_id), what="first attempt failed")
+        await eventually(lambda: all_in(db, "FAILED", waiting.event_id), what="first attempt failed")
     never_tried, dead = str(uuid.uuid4()), str(uuid.uuid4())
     body = {"eventId": "x", "eventType": "transaction.completed", "data": {"playerId": "p-1"}}
     for event_id, status, retry_count in ((never_tried, "PENDING", 0), (dead, "DEAD_LETTER", 3)):
@@ -215,7 +224,7 @@ async def test_redrive_republishes_from_the_database_when_the_topics_were_lost(
         redriven = await run_hubctl(
             ctl_after, "webhooks", "redrive", "--from", started, *every, "--rate", "100", "--yes"
         )
-        await wait_for(lambda: all_in(db, "DELIVERED", *ids), what="redriven deliveries")
+        await eventually(lambda: all_in(db, "DELIVERED", *ids), what="redriven deliveries")
 
     assert {r["id"]: r["result"] for r in redriven} == {
         waiting.event_id: "republished attempt 2",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import aiohttp
@@ -17,19 +16,23 @@ from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.models import PlayerSeed
 from mock_rgs.admin_client import RgsAdminClient
 from mock_rgs.models import Delivery
+from support.waits import eventually
 
 
-async def _webhooks_for(rgs: RgsAdminClient, event_ref: str, *, timeout_s: float = 30) -> list[Delivery]:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
+async def _webhooks_for(rgs: RgsAdminClient, event_ref: str) -> list[Delivery]:
+    got: list[Delivery] = []
+
+    async def arrived() -> bool:
+        nonlocal got
         got = [
             d
             for d in (await rgs.webhooks()).received
             if isinstance(d.body, dict) and d.body["data"]["refId"] == event_ref
         ]
-        if got or asyncio.get_running_loop().time() > deadline:
-            return got
-        await asyncio.sleep(0.2)
+        return bool(got)
+
+    await eventually(arrived, timeout_s=30, step_s=0.2, what=f"the webhook of {event_ref}")
+    return got
 
 
 async def test_signed_bet_is_completed_applied_once_and_its_webhook_verifies(stack: RunningStack) -> None:

@@ -15,6 +15,7 @@ from hub_gateway.app import ADMISSION_POOL, BACKLOG, POOL, PRODUCER
 from hub_gateway.client import GatewayResponse
 from hub_gateway.settings import GatewaySettings
 from support.gateway_it import CLIENT_ID, read_commands, running_gateway
+from support.waits import eventually
 
 
 def bet(ref_id: str = "bet-1", amount: int = 250, **extra: Any) -> dict[str, Any]:
@@ -59,6 +60,7 @@ async def test_post_admits_and_enqueues_exactly_one_command(
         audit = await conn.fetchrow("SELECT * FROM audit_log")
     finally:
         await conn.close()
+    assert tx is not None and key is not None and audit is not None
     assert (tx["status"], tx["client_id"], tx["correlation_id"]) == ("PENDING", CLIENT_ID, "c-1")
     assert tx["request_hash"] == command.request_hash == key["request_hash"]
     assert (key["key"], key["scope"], key["status"]) == ("key-1", CLIENT_ID, "PROCESSING")
@@ -176,10 +178,7 @@ async def test_backlog_over_its_bound_is_429_but_replays_still_answer(
     async with running_gateway(settings) as gw:
         for i in range(2):
             assert (await gw.client.post_transaction(bet(f"bet-{i}"), idempotency_key=f"k-{i}")).status == 202
-        for _ in range(200):  # bounded: the guard refreshes every 50 ms
-            if gw.app[BACKLOG].current >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: gw.app[BACKLOG].current >= 2, what="the backlog guard to count both")
         limited = await gw.client.post_transaction(bet("bet-9"), idempotency_key="k-9")
         replay = await gw.client.post_transaction(bet("bet-0"), idempotency_key="k-0")
     assert (limited.status, limited.error_code) == (429, "RATE_LIMITED")

@@ -17,6 +17,7 @@ from mock_operator.models import PlayerSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
 from support.gateway_it import fake_ledger, running_gateway
+from support.waits import eventually
 
 
 def bet(ref_id: str, amount: int = 250) -> dict[str, Any]:
@@ -65,11 +66,14 @@ async def test_a_202_replay_later_sees_the_outcome(
         retry = asyncio.create_task(gw.client.post_transaction(bet("bet-1"), idempotency_key="k-1"))
         async with fake_ledger(kafka_settings, database_url, decide):
             replay = await retry
-            for _ in range(100):  # bounded: the fake ledger may still be finishing the row
+            fetched = await gw.client.get_transaction("bet-1")
+
+            async def fetched_completed() -> bool:  # the fake ledger may still be finishing the row
+                nonlocal fetched
                 fetched = await gw.client.get_transaction("bet-1")
-                if fetched.body["status"] == "COMPLETED":
-                    break
-                await asyncio.sleep(0.05)
+                return bool(fetched.body["status"] == "COMPLETED")
+
+            await eventually(fetched_completed, what="the transaction COMPLETED")
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.status in (201, 202)
     assert fetched.body["status"] == "COMPLETED"

@@ -13,9 +13,10 @@ from hub_common.schemas import TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hubctl.context import HubctlSettings
 from mock_rgs.models import Behaviour
-from support.dispatcher_it import DispatcherProcess, dispatcher_settings, mock_rgs, wait_for
+from support.dispatcher_it import DispatcherProcess, dispatcher_settings, mock_rgs
 from support.hubctl import hubctl, hubctl_json
 from support.ledger_it import Harness, command
+from support.waits import eventually
 
 
 async def _webhook_status(ledger: Harness, ref_id: str) -> str | None:
@@ -45,12 +46,12 @@ async def test_trace_of_a_retried_dead_lettered_and_replayed_transaction(
         await process.start()
         try:
             await ledger.settle(cmd)
-            await wait_for(lambda: _is(ledger, cmd.ref_id, "DEAD_LETTER"), timeout_s=60, what="webhook dead-lettered")
+            await eventually(lambda: _is(ledger, cmd.ref_id, "DEAD_LETTER"), timeout_s=60, what="webhook dead-lettered")
 
             async def on_the_topic() -> bool:
                 return bool(await hubctl_json(ctl, "dlq", "list", "--player", "p-7"))
 
-            await wait_for(on_the_topic, what="dead letter on hub.webhooks.dlq")
+            await eventually(on_the_topic, what="dead letter on hub.webhooks.dlq")
             await rgs.admin.clear_behaviour()
             webhook_id = str(
                 await ledger.pool.fetchval(
@@ -59,7 +60,7 @@ async def test_trace_of_a_retried_dead_lettered_and_replayed_transaction(
             )
             replayed = await hubctl_json(ctl, "dlq", "replay", "--id", webhook_id, "--yes", "--reason", "INC-7")
             assert [r["result"] for r in replayed] == ["replayed"]
-            await wait_for(lambda: _is(ledger, cmd.ref_id, "DELIVERED"), what="replayed delivery")
+            await eventually(lambda: _is(ledger, cmd.ref_id, "DELIVERED"), what="replayed delivery")
         finally:
             await process.stop()
 

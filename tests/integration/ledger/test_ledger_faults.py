@@ -10,7 +10,8 @@ from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from mock_operator.models import FaultConfig
 from support.apps import serve
-from support.ledger_it import OPERATOR_SECRET, Harness, command, eventually, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.waits import eventually
 
 
 async def test_timeout_after_apply_is_resolved_by_lookup_not_resent(
@@ -72,33 +73,21 @@ async def test_sweeper_finishes_a_transaction_whose_command_was_lost(
     assert (await harness.operator.ledger()).apply_counts == {"bet-lost": 1}
 
 
-async def test_expired_keys_are_deleted_and_old_delivered_webhooks_purged(
-    harness: Harness, make_settings: Callable[..., LedgerSettings]
-) -> None:
+async def test_expired_keys_are_deleted(harness: Harness, make_settings: Callable[..., LedgerSettings]) -> None:
     pool = harness.pool
     await pool.execute(
         """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, expires_at) VALUES
            (gen_random_uuid(), 'old', 'rgs-demo', 'h', 'COMPLETED', now() - interval '1 minute'),
            (gen_random_uuid(), 'fresh', 'rgs-demo', 'h', 'COMPLETED', now() + interval '1 hour')"""
     )
-    await pool.execute(
-        """INSERT INTO webhook_outbox (id, client_id, event_type, payload, status, delivered_at) VALUES
-           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DELIVERED', now() - interval '31 days'),
-           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DELIVERED', now() - interval '29 days'),
-           (gen_random_uuid(), 'rgs-demo', 'transaction.completed', '{}', 'DEAD_LETTER', now() - interval '90 days')"""
-    )
-    settings = make_settings(key_cleanup_interval_s=0.2, webhook_purge_interval_s=0.2)
+    settings = make_settings(key_cleanup_interval_s=0.2)
     async with serve(create_app(settings)):
 
         async def cleaned() -> bool:
-            keys = await pool.fetchval("SELECT count(*) FROM idempotency_keys")
-            hooks = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
-            return bool(keys == 1 and hooks == 2)
+            return bool(await pool.fetchval("SELECT count(*) FROM idempotency_keys") == 1)
 
         await eventually(cleaned)
     assert await pool.fetchval("SELECT key FROM idempotency_keys") == "fresh"
-    statuses = sorted(r["status"] for r in await pool.fetch("SELECT status FROM webhook_outbox"))
-    assert statuses == ["DEAD_LETTER", "DELIVERED"]
 
 
 async def test_crash_after_send_is_resolved_by_lookup_on_redelivery(

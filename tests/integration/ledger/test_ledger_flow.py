@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
-from support.ledger_it import Harness, command, eventually
+from support.ledger_it import Harness, command
+from support.waits import eventually
 
 
 async def test_bet_completes_with_the_operator_balance_moved_once(ledger: Harness) -> None:

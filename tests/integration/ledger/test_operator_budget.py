@@ -14,23 +14,14 @@ from hub_common.schemas import TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
-from support.ledger_it import Harness, command, eventually
+from support.ledger_faults import GRANT_LOG
+from support.ledger_it import Harness, command
+from support.waits import eventually
 
 RATE = 8
 WINDOW_S = 1.0
 MARGIN_S = 0.1
 SETTINGS = OperatorSettings(rate_per_minute=RATE, window_s=WINDOW_S, safety_margin_s=MARGIN_S, budget_poll_s=0.05)
-
-# Test instrumentation: the budget deletes grants once they leave the window, so keep a copy of each.
-GRANT_LOG = """
-CREATE TABLE it_grant_log (granted_at timestamptz NOT NULL, priority smallint NOT NULL);
-CREATE FUNCTION it_log_grant() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO it_grant_log VALUES (NEW.granted_at, NEW.priority);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER it_grant_log AFTER INSERT ON operator_budget_grants FOR EACH ROW EXECUTE FUNCTION it_log_grant();
-"""
 
 
 @pytest.fixture
@@ -85,7 +76,10 @@ async def test_credits_go_before_bets_across_processes(pools: tuple[asyncpg.Pool
         # Exhaust the window, then queue BETs in one process and, later, credits in the other.
         await asyncio.gather(*(budgets[0].acquire(Priority.DEBIT) for _ in range(RATE)))
         bets = [asyncio.create_task(take(budgets[0], Priority.DEBIT, f"bet-{i}")) for i in range(3)]
-        await asyncio.sleep(0.1)  # let the BET waiters register first
+        # The BETs wait (their process's row says so) before the credits arrive.
+        await eventually(
+            lambda: pools[0].fetchval("SELECT EXISTS (SELECT 1 FROM operator_budget_waiters)"), what="BET waiters"
+        )
         credits = [asyncio.create_task(take(budgets[1], Priority.CREDIT, f"credit-{i}")) for i in range(3)]
         await asyncio.gather(*bets, *credits)
     finally:

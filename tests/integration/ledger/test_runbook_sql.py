@@ -5,7 +5,7 @@ SQL typed at an interactive psql prompt in ```bash blocks), so a query added to 
 without touching this file. `<...>` placeholders are replaced by ids of real rows, and a statement with a
 placeholder must find its row.
 
-The statements run as a least-privilege role inside a transaction that is rolled back: the runbook's
+The statements run as the SRE role (hub_hubctl) inside a transaction that is rolled back: the runbook's
 "kill idle connections" query must not reach other sessions on the shared development cluster, and its
 UPDATE/DELETE statements must not change the rows the next statement is checked against.
 """
@@ -17,22 +17,19 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from support.runbook import (
-    SUBJECT_RE,
-    SUBJECTS,
-    failing_statements,
-    least_privilege_connection,
-    read_runbook,
-    runbook_statements,
-    seed,
-)
+from support.roles import RoleDbSettings
+from support.runbook import SUBJECT_RE, SUBJECTS, read_runbook, run_runbook, runbook_statements
 
 
 @pytest.fixture
-async def runbook_conn(database_url: str, postgres_admin_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the seeded database as a role with table privileges only (not a superuser)."""
-    async with least_privilege_connection(postgres_admin_url, database_url) as conn:
+async def runbook_conn(role_db_settings: RoleDbSettings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the SRE role (`hub_hubctl`, hub_common.db_access): the runbook's procedures must work
+    with the privileges an SRE holds, no more."""
+    conn = await asyncpg.connect(role_db_settings("hubctl").url.get_secret_value())
+    try:
         yield conn
+    finally:
+        await conn.close()
 
 
 def test_the_runbook_yields_statements_for_every_subject() -> None:
@@ -45,9 +42,8 @@ def test_the_runbook_yields_statements_for_every_subject() -> None:
 async def test_every_runbook_statement_runs_unchanged(database_url: str, runbook_conn: asyncpg.Connection) -> None:
     owner = await asyncpg.connect(database_url)
     try:
-        seeded = await seed(owner)
+        failures, break_glass = await run_runbook(runbook_conn, owner)
     finally:
         await owner.close()
-
-    failures = await failing_statements(runbook_conn, seeded)
+    assert break_glass == 1, "the runbook's one break-glass statement (manual transaction delete) was not found"
     assert not failures, "runbook statements that do not work against the schema:\n\n" + "\n\n".join(failures)

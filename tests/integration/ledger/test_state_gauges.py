@@ -7,10 +7,11 @@ import uuid
 import asyncpg
 from prometheus_client import REGISTRY
 
+from hub_common import db
 from hub_ledger import gauges
 
 
-async def _tx(conn: asyncpg.Connection, status: str, age_s: float) -> uuid.UUID:
+async def _tx(conn: db.Connection, status: str, age_s: float) -> uuid.UUID:
     tx_id = uuid.uuid4()
     await conn.execute(
         """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,

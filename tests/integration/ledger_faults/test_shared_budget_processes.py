@@ -30,7 +30,8 @@ from support.ledger_faults import (
     settled,
     slot_reuse_delays,
 )
-from support.ledger_it import command, eventually
+from support.ledger_it import command
+from support.waits import eventually
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ async def test_three_ledger_processes_share_the_budget_to_the_full_and_serve_cre
             f"ledger-{i}",
             rig.log_dir,
             kafka=rig.kafka,
-            database_url=rig.database_url,
+            database_url=rig.ledger_database_url,
             operator_url=rig.operator_service.url,
             settings=settings,
         )

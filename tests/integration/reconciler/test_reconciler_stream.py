@@ -1,140 +1,149 @@
-"""The continuous join end to end: a real broker, the faust worker inside the service's aiohttp app."""
+"""The continuous join end to end on a real broker and PostgreSQL, with a restart in the middle of the stream:
+every mismatch is published once (one eventId per finding), none is lost, and a late operator record resolves
+the mismatch it clears."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import aiohttp
+import asyncpg
 
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaConsumer, KafkaProducer
-from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
+from hub_common.operator import OperatorRecord
+from hub_common.reconciliation.events import Mismatch, MismatchResolved
+from hub_common.schemas import Transaction, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_reconciler.app import create_app
-from hub_reconciler.models import Mismatch, MismatchKind, OperatorRecord, mismatch_event_id
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
+from support.reconciliation_seed import feed_covered, hub_tx
+from support.roles import RoleDbSettings
 
 WAIT_S = 60.0
+NOW = datetime.now(UTC)
 
 
-def hub_event(ref_id: str, status: TxStatus, *, amount: int = 250, currency: str = "EUR") -> TransactionEvent:
-    moment = datetime.now(UTC)
+def hub_event(ref_id: str, status: str) -> TransactionEvent:
     tx = Transaction(
-        transaction_id=f"00000000-0000-4000-8000-{abs(hash(ref_id)) % 10**12:012d}",
+        transaction_id="00000000-0000-4000-8000-000000000001",
         ref_id=ref_id,
         type=TxType.BET,
         player_id="p-1",
-        amount_cents=amount,
-        currency=currency,
-        status=status,
-        created_at=moment,
-        updated_at=moment,
+        amount_cents=100,
+        currency="EUR",
+        status=TxStatus(status),
+        created_at=NOW,
+        updated_at=NOW,
     )
-    code = None if status in (TxStatus.COMPLETED, TxStatus.PENDING) else ErrorCode.INSUFFICIENT_FUNDS
-    return TransactionEvent(client_id="rgs-demo", error_code=code, transaction=tx)
+    return TransactionEvent(client_id="rgs-demo", error_code=None, transaction=tx)
 
 
-def op_record(ref_id: str, *, amount: int = 250, currency: str = "EUR") -> OperatorRecord:
-    return OperatorRecord(
-        transaction_id=ref_id, amount_cents=amount, currency=currency, status="COMPLETED", player_id="p-1"
-    )
+def record(ref_id: str, amount: int = 100) -> OperatorRecord:
+    return OperatorRecord(transaction_id=ref_id, amount_cents=amount, currency="EUR", status="COMPLETED")
 
 
-async def read_mismatches(
-    consumer: KafkaConsumer, expected: set[tuple[str, MismatchKind]]
-) -> list[tuple[Mismatch, str]]:
-    seen: list[tuple[Mismatch, str]] = []
+async def publish(producer: KafkaProducer, hub: list[tuple[str, str]], operator: list[OperatorRecord]) -> None:
+    for ref_id, status in hub:
+        await producer.send(TRANSACTIONS, wrap(hub_event(ref_id, status), correlation_id="c"), key=ref_id)
+    for item in operator:
+        await producer.send(OPERATOR_TRANSACTIONS, wrap(item, correlation_id="feed"), key=item.transaction_id)
+
+
+async def drain(consumer: KafkaConsumer, until: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(schema, eventId, payload) of every mismatch event until `until(events)` holds or the wait ends."""
+    events: list[tuple[str, str, dict[str, Any]]] = []
     deadline = time.monotonic() + WAIT_S
-    while not expected <= {(m.ref_id, m.kind) for m, _ in seen} and time.monotonic() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
-        seen.extend((r.envelope.payload_as(Mismatch), r.envelope.event_id) for r in batch.records)
-    return seen
+    while not until(events) and time.monotonic() < deadline:
+        batch = await consumer.getmany(timeout_ms=300)
+        events.extend((r.envelope.schema_name, r.envelope.event_id, r.envelope.payload) for r in batch.records)
+    return events
 
 
-async def test_join_emits_each_mismatch_once(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, tmp_path: Path
+def opened(events: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]]:
+    return {(p["operatorId"], p["kind"]) for s, _, p in events if s == "Mismatch/1"}
+
+
+async def test_join_survives_a_restart_mid_stream(
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings, tmp_path: Path
 ) -> None:
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        for ref in ("ok", "amount", "missing", "late"):
+            await hub_tx(conn, ref, created=NOW, completed=NOW)
+        await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
+        await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW)
+        await feed_covered(conn, NOW + timedelta(hours=1))
+    finally:
+        await conn.close()
     settings = ReconcilerSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=role_db_settings("reconciler"),
         port=0,
-        grace_window_s=2.0,
+        grace_window_s=1.5,
         sweep_interval_s=0.3,
+        batch_within_s=0.05,
         feed_enabled=False,
         daily_enabled=False,
         data_dir=tmp_path / "faust",
-        report_dir=tmp_path / "reports",
     )
     failures: list[BaseException] = []
     producer = KafkaProducer(kafka_settings, client_id="test")
     await producer.start()
+    expected = {("amount", "AMOUNT_MISMATCH"), ("missing", "MISSING_IN_OPERATOR"), ("late", "MISSING_IN_OPERATOR")}
+    expected |= {("ghost", "MISSING_IN_HUB")}
     try:
-        async with serve(create_app(settings, on_fatal=failures.append)) as url:
-            async with aiohttp.ClientSession() as http, http.get(f"{url}/ready") as ready:
-                assert ready.status == 200
-
-            async def hub(event: TransactionEvent) -> None:
-                ref = event.transaction.ref_id
-                await producer.send(TRANSACTIONS, wrap(event, correlation_id=f"c-{ref}"), key=ref)
-
-            async def operator(record: OperatorRecord) -> None:
-                ref = record.transaction_id
-                await producer.send(OPERATOR_TRANSACTIONS, wrap(record, correlation_id="feed"), key=ref)
-
-            await hub(hub_event("ok", TxStatus.PENDING))
-            await hub(hub_event("ok", TxStatus.COMPLETED))
-            await operator(op_record("ok"))
-            await hub(hub_event("amount", TxStatus.COMPLETED, amount=250))
-            await operator(op_record("amount", amount=300))
-            await operator(op_record("amount", amount=300))  # the feed re-publishes overlapping windows
-            await hub(hub_event("currency", TxStatus.COMPLETED, currency="GBP"))
-            await operator(op_record("currency"))
-            await hub(hub_event("status", TxStatus.REJECTED))
-            await operator(op_record("status"))
-            await hub(hub_event("rejected-alone", TxStatus.REJECTED))
-            await hub(hub_event("no-operator", TxStatus.COMPLETED))
-            await operator(op_record("no-hub"))
+        async with serve(create_app(settings, on_fatal=failures.append)):
+            await publish(producer, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")])
             await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"poison")
-
-            expected = {
-                ("amount", MismatchKind.AMOUNT_MISMATCH),
-                ("currency", MismatchKind.CURRENCY_MISMATCH),
-                ("status", MismatchKind.STATUS_MISMATCH),
-                ("no-operator", MismatchKind.MISSING_IN_OPERATOR),
-                ("no-hub", MismatchKind.MISSING_IN_HUB),
-            }
+            pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=1)
+            try:
+                for _ in range(200):
+                    if await pool.fetchval("SELECT count(*) FROM reconciliation_join") >= 2:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await pool.close()
+        # Stopped mid-stream, inside the grace window; the rest arrives while it is down.
+        await publish(
+            producer,
+            [("missing", "COMPLETED"), ("late", "COMPLETED"), ("tombstone", "COMPLETED"), ("rejected", "REJECTED")],
+            [record("amount", amount=90), record("ghost")],
+        )
+        async with serve(create_app(settings, on_fatal=failures.append)):
             consumer = KafkaConsumer(
                 kafka_settings, [MISMATCHES], group_id="test-mismatches", dlq_producer=producer, client_id="test"
             )
             await consumer.start()
             try:
-                seen = await read_mismatches(consumer, expected)
-            finally:
-                await consumer.stop()
-            # Give the sweep time to (wrongly) repeat itself before the app stops: it must not.
-            await asyncio.sleep(1.0)
-            consumer = KafkaConsumer(
-                kafka_settings, [MISMATCHES], group_id="test-recount", dlq_producer=producer, client_id="test"
-            )
-            await consumer.start()
-            try:
-                recount = await read_mismatches(consumer, expected)
+                events = await drain(consumer, lambda e: opened(e) >= expected)
+                # The late record clears its MISSING_IN_OPERATOR.
+                await publish(producer, [], [record("late")])
+                events += await drain(consumer, lambda e: any(s == "MismatchResolved/1" for s, _, _ in e))
+                # Sweeps go on; nothing may be repeated under a new eventId.
+                await asyncio.sleep(1.0)
+                events += await drain(consumer, lambda e: True)
             finally:
                 await consumer.stop()
     finally:
         await producer.stop()
-
-    assert failures == []
-    pairs = [(m.ref_id, m.kind) for m, _ in recount]
-    assert set(pairs) == expected
-    assert len(pairs) == len(expected), "one mismatch per refId and kind"
-    assert {(m.ref_id, m.kind) for m, _ in seen} == expected
-    for mismatch, event_id in recount:
-        assert event_id == mismatch_event_id(mismatch.ref_id, mismatch.kind)
-    amount = next(m for m, _ in recount if m.kind is MismatchKind.AMOUNT_MISMATCH)
-    assert amount.hub is not None and amount.hub.amount_cents == 250
-    assert amount.operator is not None and amount.operator.amount_cents == 300
+    assert not failures
+    assert opened(events) == expected
+    ids_per_finding: dict[tuple[str, str], set[str]] = {}
+    for schema, event_id, payload in events:
+        if schema == "Mismatch/1":
+            ids_per_finding.setdefault((payload["operatorId"], payload["kind"]), set()).add(event_id)
+    assert all(len(ids) == 1 for ids in ids_per_finding.values()), ids_per_finding
+    resolved = [MismatchResolved.model_validate(p) for s, _, p in events if s == "MismatchResolved/1"]
+    assert [(r.operator_id, r.kind.value) for r in resolved] == [("late", "MISSING_IN_OPERATOR")]
+    late_open = next(i for s, i, p in events if s == "Mismatch/1" and p["operatorId"] == "late")
+    assert resolved[0].resolves == late_open
+    amount = next(
+        Mismatch.model_validate(p) for s, _, p in events if s == "Mismatch/1" and p["kind"] == "AMOUNT_MISMATCH"
+    )
+    assert amount.hub is not None and amount.operator is not None
+    assert (amount.hub.amount_cents, amount.operator.amount_cents) == (100, 90)

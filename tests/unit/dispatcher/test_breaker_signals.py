@@ -28,7 +28,7 @@ async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureF
     opened_before = _sample("hub_webhook_circuit_transitions_total", endpoint="rgs-signals", state="open")
     assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 0
 
-    with caplog.at_level(logging.INFO, logger="hub_dispatcher.breaker"):
+    with caplog.at_level(logging.INFO, logger="hub_dispatcher.endpoints"):
         endpoint.breaker.record_failure()
         endpoint.breaker.record_failure()
         assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 2

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from hub_dispatcher.breaker import CircuitBreaker
+from hub_common.breaker import CircuitBreaker
 from hub_dispatcher.endpoints import Endpoint
 from hub_dispatcher.sender import Sender
 from support.apps import serve

@@ -1,37 +1,10 @@
-"""Per-player ordering and the commit point of a partition."""
+"""Per-player ordering."""
 
 from __future__ import annotations
 
 import asyncio
 
-from hub_ledger.ordering import OffsetTracker, PlayerQueues, Work
-
-
-def test_commit_point_is_the_lowest_unfinished_offset() -> None:
-    tracker: OffsetTracker[int] = OffsetTracker()
-    for offset in (10, 11, 12):
-        tracker.started(0, offset)
-    tracker.finished(0, 11)
-    tracker.finished(0, 12)
-    assert tracker.committable() == {0: 10}
-    tracker.mark_committed({0: 10})
-    assert tracker.committable() == {}
-    tracker.finished(0, 10)
-    assert tracker.committable() == {0: 13}
-    assert tracker.in_flight == 0
-
-
-def test_offsets_seen_but_not_handled_here_still_advance_the_commit_point() -> None:
-    tracker: OffsetTracker[str] = OffsetTracker()
-    tracker.seen("a", 5)  # e.g. records 0..4 were dead-lettered
-    assert tracker.committable() == {"a": 5}
-
-
-def test_forgotten_partition_is_not_committed() -> None:
-    tracker: OffsetTracker[int] = OffsetTracker()
-    tracker.started(1, 0)
-    tracker.forget(1)
-    assert tracker.committable() == {}
+from hub_ledger.ordering import PlayerQueues, Work
 
 
 async def test_one_player_in_order_players_concurrently() -> None:

@@ -7,7 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
-from hub_ledger.rules import CallOperator, Finish, RuleContext, TxRow, decide
+from hub_common.transactions import TxRow
+from hub_common.transitions import Finish
+from hub_ledger.rules import CallOperator, RuleContext, decide
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -143,20 +143,27 @@ async def metrics(_: web.Request) -> web.Response:
     return response
 
 
-def stop_process(reason: str) -> None:
+# Told why the service cannot go on; the production choice is `request_shutdown`, tests pass their own.
+OnFatal = Callable[[str], None]
+# A background task's body, called with the app once the cleanup contexts before it have run: resources they
+# built are looked up there, by their AppKey (`lambda app: app[LEDGER].relay.run()`).
+Task = Callable[[web.Application], Coroutine[Any, Any, None]]
+
+
+def request_shutdown(reason: str) -> None:
     """Ask our own process to shut down gracefully (same path as SIGTERM)."""
     log.critical("stopping service", extra={"reason": reason})
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def background(name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
-    """A cleanup_ctx that runs `factory()` as a task for the app's lifetime; cancelled and awaited on cleanup.
+def background(name: str, run: Task, *, on_fatal: OnFatal) -> CleanupCtx:
+    """A cleanup_ctx that runs `run(app)` as a task for the app's lifetime; cancelled and awaited on cleanup.
 
-    A task that dies with an exception stops the service: a half-running service is worse than a restart.
+    A task that dies with an exception calls `on_fatal`: a half-running service is worse than a restart.
     """
 
-    async def ctx(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(factory(), name=name)
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(app), name=name)
 
         def on_done(t: asyncio.Task[None]) -> None:
             if t.cancelled():
@@ -165,7 +172,7 @@ def background(name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> C
             if exc is not None:
                 kind = "fatal error" if isinstance(exc, FatalError) else "unexpected error"
                 log.critical(f"background task {name} died: {kind}", exc_info=exc)
-                stop_process(f"{name}: {exc!r}")
+                on_fatal(f"{name}: {exc!r}")
 
         task.add_done_callback(on_done)
         yield

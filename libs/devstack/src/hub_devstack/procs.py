@@ -79,7 +79,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, interval_s: float
         time.sleep(interval_s)
 
 
-def stop_process(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int | None:
+def terminate_child(proc: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int | None:
     """SIGTERM, wait up to `grace_s`, then SIGKILL. Returns the exit code."""
     if proc.poll() is not None:
         return proc.returncode

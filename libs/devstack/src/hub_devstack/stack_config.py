@@ -8,8 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_common.secret_policy import DEV_MODE_ENV
 from hub_common.services import SERVICES as CATALOG
 from hub_devstack.errors import PortInUseError
+from hub_devstack.kafka_security import SecuredKafka
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import LOOPBACK, port_is_free
 
 
@@ -44,10 +47,10 @@ class DemoSecrets:
     def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
         return cls(
             client_id=client_id,
-            client_secret=secrets.token_urlsafe(24),
+            client_secret=secrets.token_urlsafe(32),
             operator_client_id="integration-hub",
-            operator_secret=secrets.token_urlsafe(24),
-            webhook_secret=secrets.token_urlsafe(24),
+            operator_secret=secrets.token_urlsafe(32),
+            webhook_secret=secrets.token_urlsafe(32),
         )
 
 
@@ -68,6 +71,13 @@ class StackConfig:
     # None: provide the infrastructure (env, Docker, or local processes). Given: use as is.
     kafka_bootstrap: str | None = None
     admin_database_url: str | None = None
+    # Roles already provisioned on the given cluster (roles are cluster-wide: the tests' session owns them).
+    # None: the launcher generates passwords and creates the roles (docs/security.md).
+    db_roles: DatabaseRoles | None = None
+    # Kafka with TLS, SCRAM/mTLS principals and ACLs (`hub-up --secure`): a secured local broker is started,
+    # or `secured_kafka` (already running) is used. Off: PLAINTEXT on loopback.
+    secure_kafka: bool = False
+    secured_kafka: SecuredKafka | None = None
     database_name: str = "integration_hub"
     topic_prefix: str = ""
     operator_rate_per_minute: int = 60
@@ -93,8 +103,18 @@ def check_ports(config: StackConfig) -> None:
             raise PortInUseError(port, spec.port_env, spec.name)
 
 
-def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str, database_url: str) -> dict[str, str]:
-    """The variables one service gets on top of the caller's environment (names per docs/architecture.md)."""
+def service_env(
+    spec: ServiceSpec,
+    config: StackConfig,
+    *,
+    kafka_bootstrap: str,
+    database_url: str | None,
+    kafka_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The variables one service gets on top of the caller's environment (names per docs/architecture.md).
+
+    `database_url`: the service's own role (None: a mock, which has no database); `kafka_env`: the `KAFKA_*`
+    credentials of its principal on a secured broker."""
     s = config.secrets
     operator = {
         "URL": config.url("mock-operator"),
@@ -105,8 +125,11 @@ def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str,
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": config.topic_prefix,
-        "DATABASE_URL": database_url,
+        **({"DATABASE_URL": database_url} if database_url is not None else {}),
+        **(kafka_env or {}),
         "PYTHONUNBUFFERED": "1",
+        # A development stack: loopback http webhook receiver, generated secrets; see hub_common.secret_policy.
+        DEV_MODE_ENV: "1",
         spec.port_env: str(config.ports[spec.name]),
         f"{spec.env_prefix}HOST": LOOPBACK,
     }
@@ -122,6 +145,18 @@ def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str,
     elif spec.name == "reconciler":
         # Its state store lives with the stack's other run-time files, not in the caller's working dir.
         env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
+        env["RECONCILER_REPORT_DIR"] = str(config.state_dir / "reconciliation-reports")
+        # A local stack starts empty and is looked at within minutes: the feed reads every few seconds (its
+        # calls wait behind every money movement in the shared budget) and findings wait 30 s, not 10 min.
+        env.update(
+            {
+                "RECONCILER_FEED_POLL_INTERVAL_S": "5",
+                "RECONCILER_FEED_DELAY_S": "1",
+                "RECONCILER_FEED_START_LOOKBACK_S": "600",
+                "RECONCILER_GRACE_WINDOW_S": "30",
+                "RECONCILER_SWEEP_INTERVAL_S": "5",
+            }
+        )
     elif spec.name == "gateway":
         env["GATEWAY_CLIENTS"] = json.dumps({s.client_id: [s.client_secret]})
     if config.topic_prefix:

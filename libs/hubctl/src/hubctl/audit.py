@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-import orjson
-
+from hub_common import audit as hub_audit
+from hub_common import db
 from hubctl.context import HubctlSettings, os_user
 from hubctl.errors import HubctlError
 
@@ -29,9 +28,6 @@ KEY_CLEANUP = "key.cleanup"
 WEBHOOK_REDRIVE = "webhook.redrive"
 DLQ_REPLAY = "dlq.replay"
 
-_INSERT = """INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
-             VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)"""
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -44,7 +40,7 @@ def actor(settings: HubctlSettings) -> Actor:
     user = os_user()
     if settings.hubctl_actor and settings.hubctl_actor.strip():
         return Actor(settings.hubctl_actor.strip(), user)
-    if settings.hub_dev_mode:
+    if settings.dev_mode:
         return Actor(f"hubctl:{user}", user)
     raise HubctlError(
         "set HUBCTL_ACTOR (your name or ticket, e.g. HUBCTL_ACTOR=jane.doe) before changing anything; "
@@ -62,16 +58,13 @@ class Entry:
     after: Mapping[str, Any] | None
 
 
-def _json(value: Mapping[str, Any] | None) -> str | None:
-    return orjson.dumps(value, default=str).decode() if value is not None else None
-
-
-async def write(conn: asyncpg.Connection, who: Actor, *entries: Entry) -> None:
+async def write(conn: db.Connection, who: Actor, *entries: Entry) -> None:
     """The audit rows of one change; call it inside the change's database transaction."""
     await write_many(conn, who, entries)
 
 
-async def write_many(conn: asyncpg.Connection, who: Actor, entries: Iterable[Entry]) -> None:
-    rows = [(e.entity, e.entity_id, e.action, who.name, _json(e.before), _json(e.after), e.reason) for e in entries]
-    if rows:
-        await conn.executemany(_INSERT, rows)
+async def write_many(conn: db.Connection, who: Actor, entries: Iterable[Entry]) -> None:
+    await hub_audit.record_many(
+        conn,
+        (hub_audit.AuditEntry(e.entity, e.entity_id, e.action, who.name, e.before, e.after, e.reason) for e in entries),
+    )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from hub_common import service
-from hub_gateway.app import SERVICE_NAME, create_app
+from hub_gateway.app import SERVICE, create_app
 from hub_gateway.settings import GatewaySettings
 
 
 def load_settings() -> GatewaySettings:
-    return service.load_settings(SERVICE_NAME, GatewaySettings)
+    return service.load_settings(SERVICE, GatewaySettings)
 
 
 def main() -> None:
-    service.serve(SERVICE_NAME, GatewaySettings, create_app)
+    service.serve(SERVICE, GatewaySettings, create_app)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db
-from hub_common.http import Ops, background, closing
+from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProbe, KafkaProducer, ensure_topics
 from hub_common.operator import Budget, OperatorClient
 from hub_gateway import handlers
@@ -23,7 +23,7 @@ from hub_gateway.service import AdmissionConfig, AdmissionService
 from hub_gateway.settings import GatewaySettings
 from hub_gateway.store import TransactionStore, create_admission_pool
 
-SERVICE_NAME = "gateway"
+SERVICE = "gateway"
 CLIENT_ID = "hub-gateway"
 
 POOL = web.AppKey("gateway_pool", asyncpg.Pool)
@@ -46,8 +46,8 @@ def build_http_app(settings: GatewaySettings, ops: Ops) -> web.Application:
     return app
 
 
-def create_app(settings: GatewaySettings) -> web.Application:
-    ops = Ops(SERVICE_NAME)
+def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdown) -> web.Application:
+    ops = Ops(SERVICE)
     app = build_http_app(settings, ops)
 
     async def database_ok() -> bool:
@@ -79,17 +79,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         app[WAITER] = OutcomeWaiter()
-        app[LISTENER] = OutcomeListener(
-            settings.kafka, app[WAITER], dlq_producer=app[PRODUCER], client_id=f"{CLIENT_ID}-outcomes"
-        )
+        app[LISTENER] = OutcomeListener(settings.kafka, app[WAITER], client_id=f"{CLIENT_ID}-outcomes")
         # Started (end offsets pinned) before readiness: no outcome of an admitted request can be missed.
         await app[LISTENER].start()
         yield
         await app[LISTENER].stop()
-
-    async def run_listener() -> None:
-        # Looked up at start-up time: the listener exists only once its cleanup_ctx has run.
-        await app[LISTENER].run()
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = TransactionStore(
@@ -127,11 +121,12 @@ def create_app(settings: GatewaySettings) -> web.Application:
             _admission_pool(settings),
             producer,
             listener,
-            background("gateway-outcomes", run_listener),
+            background("gateway-outcomes", lambda app: app[LISTENER].run(), on_fatal=on_fatal),
             services,
             background(
                 "gateway-backlog",
-                lambda: app[BACKLOG].refresh_forever(app[STORE].backlog, settings.backlog_refresh_s),
+                lambda app: app[BACKLOG].refresh_forever(app[STORE].backlog, settings.backlog_refresh_s),
+                on_fatal=on_fatal,
             ),
             operator,
             ops.ready_while_running,

@@ -12,11 +12,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-
-from hub_common.envelope import EnvelopeError, decode, schema_of
-from hub_common.kafka import TRANSACTIONS, KafkaConsumer, KafkaProducer, translate
+from hub_common.envelope import EnvelopeError, schema_of
+from hub_common.errors import KafkaUnavailableError
+from hub_common.kafka import TRANSACTIONS, KafkaConsumer, Record, TopicPartition
 from hub_common.schemas import TransactionEvent
 from hub_common.settings import KafkaSettings
 
@@ -74,44 +72,38 @@ class OutcomeWaiter:
 class OutcomeListener:
     """Feeds `OutcomeWaiter` from hub.transactions. `start` pins every partition's end offset before returning."""
 
-    def __init__(
-        self, settings: KafkaSettings, waiter: OutcomeWaiter, *, dlq_producer: KafkaProducer, client_id: str
-    ) -> None:
+    def __init__(self, settings: KafkaSettings, waiter: OutcomeWaiter, *, client_id: str) -> None:
         self._topic = settings.topic(TRANSACTIONS)
         self._waiter = waiter
         # No group: every partition is assigned to this process (and re-assigned when partitions are added).
+        # No dead-letter producer: poison records are not ours to park (the dispatcher owns this topic's DLQ).
         self._consumer = KafkaConsumer(
             settings,
             [TRANSACTIONS],
             group_id=None,
-            dlq_producer=dlq_producer,
+            dlq_producer=None,
             client_id=client_id,
             auto_offset_reset="latest",
         )
 
     async def start(self) -> None:
         await self._consumer.start()
-        client = self._consumer.client
         try:
             assignment = await self._assignment()
-            await client.seek_to_end(*assignment)
-            # Resolving the positions now means an event produced after start-up is never skipped.
-            for tp in assignment:
-                await client.position(tp)
-        except KafkaError as exc:
+            await self._consumer.seek_to_end(*assignment)
+        except KafkaUnavailableError:
             await self._consumer.stop()
-            raise translate(exc) from exc
+            raise
         log.info("listening for outcomes", extra={"topic": self._topic, "partitions": len(assignment)})
 
     async def _assignment(self) -> list[TopicPartition]:
-        client = self._consumer.client
         # The assignment follows the first metadata answer; a fresh topic may take a few rounds to show up.
         for _ in range(_METADATA_ATTEMPTS):
-            assignment = sorted(client.assignment())
+            assignment = sorted(self._consumer.assignment())
             if assignment:
                 return assignment
             await asyncio.sleep(0.1)
-        raise KafkaError(f"no partition of {self._topic} was assigned")
+        raise KafkaUnavailableError(f"no partition of {self._topic} was assigned")
 
     async def stop(self) -> None:
         try:
@@ -125,26 +117,23 @@ class OutcomeListener:
             log.warning("outcome listener stopped while Kafka was unreachable")
 
     async def run(self) -> None:
-        client = self._consumer.client
         while True:
             try:
-                fetched = await client.getmany(timeout_ms=1000)
-            except KafkaError as exc:
+                batch = await self._consumer.getmany(timeout_ms=1000)
+            except KafkaUnavailableError as exc:
                 # Waiting requests fall back to 202; the consumer reconnects by itself.
-                log.warning("outcome listener fetch failed", extra={"error": repr(exc)})
+                log.warning("outcome listener fetch failed", extra={"error": exc.message})
                 await asyncio.sleep(1)
                 continue
-            for messages in fetched.values():
-                for message in messages:
-                    self._handle(message.value)
+            for record in batch.records:
+                self._handle(record)
 
-    def _handle(self, value: bytes | None) -> None:
+    def _handle(self, record: Record) -> None:
         # Poison records are not ours to dead-letter (the dispatcher owns this topic's DLQ): skip them.
+        if record.envelope.schema_name != _EVENT_SCHEMA:
+            return
         try:
-            envelope = decode(value)
-            if envelope.schema_name != _EVENT_SCHEMA:
-                return
-            event = envelope.payload_as(TransactionEvent)
+            event = record.envelope.payload_as(TransactionEvent)
         except EnvelopeError as exc:
             log.debug("skipping undecodable outcome record", extra={"reason": str(exc)})
             return

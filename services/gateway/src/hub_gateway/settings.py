@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+from hub_common.settings import BackendSettings
 
 KIB = 1024
 
 
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
+class GatewaySettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
 
     # client id -> its active secrets (two during a rotation). SecretStr keeps them out of reprs and logs.
@@ -53,10 +52,6 @@ class GatewaySettings(BaseSettings):
     # The balance endpoint's operator access; it shares the ledger's budget (same database, same budget_name).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     balance_budget_timeout_s: float = Field(default=2.0, gt=0)
-
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @property
     def producer_request_timeout_ms(self) -> int:

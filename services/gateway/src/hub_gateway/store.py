@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hub_common import db
+from hub_common import audit, db
 from hub_common.errors import DatabaseUnavailableError
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
@@ -122,7 +122,7 @@ _ADMIT = f"""
         ON CONFLICT DO NOTHING
         RETURNING transaction_id
     ), audit AS (
-        INSERT INTO audit_log (entity, entity_id, action, actor, before, after, reason)
+        {audit.INSERT}
         SELECT 'transaction', k.transaction_id::text, 'ADMITTED', $19, NULL, $20::jsonb, 'admitted by the gateway'
         FROM k
     )
@@ -155,7 +155,7 @@ class TransactionStore:
         self._key_ttl = timedelta(seconds=key_ttl_s)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[db.Connection]:
         try:
             async with self._pool.acquire() as conn:
                 yield conn

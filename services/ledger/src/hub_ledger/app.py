@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import asyncpg
 from aiohttp import web
 
 from hub_common import db
 from hub_common import kafka as hub_kafka
-from hub_common.http import Ops, background, closing
+from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
+from hub_common.jobs import every
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProbe, KafkaProducer
 from hub_common.operator import Budget, OperatorClient
 from hub_ledger import gauges, jobs, metrics
@@ -22,7 +24,9 @@ from hub_ledger.processor import Processor
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
-SERVICE = "hub-ledger"
+SERVICE = "ledger"
+# Kafka client id (broker logs and quotas), unchanged by the service's name in logs and metrics.
+CLIENT_ID = "hub-ledger"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ LEDGER = web.AppKey("ledger", Ledger)
 OPS = web.AppKey("ops", Ops)
 
 
-def create_app(settings: LedgerSettings) -> web.Application:
+def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown) -> web.Application:
     app = web.Application()
 
     async def database_ok() -> bool:
@@ -59,7 +63,7 @@ def create_app(settings: LedgerSettings) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await hub_kafka.ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
         pool = await db.create_pool(settings.database, reset_session=False)  # no session state is ever left
-        producer = KafkaProducer(settings.kafka, client_id=SERVICE)
+        producer = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
         client = OperatorClient(settings.operator)
         budget = Budget(pool, settings.operator)
         queues = PlayerQueues()
@@ -70,7 +74,7 @@ def create_app(settings: LedgerSettings) -> web.Application:
             batches_in_flight=settings.db_batches_in_flight,
         )
         consumer = KafkaConsumer(
-            settings.kafka, [COMMANDS], group_id=settings.group_id, dlq_producer=producer, client_id=SERVICE
+            settings.kafka, [COMMANDS], group_id=settings.group_id, dlq_producer=producer, client_id=CLIENT_ID
         )
         try:
             await producer.start()
@@ -109,57 +113,47 @@ def create_app(settings: LedgerSettings) -> web.Application:
             await producer.stop()
             await pool.close()
 
-    def ledger() -> Ledger:
-        return app[LEDGER]
-
-    # The factories below run at start-up, after `resources` has built the ledger: hence the lambdas.
+    # The tasks start once `resources` has built the ledger, and find it under LEDGER.
     app.cleanup_ctx.append(closing(kafka_probe.close))
     app.cleanup_ctx.append(resources)
-    app.cleanup_ctx.append(background("outbox-relay", lambda: ledger().relay.run()))  # noqa: PLW0108
-    app.cleanup_ctx.append(background("command-consumer", lambda: ledger().commands.run()))  # noqa: PLW0108
-    app.cleanup_ctx.append(
-        background(
-            "sweeper", lambda: jobs.every(settings.sweep_interval_s, ledger().sweeper.once, metrics.SWEEPER_RUNS)
-        )
-    )
-    app.cleanup_ctx.append(
-        background(
-            "compensator",
-            lambda: jobs.every(
-                settings.compensation_interval_s,
-                ledger().compensator.once,
-                metrics.COMPENSATION_RUNS,
-                ledger().compensator.wake,
+    app.cleanup_ctx.extend(
+        [
+            background("outbox-relay", lambda app: app[LEDGER].relay.run(), on_fatal=on_fatal),
+            background("command-consumer", lambda app: app[LEDGER].commands.run(), on_fatal=on_fatal),
+            background(
+                "sweeper",
+                lambda app: every(settings.sweep_interval_s, app[LEDGER].sweeper.once, metrics.SWEEPER_RUNS),
+                on_fatal=on_fatal,
             ),
-        )
-    )
-    app.cleanup_ctx.append(
-        background(
-            "key-cleanup",
-            lambda: jobs.every(
-                settings.key_cleanup_interval_s, lambda: jobs.clean_keys(ledger().store), metrics.KEY_CLEANUP_RUNS
+            background(
+                "compensator",
+                lambda app: every(
+                    settings.compensation_interval_s,
+                    app[LEDGER].compensator.once,
+                    metrics.COMPENSATION_RUNS,
+                    app[LEDGER].compensator.wake,
+                ),
+                on_fatal=on_fatal,
             ),
-        )
-    )
-    app.cleanup_ctx.append(
-        background(
-            "webhook-purge",
-            lambda: jobs.every(
-                settings.webhook_purge_interval_s,
-                lambda: jobs.purge_webhooks(ledger().store, settings.webhook_retention_days),
-                metrics.WEBHOOK_PURGE_RUNS,
+            background(
+                "key-cleanup",
+                lambda app: every(
+                    settings.key_cleanup_interval_s,
+                    partial(jobs.clean_keys, app[LEDGER].store),
+                    metrics.KEY_CLEANUP_RUNS,
+                ),
+                on_fatal=on_fatal,
             ),
-        )
-    )
-    app.cleanup_ctx.append(
-        background(
-            "state-gauges",
-            lambda: jobs.every(
-                settings.gauge_interval_s,
-                lambda: gauges.refresh(ledger().pool, stuck_after_s=settings.sweep_age_s),
-                metrics.GAUGE_RUNS,
+            background(
+                "state-gauges",
+                lambda app: every(
+                    settings.gauge_interval_s,
+                    partial(gauges.refresh, app[LEDGER].pool, stuck_after_s=settings.sweep_age_s),
+                    metrics.GAUGE_RUNS,
+                ),
+                on_fatal=on_fatal,
             ),
-        )
+        ]
     )
     app.cleanup_ctx.append(ops.ready_while_running)
     return app

@@ -9,21 +9,22 @@ consumer keeps its group membership.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-from aiokafka import TopicPartition
 from opentelemetry import trace
 
 from hub_common.envelope import EnvelopeError
 from hub_common.errors import FatalError, InfrastructureError, KafkaUnavailableError
-from hub_common.kafka import KafkaConsumer, Record
+from hub_common.kafka import KafkaConsumer, Record, TopicPartition
+from hub_common.offsets import OffsetTracker
 from hub_common.schemas import TransactionCommand
 from hub_common.telemetry import context_from_kafka, correlation_scope
 from hub_ledger import metrics
-from hub_ledger.ordering import OffsetTracker, PlayerQueues, Work
+from hub_ledger.ordering import PlayerQueues, Work
 from hub_ledger.processor import Backoff
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class CommandConsumer:
         while True:
             batch = await self._consumer.getmany(timeout_ms=200)
             for tp, next_offset in batch.offsets.items():
-                self._tracker.seen(tp, next_offset)
+                self._tracker.partition(tp).advance(next_offset)
             for record in batch.records:
                 await self._dispatch(record)
             self._flow_control()
@@ -82,26 +83,26 @@ class CommandConsumer:
         offsets = self._tracker.committable()
         if not offsets:
             return
-        assigned = self._consumer.client.assignment()
-        for tp in [tp for tp in offsets if tp not in assigned]:
-            self._tracker.forget(tp)
+        assigned = self._consumer.assignment()
+        revoked = [tp for tp in offsets if tp not in assigned]
+        self._tracker.forget(revoked)
+        for tp in revoked:
             del offsets[tp]
         try:
             await self._consumer.commit(offsets)
-            self._tracker.mark_committed(offsets)
+            self._tracker.committed(offsets)
         except KafkaUnavailableError as exc:
             # A rebalance in progress: the records stay uncommitted and come back; handling is idempotent.
             log.warning("offset commit failed", extra={"error": exc.message})
 
     def _flow_control(self) -> None:
-        in_flight = self._tracker.in_flight
+        in_flight = self._tracker.in_flight()
         metrics.IN_FLIGHT.set(in_flight)
-        client = self._consumer.client
         if not self._paused and in_flight >= self._max_in_flight:
-            client.pause(*client.assignment())
+            self._consumer.pause(*self._consumer.assignment())
             self._paused = True
         elif self._paused and in_flight < self._max_in_flight // 2:
-            client.resume(*client.paused())
+            self._consumer.resume(*self._consumer.paused())
             self._paused = False
 
     async def _dispatch(self, record: Record) -> None:
@@ -114,12 +115,13 @@ class CommandConsumer:
                 record.topic, record.key, record.envelope.encode(), record.headers, exc.message
             )
             return
-        self._tracker.started(tp, record.offset)
+        part = self._tracker.partition(tp)
+        part.start(record.offset)
 
         async def run() -> None:
             await self._handle_until_done(record, command)
 
-        self._queues.submit(command.player_id, Work(run, lambda: self._tracker.finished(tp, record.offset)))
+        self._queues.submit(command.player_id, Work(run, functools.partial(part.finish, record.offset)))
 
     async def _handle_until_done(self, record: Record, command: TransactionCommand) -> None:
         backoff = Backoff(*self._retry)

@@ -36,6 +36,7 @@ SELECT
 
 async def refresh(pool: asyncpg.Pool, *, stuck_after_s: float, long_running_after_s: float = 30.0) -> None:
     row = await pool.fetchrow(_QUERY, stuck_after_s, long_running_after_s, list(TABLES))
+    assert row is not None  # one row of aggregates, always
     STUCK.set(row["stuck"])
     LONG_RUNNING.set(row["long_running"])
     KEYS_STUCK.set(row["keys_stuck"])

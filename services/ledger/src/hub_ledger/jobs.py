@@ -1,6 +1,6 @@
-"""Background jobs: the stale-transaction sweeper, compensating refunds, key expiry, webhook_outbox purge.
+"""Background jobs: the stale-transaction sweeper, compensating refunds, key expiry.
 
-Each runs `once()` every interval; a failed run is counted and logged, and the next interval tries again.
+Each runs `once()` every interval (`hub_common.jobs.every`).
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from functools import partial
 
-import asyncpg
-from prometheus_client import Counter
-
-from hub_common.errors import InfrastructureError
+from hub_common.jobs import TRANSIENT
 from hub_common.operator import (
     Budget,
     BudgetTimeout,
@@ -30,26 +26,6 @@ from hub_ledger.ordering import PlayerQueues, Work
 from hub_ledger.store import Compensation, Store
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-async def every(
-    interval_s: float, once: Callable[[], Awaitable[None]], runs: Counter, wake: asyncio.Event | None = None
-) -> None:
-    while True:
-        try:
-            await once()
-            runs.labels("ok").inc()
-        except _TRANSIENT as exc:
-            runs.labels("error").inc()
-            log.warning("background job run failed", extra={"error": repr(exc)})
-        if wake is None:
-            await asyncio.sleep(interval_s)
-            continue
-        wake.clear()
-        with suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
 
 
 class Sweeper:
@@ -81,7 +57,7 @@ class Sweeper:
         async def run() -> None:
             try:
                 await self._process(tx_id)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 # Left open: the next sweep offers it again.
                 log.warning("sweeper could not finish a transaction", extra={"error": repr(exc)})
                 self._queued.discard(tx_id)
@@ -133,7 +109,3 @@ class Compensator:
 
 async def clean_keys(store: Store) -> None:
     metrics.KEYS_DELETED.inc(await store.delete_expired_keys())
-
-
-async def purge_webhooks(store: Store, retention_days: int) -> None:
-    metrics.WEBHOOKS_PURGED.inc(await store.purge_delivered_webhooks(retention_days))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 TRANSITIONS = Counter("hub_ledger_transactions_total", "Final ledger outcomes", ["type", "status"])
 COMMANDS = Counter("hub_ledger_commands_total", "Commands consumed from hub.commands", ["outcome"])
@@ -16,8 +16,6 @@ SWEPT = Counter("hub_ledger_sweeper_resumed_total", "Stale PENDING/PROCESSING tr
 SWEEPER_RUNS = Counter("hub_ledger_sweeper_runs_total", "Sweeper runs", ["result"])
 KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired idempotency keys deleted")
 KEY_CLEANUP_RUNS = Counter("hub_ledger_key_cleanup_runs_total", "Idempotency key cleanup runs", ["result"])
-WEBHOOKS_PURGED = Counter("hub_ledger_webhooks_purged_total", "DELIVERED webhook_outbox rows purged")
-WEBHOOK_PURGE_RUNS = Counter("hub_ledger_webhook_purge_runs_total", "webhook_outbox purge runs", ["result"])
 GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
 
@@ -28,3 +26,6 @@ for _type in ("WIN", "REFUND", "CANCEL"):
 for _type in ("BET", "WIN", "REFUND"):
     for _status in ("COMPLETED", "REJECTED", "FAILED"):
         TRANSITIONS.labels(_type, _status)
+DB_BATCH_SIZE = Histogram(
+    "hub_ledger_db_batch_size", "Items per grouped database step", ["step"], buckets=(1, 2, 5, 10, 20, 50, 100, 200)
+)

@@ -1,8 +1,7 @@
-"""Per-player ordering with concurrency across players, and the offsets that are safe to commit.
+"""Per-player ordering with concurrency across players.
 
 Commands of one player run one after another in arrival order (one queue and one task per busy player);
-different players run concurrently. A partition's offset is committed only up to its lowest offset not yet
-handled, so a crash re-delivers everything unfinished (and the ledger's idempotency makes that harmless).
+different players run concurrently. (The offsets that are safe to commit meanwhile: `hub_common.offsets`.)
 """
 
 from __future__ import annotations
@@ -10,58 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
-
-P = TypeVar("P", bound=Hashable)
-
-
-class OffsetTracker(Generic[P]):
-    """Offsets handed out per partition; `committable` is the next offset to commit for each partition."""
-
-    def __init__(self) -> None:
-        self._pending: dict[P, set[int]] = {}
-        self._next: dict[P, int] = {}
-        self._committed: dict[P, int] = {}
-
-    def started(self, partition: P, offset: int) -> None:
-        self._pending.setdefault(partition, set()).add(offset)
-        self.seen(partition, offset + 1)
-
-    def seen(self, partition: P, next_offset: int) -> None:
-        """Everything before `next_offset` was fetched (records handled elsewhere, e.g. dead-lettered)."""
-        self._next[partition] = max(self._next.get(partition, 0), next_offset)
-
-    def finished(self, partition: P, offset: int) -> None:
-        self._pending.get(partition, set()).discard(offset)
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(s) for s in self._pending.values())
-
-    def committable(self) -> dict[P, int]:
-        """Offsets that moved since the last `mark_committed`."""
-        result: dict[P, int] = {}
-        for partition, nxt in self._next.items():
-            pending = self._pending.get(partition)
-            offset = min(pending) if pending else nxt
-            if offset > self._committed.get(partition, -1):
-                result[partition] = offset
-        return result
-
-    def mark_committed(self, offsets: dict[P, int]) -> None:
-        for partition, offset in offsets.items():
-            self._committed[partition] = max(self._committed.get(partition, -1), offset)
-
-    def forget(self, partition: P) -> None:
-        """The partition was revoked: its offsets are another consumer's business now."""
-        self._pending.pop(partition, None)
-        self._next.pop(partition, None)
-        self._committed.pop(partition, None)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Drives one transaction to a final status: rules, operator call(s), final transition.
 
-The operator is always called with transactionId = refId, so any resend is the same call. An outcome that
-may have been applied (timeout, 5xx, dropped connection) is resolved with a GET before anything is resent;
-`attempts > 0` on a PROCESSING row means an earlier run may have sent it, so that run's outcome is resolved
-first too.
+The operator is always called with the transaction's operator id (`hub_common.operator.operator_id`), so any
+resend is the same call. An outcome that may have been applied (timeout, 5xx, dropped connection) is resolved
+with a GET before anything is resent; `attempts > 0` on a PROCESSING row means an earlier run may have sent it,
+so that run's outcome is resolved first too. `attempts = 0` on a final row means the operator was never called
+(the reconciler relies on it: such a row has no operator record).
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
-from hub_common.errors import InfrastructureError
+from hub_common.jobs import TRANSIENT
 from hub_common.operator import (
     Budget,
     BudgetTimeout,
@@ -29,43 +28,48 @@ from hub_common.operator import (
     OperatorTransaction,
     OperatorTransactionRequest,
     Priority,
+    cancel_id,
+    operator_id,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_common.transactions import TxRow
+from hub_common.transitions import Finish
 from hub_ledger import metrics
-from hub_ledger.rules import Decision, Finish, TxRow
+from hub_ledger.rules import Decision
 from hub_ledger.settings import LedgerSettings
 from hub_ledger.store import Store
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-_TRANSIENT = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def operator_request(tx: TxRow) -> OperatorTransactionRequest:
     return OperatorTransactionRequest(
-        transaction_id=tx.ref_id,
+        transaction_id=operator_id(tx.client_id, tx.ref_id),
         player_id=tx.player_id,
         type=tx.type,
         amount_cents=tx.amount_cents,
         currency=tx.currency,
         round_id=tx.round_id,
         game_id=tx.game_id,
-        original_transaction_id=tx.original_ref_id,
+        # The bet a WIN/REFUND refers to, under the id the operator knows it by.
+        original_transaction_id=operator_id(tx.client_id, tx.original_ref_id) if tx.original_ref_id else None,
     )
 
 
 def cancel_request(tx: TxRow) -> OperatorTransactionRequest:
     """The compensating REFUND of a BET: its own operator id, pointing at the bet's."""
+    bet_id = operator_id(tx.client_id, tx.ref_id)
     return OperatorTransactionRequest(
-        transaction_id=f"{tx.ref_id}:cancel",
+        transaction_id=cancel_id(bet_id),
         player_id=tx.player_id,
         type=TxType.REFUND,
         amount_cents=tx.amount_cents,
         currency=tx.currency,
         round_id=tx.round_id,
         game_id=tx.game_id,
-        original_transaction_id=tx.ref_id,
+        original_transaction_id=bet_id,
     )
 
 
@@ -113,10 +117,11 @@ class Processor:
             metrics.COMMANDS.labels("foreign_ref_id").inc()
             log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
             return
-        await self._advance(*started)
+        await self._advance(started.row, started.decision)
 
     async def process(self, tx_id: uuid.UUID) -> None:
-        await self._advance(*await self._store.begin(tx_id))
+        begun = await self._store.begin(tx_id)
+        await self._advance(begun.row, begun.decision)
 
     async def _advance(self, tx: TxRow, decision: Decision | None) -> None:
         if decision is None:
@@ -161,7 +166,7 @@ class Processor:
             try:
                 await self._acquire(tx.id, priority, remaining)
                 if must_resolve:
-                    record = await self._client.get_transaction(tx.ref_id, correlation_id=correlation_id)
+                    record = await self._client.get_transaction(request.transaction_id, correlation_id=correlation_id)
                     if record is not None:
                         return completed(record)
                     must_resolve = False  # never applied: safe to send
@@ -209,7 +214,7 @@ class Processor:
             await asyncio.sleep(interval)
             try:
                 await self._store.touch(tx_id)
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 log.warning("could not refresh a waiting transaction", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str) -> None:

@@ -1,86 +1,14 @@
 """The transaction rules of contract section 2 as pure functions: what to do with one transaction, given
-what the ledger already knows about its bet and its round. No I/O here: `store.load_context` gathers the
-facts, `processor` acts on the decision."""
+what the ledger already knows about its bet and its round. No I/O here: `rule_queries` gathers the facts,
+`processor` acts on the decision, `hub_common.transitions` records it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from uuid import UUID
 
-from hub_common.schemas import ErrorCode, Transaction, TxStatus, TxType
-
-
-@dataclass(frozen=True)
-class TxRow:
-    """One `transactions` row."""
-
-    id: UUID
-    client_id: str
-    ref_id: str
-    type: TxType
-    player_id: str
-    amount_cents: int
-    currency: str
-    round_id: str | None
-    game_id: str | None
-    original_ref_id: str | None
-    status: TxStatus
-    reason: str | None
-    error_code: str | None
-    balance_cents: int | None
-    operator_transaction_id: str | None
-    correlation_id: str | None
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-
-    @classmethod
-    def from_record(cls, r: Any) -> TxRow:
-        return cls(
-            id=r["id"],
-            client_id=r["client_id"],
-            ref_id=r["ref_id"],
-            type=TxType(r["type"]),
-            player_id=r["player_id"],
-            amount_cents=r["amount_cents"],
-            currency=r["currency"],
-            round_id=r["round_id"],
-            game_id=r["game_id"],
-            original_ref_id=r["original_ref_id"],
-            status=TxStatus(r["status"]),
-            reason=r["reason"],
-            error_code=r["error_code"],
-            balance_cents=r["balance_cents"],
-            operator_transaction_id=r["operator_transaction_id"],
-            correlation_id=r["correlation_id"],
-            attempts=r["attempts"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            completed_at=r["completed_at"],
-        )
-
-    def resource(self) -> Transaction:
-        return Transaction(
-            transaction_id=str(self.id),
-            ref_id=self.ref_id,
-            type=self.type,
-            player_id=self.player_id,
-            amount_cents=self.amount_cents,
-            currency=self.currency,
-            round_id=self.round_id,
-            game_id=self.game_id,
-            original_ref_id=self.original_ref_id,
-            status=self.status,
-            reason=self.reason,
-            balance_cents=self.balance_cents,
-            operator_transaction_id=self.operator_transaction_id,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            completed_at=self.completed_at,
-        )
+from hub_common.schemas import ErrorCode, TxStatus, TxType
+from hub_common.transactions import TxRow
+from hub_common.transitions import Finish
 
 
 @dataclass(frozen=True)
@@ -106,19 +34,6 @@ class CallOperator:
     original_transaction_id: str | None = None
     # Set by the store when the step that made the row PROCESSING also counted the first POST in `attempts`.
     attempt_noted: bool = False
-
-
-@dataclass(frozen=True)
-class Finish:
-    """End the transaction without (another) operator call."""
-
-    status: TxStatus
-    reason: str
-    error_code: ErrorCode | None = None
-    balance_cents: int | None = None
-    operator_transaction_id: str | None = None
-    # Record a tombstone for `original_ref_id`: a later BET with that refId is rejected.
-    tombstone: bool = False
 
 
 Decision = CallOperator | Finish

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings
+from hub_common.settings import BackendSettings
 
 
-class LedgerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_nested_delimiter="__", extra="ignore")
+class LedgerSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3010, ge=0, le=65535)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     group_id: str = "hub-ledger"
@@ -44,10 +40,8 @@ class LedgerSettings(BaseSettings):
     sweep_age_s: float = Field(default=300.0, gt=0)
     compensation_interval_s: float = Field(default=5.0, gt=0)
     key_cleanup_interval_s: float = Field(default=300.0, gt=0)
-    webhook_purge_interval_s: float = Field(default=3600.0, gt=0)
     # How often the runbook's state gauges (stuck transactions, dead letters, table sizes) are recomputed.
     gauge_interval_s: float = Field(default=15.0, gt=0)
-    webhook_retention_days: int = Field(default=30, ge=1)
 
     @field_validator("operator")
     @classmethod

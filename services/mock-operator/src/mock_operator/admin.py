@@ -7,7 +7,16 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from mock_operator.models import ConfigIn, ConfigOut, FaultConfig, LedgerOut, PlayerSeed, PlayersIn
+from mock_operator.models import (
+    ConfigIn,
+    ConfigOut,
+    FaultConfig,
+    LedgerOut,
+    PlayerSeed,
+    PlayersIn,
+    RecordChange,
+    RecordsIn,
+)
 from mock_operator.state import OperatorState
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,6 +37,8 @@ class AdminHandlers:
         router.add_post("/_admin/config", self.set_config)
         router.add_get("/_admin/stats", self.stats)
         router.add_get("/_admin/ledger", self.ledger)
+        router.add_post("/_admin/records", self.add_records)
+        router.add_patch("/_admin/records/{transactionId}", self.alter_record)
         router.add_post("/_admin/reset", self.reset)
 
     async def seed_players(self, request: web.Request) -> web.Response:
@@ -65,6 +76,16 @@ class AdminHandlers:
     async def ledger(self, _: web.Request) -> web.Response:
         ledger = LedgerOut(transactions=self._state.wallet.records(), apply_counts=self._state.wallet.apply_counts())
         return web.json_response(ledger.to_wire())
+
+    async def add_records(self, request: web.Request) -> web.Response:
+        body = await _parse(request, RecordsIn)
+        records = [self._state.wallet.add_record(seed) for seed in body.records]
+        return web.json_response({"records": [r.to_wire() for r in records]})
+
+    async def alter_record(self, request: web.Request) -> web.Response:
+        change = await _parse(request, RecordChange)
+        record = self._state.wallet.alter_record(request.match_info["transactionId"], change)
+        return web.json_response(record.to_wire())
 
     async def reset(self, _: web.Request) -> web.Response:
         self._state.reset()

@@ -8,7 +8,19 @@ from typing import Any
 import aiohttp
 
 from hub_common.errors import HubError
-from mock_operator.models import ConfigIn, ConfigOut, FaultConfig, LedgerOut, PlayerSeed, PlayersIn, StatsOut
+from mock_operator.models import (
+    ConfigIn,
+    ConfigOut,
+    FaultConfig,
+    LedgerOut,
+    OperatorRecord,
+    PlayerSeed,
+    PlayersIn,
+    RecordChange,
+    RecordSeed,
+    RecordsIn,
+    StatsOut,
+)
 
 
 class AdminClientError(HubError):
@@ -30,6 +42,18 @@ class OperatorAdminClient:
 
     async def player(self, player_id: str) -> PlayerSeed:
         return PlayerSeed.model_validate(await self._call("GET", f"/_admin/players/{player_id}"))
+
+    async def add_records(self, records: Iterable[RecordSeed]) -> list[OperatorRecord]:
+        """Operator-only records (no balance effect), in the ledger and the feed."""
+        body = await self._call("POST", "/_admin/records", RecordsIn(records=list(records)).to_wire())
+        return [OperatorRecord.model_validate(r) for r in body["records"]]
+
+    async def alter_record(self, transaction_id: str, change: RecordChange) -> OperatorRecord:
+        """Alter the amount, currency or status of a stored record (its feed position stays)."""
+        path = f"/_admin/records/{transaction_id}"
+        return OperatorRecord.model_validate(
+            await self._call("PATCH", path, change.model_dump(mode="json", by_alias=True, exclude_none=True))
+        )
 
     async def stats(self) -> StatsOut:
         return StatsOut.model_validate(await self._call("GET", "/_admin/stats"))

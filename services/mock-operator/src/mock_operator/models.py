@@ -55,7 +55,8 @@ class OperatorRecord(WireModel):
     round_id: str | None
     game_id: str | None
     original_transaction_id: str | None
-    status: Literal["COMPLETED"] = "COMPLETED"
+    # COMPLETED for everything the wallet applied; the admin API may set any other status (a reversal, ...).
+    status: str = "COMPLETED"
     balance_cents: int
     created_at: datetime
 
@@ -92,6 +93,37 @@ class FaultConfig(WireModel):
     force429: StrictInt = Field(default=0, ge=0)
     retry_after_s: StrictInt = Field(default=1, ge=0)
     seed: StrictInt | None = None
+
+
+class RecordSeed(WireModel):
+    """An operator-only record (`POST /_admin/records`): in the ledger and the feed, no balance effect."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+    transaction_id: Id
+    player_id: Id = "unknown"
+    type: TxType = TxType.BET
+    amount_cents: StrictInt = Field(ge=0)
+    currency: Currency
+    status: Annotated[str, Field(min_length=1, max_length=40)] = "COMPLETED"
+    round_id: str | None = None
+    game_id: str | None = None
+    original_transaction_id: str | None = None
+    created_at: datetime | None = None
+
+
+class RecordsIn(WireModel):
+    records: list[RecordSeed]
+
+
+class RecordChange(WireModel):
+    """`PATCH /_admin/records/{transactionId}`: what to alter in a stored record (the balance is not touched)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+    amount_cents: StrictInt | None = Field(default=None, ge=0)
+    currency: Currency | None = None
+    status: Annotated[str, Field(min_length=1, max_length=40)] | None = None
 
 
 class ConfigIn(WireModel):

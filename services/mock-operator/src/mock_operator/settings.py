@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from hub_common.settings import TelemetrySettings
+from hub_common.settings import ServiceSettings
 from mock_operator.models import PlayerSeed
 
 
-class MockOperatorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MOCK_OPERATOR_", env_nested_delimiter="__", extra="ignore")
+class MockOperatorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOCK_OPERATOR_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3001, ge=0, le=65535)
     # The secret the Hub signs `/v2` requests with; no default so a stack never runs with a guessable one.
     secret: SecretStr
@@ -27,7 +26,6 @@ class MockOperatorSettings(BaseSettings):
     fault_seed: int | None = None
     # Players present at start-up (JSON list), so a stack has funded wallets without an admin call.
     players: list[PlayerSeed] = Field(default_factory=list)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @field_validator("secret")
     @classmethod

@@ -21,7 +21,15 @@ from mock_operator.errors import (
     TransactionConflictError,
     TransactionNotFoundError,
 )
-from mock_operator.models import BalanceOut, FeedPage, OperatorRecord, PlayerSeed, TransactionIn
+from mock_operator.models import (
+    BalanceOut,
+    FeedPage,
+    OperatorRecord,
+    PlayerSeed,
+    RecordChange,
+    RecordSeed,
+    TransactionIn,
+)
 
 Clock = Callable[[], float]
 
@@ -125,6 +133,38 @@ class Wallet:
             raise InvalidRequestError("a REFUND cannot be refunded")
         # The original's amount is reversed, whatever the request says: the wallet trusts its own record.
         return original.amount_cents if original.type is TxType.BET else -original.amount_cents
+
+    def add_record(self, seed: RecordSeed) -> OperatorRecord:
+        """An operator-only record (the Hub never sent it): logged and fed, balances untouched."""
+        if seed.transaction_id in self._by_id:
+            raise TransactionConflictError(seed.transaction_id)
+        player = self._players.get(seed.player_id)
+        record = OperatorRecord(
+            transaction_id=seed.transaction_id,
+            operator_transaction_id=f"op-{uuid.uuid4().hex}",
+            player_id=seed.player_id,
+            type=seed.type,
+            amount_cents=seed.amount_cents,
+            currency=seed.currency,
+            round_id=seed.round_id,
+            game_id=seed.game_id,
+            original_transaction_id=seed.original_transaction_id,
+            status=seed.status,
+            balance_cents=player.balance_cents if player is not None else 0,
+            created_at=seed.created_at or datetime.fromtimestamp(self._clock(), UTC),
+        )
+        self._log.append(record)
+        self._by_id[record.transaction_id] = record
+        return record
+
+    def alter_record(self, transaction_id: str, change: RecordChange) -> OperatorRecord:
+        """Rewrite a stored record in place (same feed position), as a bad operator-side correction would."""
+        record = self.record(transaction_id)
+        updates = change.model_dump(exclude_none=True)
+        altered = record.model_copy(update=updates)
+        self._by_id[transaction_id] = altered
+        self._log[self._log.index(record)] = altered
+        return altered
 
     def record(self, transaction_id: str) -> OperatorRecord:
         record = self._by_id.get(transaction_id)

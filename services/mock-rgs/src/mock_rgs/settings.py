@@ -6,9 +6,9 @@ from typing import Annotated
 
 import orjson
 from pydantic import BeforeValidator, Field, SecretStr
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from hub_common.settings import TelemetrySettings, parse_secret_list
+from hub_common.settings import ServiceSettings, parse_secret_list
 
 
 def _secret_list(value: object) -> object:
@@ -18,10 +18,9 @@ def _secret_list(value: object) -> object:
     return parse_secret_list(value)
 
 
-class MockRgsSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MOCK_RGS_", env_nested_delimiter="__", extra="ignore")
+class MockRgsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOCK_RGS_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3002, ge=0, le=65535)
     # Webhook secrets it verifies with (two during rotation); no default, so it never trusts a guessable one.
     secrets: Annotated[list[SecretStr], NoDecode, BeforeValidator(_secret_list)] = Field(min_length=1)
@@ -30,4 +29,3 @@ class MockRgsSettings(BaseSettings):
     max_recorded: int = Field(default=100_000, ge=1)
     # Seed of the `failRate` RNG; `None` draws from the OS so runs differ.
     behaviour_seed: int | None = None
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

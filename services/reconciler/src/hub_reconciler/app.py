@@ -3,35 +3,75 @@ the daily run owned by its cleanup contexts, all in one process and one event lo
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from functools import partial
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background, closing, stop_process
-from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, SWEEP, TRANSACTIONS, KafkaProbe, KafkaProducer
-from hub_common.operator import Budget, Priority
-from hub_reconciler.daily import DailyReconciliation
-from hub_reconciler.emitter import MismatchEmitter
-from hub_reconciler.feed import FeedPoller, OperatorFeedClient
-from hub_reconciler.report import RangeReconciler
+from hub_common.http import CleanupCtx, Ops, background, closing, request_shutdown
+from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
+from hub_common.operator import Budget, OperatorClient
+from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
+from hub_reconciler import store
+from hub_reconciler.daily import DailyRuns
+from hub_reconciler.feed import FeedPolicy, FeedPoller
+from hub_reconciler.join import JoinState
+from hub_reconciler.metrics import REPORT_SECONDS
 from hub_reconciler.settings import ReconcilerSettings
 from hub_reconciler.stream import JoinStream, OnFatal
 
 SERVICE = "reconciler"
+_PURGE_INTERVAL_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 PRODUCER = web.AppKey("producer", KafkaProducer)
 POOL = web.AppKey("pool", asyncpg.Pool)
-FEED_CLIENT = web.AppKey("feed_client", OperatorFeedClient)
-RANGE = web.AppKey("range_reconciler", RangeReconciler)
+OPERATOR = web.AppKey("operator", OperatorClient)
+BUDGET = web.AppKey("budget", Budget)
 STREAM = web.AppKey("stream", JoinStream)
 
 
 def _fatal(exc: BaseException) -> None:
-    stop_process(f"join agent failed: {exc!r}")
+    request_shutdown(f"join agent failed: {exc!r}")
+
+
+def feed_policy(settings: ReconcilerSettings) -> FeedPolicy:
+    return FeedPolicy(
+        name=settings.feed_name,
+        page_limit=settings.feed_page_limit,
+        poll_interval_s=settings.feed_poll_interval_s,
+        delay_s=settings.feed_delay_s,
+        max_window_s=settings.feed_max_window_s,
+        start_lookback_s=settings.feed_start_lookback_s,
+    )
+
+
+def daily_runs(settings: ReconcilerSettings, pool: asyncpg.Pool) -> DailyRuns:
+    """The daily runs over `pool` (the service's and the CronJob form's)."""
+    report = RangeReport(
+        pool, report_dir=settings.report_dir, slice_s=settings.report_slice_s, feed_name=settings.feed_name
+    )
+
+    async def run_day(day: date) -> dict[str, Any]:
+        _, end = day_bounds(day, day)
+        await wait_for_coverage(pool, end, timeout_s=settings.daily_feed_wait_s, name=settings.feed_name)
+        with REPORT_SECONDS.time():
+            return await report.run(day, day)
+
+    first = date.fromisoformat(settings.daily_first_day) if settings.daily_first_day else None
+    return DailyRuns(
+        pool,
+        run_day,
+        at_utc=settings.daily_at_utc,
+        check_interval_s=settings.daily_check_interval_s,
+        first_day=first,
+    )
 
 
 def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> web.Application:
@@ -49,8 +89,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
     ops.add_routes(app)
 
     async def topics(_: web.Application) -> AsyncIterator[None]:
-        # Same partition count for all join inputs: the faust table requires co-partitioned sources.
-        await kafka.ensure_topics(settings.kafka, [TRANSACTIONS, OPERATOR_TRANSACTIONS, SWEEP, MISMATCHES])
+        await kafka.ensure_topics(settings.kafka, [TRANSACTIONS, OPERATOR_TRANSACTIONS, MISMATCHES])
         yield
 
     async def producer(_: web.Application) -> AsyncIterator[None]:
@@ -64,47 +103,62 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         yield
         await app[POOL].close()
 
-    async def feed(_: web.Application) -> AsyncIterator[None]:
-        # Feed pages are operator calls too: they wait their turn in the budget every replica shares.
-        budget = Budget(app[POOL], settings.operator)
-        try:
-            async with aiohttp.ClientSession() as session:
-                gate = partial(budget.acquire, Priority.DEBIT)
-                app[FEED_CLIENT] = OperatorFeedClient(settings.operator, session, gate=gate)
-                app[RANGE] = RangeReconciler(app[POOL], app[FEED_CLIENT], report_dir=settings.report_dir)
-                yield
-        finally:
-            await budget.close()
+    async def operator(_: web.Application) -> AsyncIterator[None]:
+        # Feed pages are operator calls too: they wait their turn in the budget every process shares.
+        app[BUDGET] = Budget(app[POOL], settings.operator)
+        app[OPERATOR] = OperatorClient(settings.operator)
+        yield
+        await app[OPERATOR].close()
+        await app[BUDGET].close()
 
     async def stream(_: web.Application) -> AsyncIterator[None]:
-        join = JoinStream(settings, producer=app[PRODUCER], emitter=MismatchEmitter(app[PRODUCER]), on_fatal=on_fatal)
-        app[STREAM] = join
-        await join.start()
+        join = JoinState(
+            app[POOL],
+            app[PRODUCER],
+            grace_s=settings.grace_window_s,
+            retention_s=settings.retention_s,
+            feed_name=settings.feed_name,
+        )
+        # Events decided before a crash and not yet confirmed on Kafka go out first.
+        await join.flush()
+        app[STREAM] = JoinStream(settings, pool=app[POOL], producer=app[PRODUCER], join=join, on_fatal=on_fatal)
+        await app[STREAM].start()
         ops.ready = True
         yield
         ops.ready = False
-        await join.stop()
+        await app[STREAM].stop()
 
-    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, feed, stream])
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, operator, stream])
 
+    app.cleanup_ctx.extend(_background_jobs(app, settings))
+    return app
+
+
+def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list[CleanupCtx]:
+    jobs: list[CleanupCtx] = []
     if settings.feed_enabled:
 
-        async def poll_feed() -> None:
-            poller = FeedPoller(
-                app[FEED_CLIENT],
-                app[PRODUCER],
-                interval_s=settings.feed_poll_interval_s,
-                lookback_s=settings.feed_lookback_s,
-                overlap_s=settings.feed_overlap_s,
-            )
+        async def poll_feed(_: web.Application) -> None:
+            poller = FeedPoller(app[POOL], app[OPERATOR], app[BUDGET], app[PRODUCER], feed_policy(settings))
             await poller.run()
 
-        app.cleanup_ctx.append(background("operator-feed-poller", poll_feed))
+        async def purge_operator_records(_: web.Application) -> None:
+            while True:
+                cutoff = datetime.now(UTC) - timedelta(days=settings.operator_retention_days)
+                try:
+                    await store.purge_operator_records(app[POOL], cutoff)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("operator records purge failed; retried later", extra={"error": repr(exc)})
+                await asyncio.sleep(_PURGE_INTERVAL_S)
 
+        jobs += [
+            background("operator-feed-poller", poll_feed, on_fatal=request_shutdown),
+            background("operator-records-purge", purge_operator_records, on_fatal=request_shutdown),
+        ]
     if settings.daily_enabled:
 
-        async def daily() -> None:
-            await DailyReconciliation(app[RANGE].run, app[POOL], at_utc=settings.daily_at_utc).run_forever()
+        async def daily(_: web.Application) -> None:
+            await daily_runs(settings, app[POOL]).run_forever()
 
-        app.cleanup_ctx.append(background("daily-reconciliation", daily))
-    return app
+        jobs.append(background("daily-reconciliation", daily, on_fatal=request_shutdown))
+    return jobs

@@ -1,6 +1,10 @@
-"""The daily date-range reconciliation, scheduled inside the service (runbook: "a daily run happens on its own").
+"""The daily date-range report that never skips a day.
 
-With several replicas, a PostgreSQL advisory lock lets exactly one of them run a given day.
+The last successful day is stored in PostgreSQL (reconciliation_runs): on start and every `check_interval_s` the
+service runs every day since then, in order, once the day is over (and `at_utc` has passed). A day whose report
+cannot be completed (the feed has not covered it, the database failed) is recorded FAILED and retried at the next
+check; later days wait for it. A PostgreSQL advisory lock lets one replica (or CronJob pod) run at a time. The
+last-success gauge is read back from the database at start, so a restart does not look like a failed day.
 """
 
 from __future__ import annotations
@@ -8,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from hub_common.errors import HubError
 from hub_reconciler.metrics import DAILY_RUNS, LAST_DAILY_SUCCESS
@@ -20,56 +25,119 @@ log = logging.getLogger(__name__)
 
 _DAILY_LOCK = 7_246_318_004
 
-RunRange = Callable[[date, date], Awaitable[dict[str, Any]]]
+RunDay = Callable[[date], Awaitable[dict[str, Any]]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
-def next_run(now: datetime, at_utc: str) -> datetime:
-    """The next `HH:MM` UTC strictly after `now`."""
+def parse_at(at_utc: str) -> time:
     hour, minute = (int(part) for part in at_utc.split(":"))
-    candidate = now.astimezone(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return candidate if candidate > now else candidate + timedelta(days=1)
+    return time(hour, minute, tzinfo=UTC)
 
 
-class DailyReconciliation:
+class DailyRuns:
     def __init__(
         self,
-        run_range: RunRange,
         pool: asyncpg.Pool,
+        run_day: RunDay,
         *,
         at_utc: str,
+        check_interval_s: float,
+        first_day: date | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._run_range = run_range
         self._pool = pool
-        self._at_utc = at_utc
+        self._run_day = run_day
+        self._at = parse_at(at_utc)
+        self._check_interval_s = check_interval_s
+        self._first_day = first_day
         self._clock = clock
         self._sleep = sleep
 
-    async def run_once(self, day: date) -> dict[str, Any] | None:
-        """Reconcile `day` unless another replica holds the lock; None when skipped."""
-        async with self._pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _DAILY_LOCK):
-                log.info("daily reconciliation runs elsewhere", extra={"day": day.isoformat()})
-                return None
+    def last_due_day(self) -> date:
+        """The latest day whose run is due now: yesterday once `at_utc` has passed today, else the day before."""
+        now = self._clock().astimezone(UTC)
+        today = now.date()
+        return today - timedelta(days=1 if now >= datetime.combine(today, self._at) else 2)
+
+    async def restore_gauge(self) -> None:
+        finished = await self._pool.fetchval("SELECT max(finished_at) FROM reconciliation_runs WHERE status = 'OK'")
+        if isinstance(finished, datetime):
+            LAST_DAILY_SUCCESS.set(finished.timestamp())
+
+    async def due_days(self) -> list[date]:
+        last_ok = await self._pool.fetchval("SELECT max(day) FROM reconciliation_runs WHERE status = 'OK'")
+        until = self.last_due_day()
+        first = last_ok + timedelta(days=1) if isinstance(last_ok, date) else (self._first_day or until)
+        return [first + timedelta(days=n) for n in range((until - first).days + 1)]
+
+    async def run_due(self) -> list[date]:
+        """Run every due day in order (stops at the first failure); the days that succeeded."""
+        done: list[date] = []
+        async with self._pool.acquire() as lock_conn:
+            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _DAILY_LOCK):
+                log.info("daily reconciliation runs elsewhere")
+                return done
             try:
-                return await self._run_range(day, day)
+                for day in await self.due_days():
+                    if not await self.run_one(day):
+                        break
+                    done.append(day)
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _DAILY_LOCK)
+                await lock_conn.execute("SELECT pg_advisory_unlock($1)", _DAILY_LOCK)
+        return done
+
+    async def run_one(self, day: date) -> bool:
+        """Run and record one day; True when its report is complete."""
+        try:
+            summary = await self._run_day(day)
+        except (HubError, OSError, asyncpg.PostgresError) as exc:
+            await self._record(day, "FAILED", None, None, f"{type(exc).__name__}: {exc}")
+            return False
+        if not summary.get("complete"):
+            error = f"operator feed covers only up to {summary.get('feedCoveredTo')}"
+            await self._record(day, "FAILED", summary.get("report"), summary, error)
+            return False
+        await self._record(day, "OK", summary.get("report"), summary, None)
+        return True
+
+    async def _record(
+        self, day: date, status: str, report: str | None, summary: dict[str, Any] | None, error: str | None
+    ) -> None:
+        if status == "OK":
+            DAILY_RUNS.labels(outcome="ok").inc()
+            log.info("daily reconciliation done", extra={"day": day.isoformat(), "summary": summary})
+        else:
+            # Alert "Reconciliation daily job failed" watches this counter.
+            DAILY_RUNS.labels(outcome="failed").inc()
+            log.error("daily reconciliation failed", extra={"day": day.isoformat(), "error": error})
+        finished = await self._pool.fetchval(
+            """INSERT INTO reconciliation_runs (day, status, report, summary, error, finished_at)
+               VALUES ($1, $2, $3, $4::jsonb, $5, now())
+               ON CONFLICT (day) DO UPDATE SET status = $2, report = $3, summary = $4::jsonb, error = $5,
+                   attempts = reconciliation_runs.attempts + 1, finished_at = now()
+               RETURNING finished_at""",
+            day,
+            status,
+            report,
+            orjson.dumps(summary).decode() if summary is not None else None,
+            error,
+        )
+        if status == "OK" and isinstance(finished, datetime):
+            LAST_DAILY_SUCCESS.set(finished.timestamp())
+
+    def _until_next_check(self) -> float:
+        now = self._clock().astimezone(UTC)
+        at_today = datetime.combine(now.date(), self._at)
+        next_at = at_today if at_today > now else at_today + timedelta(days=1)
+        return max(min((next_at - now).total_seconds(), self._check_interval_s), 0.0)
 
     async def run_forever(self) -> None:
+        await self.restore_gauge()
         while True:
-            due = next_run(self._clock(), self._at_utc)
-            await self._sleep(max((due - self._clock()).total_seconds(), 0.0))
-            day = (due - timedelta(days=1)).date()
             try:
-                summary = await self.run_once(day)
-            except (HubError, OSError, asyncpg.PostgresError) as exc:
-                # Alert "Reconciliation daily job failed" watches this counter.
+                await self.run_due()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 DAILY_RUNS.labels(outcome="failed").inc()
-                log.error("daily reconciliation failed", extra={"day": day.isoformat(), "error": repr(exc)})
-                continue
-            if summary is not None:
-                DAILY_RUNS.labels(outcome="ok").inc()
-                LAST_DAILY_SUCCESS.set(self._clock().timestamp())
-                log.info("daily reconciliation done", extra={"summary": summary})
+                log.error("daily reconciliation could not run", extra={"error": repr(exc)})
+            await self._sleep(self._until_next_check())

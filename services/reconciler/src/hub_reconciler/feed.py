@@ -1,159 +1,161 @@
-"""The operator's report feed: a signed HTTP client for `GET /v2/transactions?from=&to=&cursor=&limit=`, and the
-poller that publishes each record to operator.transactions (key = transactionId = refId).
+"""The operator feed poller: pages `GET /v2/transactions?from=&to=&cursor=` continuously, a small page at a time,
+through `OperatorClient` and the budget every process shares (at REPORT priority: after every money movement).
 
-Every page is one operator call out of the 60/min budget the ledger also spends: pages are large (limit 1000)
-and polls rare. `gate` lets the caller charge each call to a shared budget.
+Each page is published to operator.transactions and then stored, with the feed's position, in ONE PostgreSQL
+transaction: a restart or an outage of any length resumes at the stored cursor. A crash between the two
+re-reads the page (the upsert and the join are idempotent). The position is a window [from, to) that ends
+`delay_s` before now and is read to its last page; its end becomes the feed's coverage, which the report waits for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlencode
 
-import aiohttp
-from pydantic import ValidationError
-from yarl import URL
+import asyncpg
 
 from hub_common.envelope import wrap
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import OPERATOR_TRANSACTIONS, KafkaProducer
-from hub_common.signing import request_headers
-from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers, new_correlation_id
-from hub_reconciler.errors import OperatorFeedError
-from hub_reconciler.metrics import FEED_POLLS, FEED_RECORDS
-from hub_reconciler.models import OperatorRecord
-from hub_reconciler.settings import OperatorFeedSettings
+from hub_common.operator import (
+    Budget,
+    CircuitOpenError,
+    OperatorClient,
+    OperatorRateLimited,
+    OperatorTechnicalError,
+    Priority,
+)
+from hub_common.telemetry import new_correlation_id
+from hub_reconciler import store
+from hub_reconciler.metrics import FEED_INVALID, FEED_LAG, FEED_PAGES, FEED_RECORDS
+from hub_reconciler.store import FeedState
 
 log = logging.getLogger(__name__)
 
-FEED_PATH = "/v2/transactions"
-_MAX_RETRY_AFTER_S = 60.0
-
-Gate = Callable[[], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_MAX_BACKOFF_S = 60.0
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-async def _no_gate() -> None:
-    return None
-
-
-class OperatorFeedClient:
-    def __init__(
-        self,
-        settings: OperatorFeedSettings,
-        session: aiohttp.ClientSession,
-        *,
-        gate: Gate = _no_gate,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._settings = settings
-        self._session = session
-        self._gate = gate
-        self._sleep = sleep
-
-    async def records(self, start: datetime, end: datetime) -> AsyncIterator[OperatorRecord]:
-        """Every operator record in [start, end), page by page."""
-        cursor: str | None = None
-        while True:
-            page = await self._page(start, end, cursor)
-            for item in page.get("items") or []:
-                try:
-                    yield OperatorRecord.model_validate(item)
-                except ValidationError as exc:
-                    log.warning("operator feed item skipped", extra={"errors": exc.error_count(), "item": item})
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return
-
-    async def _page(self, start: datetime, end: datetime, cursor: str | None) -> dict[str, Any]:
-        params = {"from": iso(start), "to": iso(end), "limit": str(self._settings.page_limit)}
-        if cursor:
-            params["cursor"] = cursor
-        # Sign exactly the bytes we send: keep ':' literal, and stop aiohttp from re-encoding the query.
-        path_qs = f"{FEED_PATH}?{urlencode(params, safe=':')}"
-        for attempt in range(1, self._settings.max_attempts + 1):
-            await self._gate()
-            correlation_id = new_correlation_id()
-            headers = {
-                "X-Client-Id": self._settings.client_id,
-                CORRELATION_HEADER: correlation_id,
-                **http_trace_headers(),
-                **request_headers(self._settings.secret, "GET", path_qs, b""),
-            }
-            url = URL(self._settings.url.rstrip("/") + path_qs, encoded=True)
-            try:
-                async with self._session.get(
-                    url, headers=headers, timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s)
-                ) as response:
-                    if response.status == 429 and attempt < self._settings.max_attempts:
-                        await self._sleep(_retry_after(response.headers.get("Retry-After")))
-                        continue
-                    if response.status != 200:
-                        raise OperatorFeedError(f"operator feed answered {response.status}", status=response.status)
-                    body = await response.json()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise OperatorFeedError(f"operator feed unreachable: {type(exc).__name__}") from exc
-            if not isinstance(body, dict):
-                raise OperatorFeedError("operator feed body is not an object")
-            return body
-        raise OperatorFeedError("operator feed kept answering 429", status=429)
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return min(max(float(value or 1), 0.0), _MAX_RETRY_AFTER_S)
-    except ValueError:
-        return 1.0
+@dataclass(frozen=True)
+class FeedPolicy:
+    name: str
+    page_limit: int
+    poll_interval_s: float
+    delay_s: float
+    max_window_s: float
+    start_lookback_s: float
 
 
 class FeedPoller:
-    """Publishes the feed continuously: each poll reads [last end - overlap, now) and advances on success."""
-
     def __init__(
         self,
-        client: OperatorFeedClient,
+        pool: asyncpg.Pool,
+        client: OperatorClient,
+        budget: Budget,
         producer: KafkaProducer,
+        policy: FeedPolicy,
         *,
-        interval_s: float,
-        lookback_s: float,
-        overlap_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        self._pool = pool
         self._client = client
+        self._budget = budget
         self._producer = producer
-        self._interval_s = interval_s
-        self._overlap = timedelta(seconds=overlap_s)
+        self._policy = policy
         self._clock = clock
         self._sleep = sleep
-        self._since = clock() - timedelta(seconds=lookback_s)
 
-    async def poll_once(self) -> int:
-        end = self._clock()
-        published = 0
-        async for record in self._client.records(self._since - self._overlap, end):
-            envelope = wrap(record, correlation_id=new_correlation_id())
-            await self._producer.send(OPERATOR_TRANSACTIONS, envelope, key=record.transaction_id)
-            published += 1
-        self._since = end
-        FEED_RECORDS.inc(published)
-        return published
+    async def state(self) -> FeedState:
+        """The stored position, or a fresh one `start_lookback_s` back (not stored until a page is read)."""
+        current = await store.load_feed_state(self._pool, self._policy.name)
+        if current is not None:
+            return current
+        start = self._clock() - timedelta(seconds=self._policy.start_lookback_s)
+        return FeedState(start, start, None, start)
+
+    def _window(self, state: FeedState) -> FeedState | None:
+        """The window to read next: the one in progress, or a new one from the coverage on (None: caught up)."""
+        if state.cursor is not None:
+            return state
+        end = min(
+            self._clock() - timedelta(seconds=self._policy.delay_s),
+            state.covered_to + timedelta(seconds=self._policy.max_window_s),
+        )
+        # Caught up: a window shorter than the poll interval waits for the next poll (one call per interval).
+        if (end - state.covered_to).total_seconds() < self._policy.poll_interval_s:
+            return None
+        return FeedState(state.covered_to, end, None, state.covered_to)
+
+    async def step(self) -> bool:
+        """Read one page; True when more is to be read at once, False when the feed is caught up."""
+        state = await self.state()
+        FEED_LAG.set(max((self._clock() - state.covered_to).total_seconds(), 0.0))
+        window = self._window(state)
+        if window is None:
+            return False
+        if (wait := self._client.retry_in()) > 0:
+            raise CircuitOpenError(wait)
+        await self._budget.acquire(Priority.REPORT)
+        correlation_id = new_correlation_id()
+        page = await self._client.list_transactions(
+            window.window_from,
+            window.window_to,
+            cursor=window.cursor,
+            limit=self._policy.page_limit,
+            correlation_id=correlation_id,
+        )
+        seen = self._clock()
+        if page.invalid:
+            FEED_INVALID.inc(len(page.invalid))
+            log.error("operator feed items that are not records", extra={"items": page.invalid[:10]})
+        await asyncio.gather(
+            *(
+                self._producer.send(
+                    OPERATOR_TRANSACTIONS,
+                    wrap(r, correlation_id=correlation_id, occurred_at=seen),
+                    key=r.transaction_id,
+                )
+                for r in page.records
+            )
+        )
+        done = page.next_cursor is None
+        after = FeedState(
+            window.window_from,
+            window.window_to,
+            page.next_cursor,
+            window.window_to if done else window.covered_to,
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.upsert_records(conn, [(r, seen) for r in page.records])
+            await store.save_feed_state(conn, self._policy.name, after)
+        FEED_PAGES.inc()
+        FEED_RECORDS.inc(len(page.records))
+        FEED_LAG.set(max((self._clock() - after.covered_to).total_seconds(), 0.0))
+        return not done or self._window(after) is not None
 
     async def run(self) -> None:
+        backoff = 1.0
         while True:
             try:
-                count = await self.poll_once()
-                FEED_POLLS.labels(outcome="ok").inc()
-                log.info("operator feed polled", extra={"published": count})
-            except InfrastructureError as exc:
-                FEED_POLLS.labels(outcome="error").inc()
-                log.warning("operator feed poll failed; next poll retries the window", extra={"error": str(exc)})
-            await self._sleep(self._interval_s)
+                more = await self.step()
+                backoff = 1.0
+            except OperatorRateLimited as exc:
+                # Every process pauses, the ledger included: the operator counts all our calls together.
+                log.warning("operator feed rate limited", extra={"retryAfterS": exc.retry_after_s})
+                await self._budget.defer(exc.retry_after_s)
+                continue
+            except CircuitOpenError as exc:
+                await self._sleep(exc.retry_in_s)
+                continue
+            except (OperatorTechnicalError, InfrastructureError, *_DB_ERRORS) as exc:
+                log.warning("operator feed page failed; retrying from the stored cursor", extra={"error": repr(exc)})
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            if not more:
+                await self._sleep(self._policy.poll_interval_s)

@@ -1,45 +1,103 @@
-"""The continuous join: one faust agent over hub.transactions, operator.transactions and the sweep topic,
-writing the state of each refId into a faust Table (changelog-backed).
+"""The continuous join's input: one faust agent over hub.transactions and operator.transactions, in batches.
 
-faust joins are not implemented (faust/joins.py raises NotImplementedError), so the join is a table keyed
-by refId that both streams update. The three topics are co-partitioned: same partition count, key refId.
-Tables may change only inside stream iteration, so the grace-window timer does not touch the table: it
-sends a SweepTick (key refId) that the agent handles like any other record.
+faust stream joins are not implemented (faust/joins.py raises NotImplementedError) and its table stores either
+replay the whole changelog at start (memory://) or need rocksdict; so the agent keeps no faust table: each batch
+stores the operator records it carries, marks the operator ids it touched in `JoinState` (PostgreSQL), and settles
+those whose grace has passed (a late record clearing an old mismatch is resolved at once). A timer sweeps the ids
+that become due. Offsets are acknowledged after the batch is stored: at-least-once, and every step is idempotent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import faust
+import orjson
+from pydantic import ValidationError
 
-from hub_common.envelope import Envelope, EnvelopeError, decode, wrap
+from hub_common.envelope import schema_of
 from hub_common.errors import InfrastructureError
-from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, SWEEP, TRANSACTIONS, KafkaProducer
-from hub_common.schemas import TransactionEvent
-from hub_common.telemetry import correlation_scope, new_correlation_id
-from hub_reconciler.compare import is_due, is_expired
-from hub_reconciler.emitter import MismatchEmitter
-from hub_reconciler.join import Step, on_hub_event, on_operator_record, on_tick
+from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer, ssl_context
+from hub_common.operator import OperatorRecord, operator_id
+from hub_common.schemas import TransactionEvent, TxStatus
+from hub_common.settings import KafkaSettings
+from hub_reconciler import store
+from hub_reconciler.join import JoinState
 from hub_reconciler.metrics import JOINED_RECORDS
-from hub_reconciler.models import JoinEntry, OperatorRecord, SweepTick
 from hub_reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
 
-JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS, SWEEP)
+JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS)
 _MAX_BACKOFF_S = 5.0
+_RETRYABLE = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_FINAL = frozenset(s.value for s in TxStatus if s.is_final)
+_HUB_SCHEMA = schema_of(TransactionEvent)
+_OPERATOR_SCHEMA = schema_of(OperatorRecord)
 
 OnFatal = Callable[[BaseException], None]
 
 
+class PoisonRecord(ValueError):
+    """A record that is not what its topic carries."""
+
+
 def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """faust's form of the credentials hub_common.kafka gives every other client (None: PLAINTEXT)."""
+    context = ssl_context(kafka)
+    if kafka.security_protocol == "SASL_SSL":
+        assert kafka.sasl_password is not None  # KafkaSettings refuses SASL_SSL without credentials
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def hub_key(value: bytes | None) -> str | None:
+    """The operator id a hub.transactions record touches (None: not final yet, nothing to reconcile)."""
+    envelope = _envelope(value, _HUB_SCHEMA)
+    try:
+        payload = envelope["payload"]
+        tx = payload["transaction"]
+        if tx["status"] not in _FINAL:
+            return None
+        return operator_id(str(payload["clientId"]), str(tx["refId"]))
+    except (KeyError, TypeError) as exc:
+        raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: missing {exc}") from None
+
+
+def operator_record(value: bytes | None) -> tuple[OperatorRecord, datetime]:
+    """The record an operator.transactions value carries, and when the feed read it."""
+    envelope = _envelope(value, _OPERATOR_SCHEMA)
+    try:
+        return OperatorRecord.model_validate(envelope["payload"]), datetime.fromisoformat(envelope["occurredAt"])
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        raise PoisonRecord(f"payload does not fit {_OPERATOR_SCHEMA}: {exc!r}"[:300]) from None
+
+
+def _envelope(value: bytes | None, schema: str) -> dict[str, Any]:
+    # Plain orjson, not the pydantic envelope: this path runs for every record of two busy topics.
+    try:
+        envelope = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise PoisonRecord(f"value is not JSON: {exc}") from None
+    if not isinstance(envelope, dict) or envelope.get("schema") != schema:
+        raise PoisonRecord(f"value is not a {schema} envelope")
+    return envelope
 
 
 class JoinStream:
@@ -49,39 +107,38 @@ class JoinStream:
         self,
         settings: ReconcilerSettings,
         *,
+        pool: asyncpg.Pool,
         producer: KafkaProducer,
-        emitter: MismatchEmitter,
+        join: JoinState,
         on_fatal: OnFatal,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._pool = pool
         self._producer = producer
-        self._emitter = emitter
+        self._join = join
         self._on_fatal = on_fatal
-        self._clock = clock
         self._failed = False
         kafka = settings.kafka
         self._topics = {kafka.topic(name): name for name in JOIN_TOPICS}
+        # faust creates only the last level of its data directory.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._app = faust.App(
             kafka.topic(settings.app_id),
             broker=broker_url(kafka.bootstrap_servers),
-            store=settings.store,
+            broker_credentials=broker_credentials(kafka),
             datadir=str(settings.data_dir),
             autodiscover=False,
             web_enabled=False,
             processing_guarantee="at_least_once",
             topic_partitions=kafka.partitions,
             topic_replication_factor=kafka.replication_factor,
-            # One reconciler replica: standbys would only make the sweep scan partitions it does not own.
-            table_standby_replicas=0,
             consumer_auto_offset_reset="earliest",
             loop=asyncio.get_running_loop(),
         )
-        self._table = self._app.Table("joins", default=None, partitions=kafka.partitions, key_type=str, value_type=dict)
         source = self._app.topic(*self._topics, key_serializer="raw", value_serializer="raw")
         # concurrency=1: faust #606 commits past in-flight events with more than one actor.
-        self._app.agent(source, name="reconciler-join", concurrency=1)(self._join)
-        self._app.timer(settings.sweep_interval_s, name="reconciler-sweep")(self._sweep)
+        self._app.agent(source, name="reconciler-join", concurrency=1)(self._consume)
+        self._app.timer(settings.sweep_interval_s, name="reconciler-sweep")(self.sweep)
 
     @property
     def healthy(self) -> bool:
@@ -93,89 +150,75 @@ class JoinStream:
     async def stop(self) -> None:
         await self._app.stop()
 
-    async def _join(self, stream: Any) -> None:
-        async for event in stream.events():
-            await self._handle(event.message.topic, event.key, event.value)
+    async def _consume(self, stream: Any) -> None:
+        async for events in stream.take_events(self._settings.batch_max, within=self._settings.batch_within_s):
+            batch = [(e.message.topic, e.key, e.value) for e in events]
+            try:
+                await self._retrying(lambda batch=batch: self.handle(batch))  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A crashed faust agent stays dead while the worker looks alive; stop the service instead.
+                self._failed = True
+                log.critical("join agent failed", exc_info=exc)
+                self._on_fatal(exc)
+                raise
 
-    async def _handle(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        try:
-            await self._handle_record(topic, key, value)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A crashed faust agent stays dead while the worker looks alive; stop the service instead.
-            self._failed = True
-            log.critical("join agent failed", exc_info=exc)
-            self._on_fatal(exc)
-            raise
-
-    async def _handle_record(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        source = self._topics.get(topic, topic)
-        try:
-            envelope = decode(value)
-            ref_id, step = self._step(source, envelope)
-        except EnvelopeError as exc:
-            reason = str(exc)
-            await self._retrying(lambda: self._dead_letter(topic, key, value, reason))
+    async def handle(self, batch: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
+        """One batch of (prefixed topic, key, value): store, touch, settle what is overdue."""
+        keys: list[str] = []
+        records: list[tuple[OperatorRecord, datetime]] = []
+        for topic, key, value in batch:
+            source = self._topics.get(topic, topic)
+            try:
+                if source == OPERATOR_TRANSACTIONS:
+                    record, seen = operator_record(value)
+                    records.append((record, seen))
+                    keys.append(record.transaction_id)
+                else:
+                    touched = hub_key(value)
+                    if touched is not None:
+                        keys.append(touched)
+            except PoisonRecord as exc:
+                await self._dead_letter(topic, key, value, str(exc))
+                continue
+            JOINED_RECORDS.labels(source=source).inc()
+        if not keys:
             return
-        JOINED_RECORDS.labels(source=source).inc()
-        with correlation_scope(envelope.correlation_id):
-            for finding in step.findings:
-                entry = step.entry
-                assert entry is not None  # findings always come with the entry they were found in
-                emit = partial(self._emitter.emit, ref_id, finding, entry, correlation_id=envelope.correlation_id)
-                await self._retrying(emit)
-            if step.delete:
-                self._table.pop(ref_id, None)
-            elif step.entry is not None:
-                # Re-assign, never mutate in place: only assignment reaches the changelog.
-                self._table[ref_id] = step.entry.to_wire()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.upsert_records(conn, records)
+            await self._join.touch(conn, keys)
+        if await self._join.settle(keys, limit=len(keys)):
+            await self._join.flush()
 
-    def _step(self, source: str, envelope: Envelope) -> tuple[str, Step]:
-        now = self._clock()
-        grace = self._settings.grace_window_s
-        if source == TRANSACTIONS:
-            event = envelope.payload_as(TransactionEvent)
-            ref_id = event.transaction.ref_id
-            return ref_id, on_hub_event(self._current(ref_id), event, now=now, grace_s=grace)
-        if source == OPERATOR_TRANSACTIONS:
-            record = envelope.payload_as(OperatorRecord)
-            ref_id = record.transaction_id
-            return ref_id, on_operator_record(self._current(ref_id), record, now=now, grace_s=grace)
-        tick = envelope.payload_as(SweepTick)
-        step = on_tick(self._current(tick.ref_id), now=now, grace_s=grace, retention_s=self._settings.retention_s)
-        return tick.ref_id, step
-
-    def _current(self, ref_id: str) -> JoinEntry | None:
-        raw = self._table.get(ref_id)
-        return JoinEntry.model_validate(raw) if raw is not None else None
-
-    async def _sweep(self) -> None:
-        now = self._clock()
-        due = []
-        for ref_id, raw in list(self._table.items()):
-            entry = JoinEntry.model_validate(raw)
-            if is_due(entry, now=now, grace_s=self._settings.grace_window_s) or is_expired(
-                entry, now=now, retention_s=self._settings.retention_s
-            ):
-                due.append(ref_id)
-        for ref_id in due:
-            tick = wrap(SweepTick(ref_id=ref_id), correlation_id=new_correlation_id())
-            await self._retrying(partial(self._producer.send, SWEEP, tick, key=ref_id))
+    async def sweep(self) -> None:
+        """Settle every id whose grace has passed, a bounded query at a time, then publish and purge."""
+        try:
+            batch = self._settings.sweep_batch
+            # Bounded queries: the loop yields between them, however many ids are due.
+            evaluated = batch
+            while evaluated >= batch:
+                evaluated = await self._join.settle(None, limit=batch)
+            await self._join.flush()
+            await self._join.purge()
+        except _RETRYABLE as exc:
+            log.warning("join sweep failed; the next sweep retries", extra={"error": repr(exc)})
 
     async def _dead_letter(self, topic: str, key: bytes | None, value: bytes | None, reason: str) -> None:
         log.warning("record sent to dead-letter topic", extra={"topic": topic, "reason": reason})
         headers = [("dlq-reason", reason.encode()), ("dlq-source-topic", topic.encode())]
-        await self._producer.send_raw(topic + DLQ_SUFFIX, value or b"", key=key, headers=headers)
+        await self._retrying(
+            lambda: self._producer.send_raw(topic + DLQ_SUFFIX, value or b"", key=key, headers=headers)
+        )
 
     async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
-        """Retry a Kafka write until it succeeds: the partition waits rather than skip a mismatch."""
+        """Retry until it succeeds: the partition waits rather than skip a record."""
         delay = 0.2
         while True:
             try:
                 await action()
                 return
-            except InfrastructureError as exc:
-                log.warning("kafka write failed; retrying", extra={"error": str(exc), "delayS": delay})
+            except _RETRYABLE as exc:
+                log.warning("join step failed; retrying: %r", exc, extra={"error": repr(exc), "delayS": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_BACKOFF_S)

@@ -12,7 +12,8 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import Ops, background, closing
+from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
+from hub_common.jobs import every
 from hub_common.kafka import (
     TRANSACTIONS,
     WEBHOOKS_DLQ,
@@ -23,6 +24,7 @@ from hub_common.kafka import (
     retry_topic,
 )
 from hub_common.schemas import WebhookRetry
+from hub_dispatcher import metrics
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.endpoints import Endpoints
 from hub_dispatcher.loop import ConsumerLoop
@@ -33,7 +35,9 @@ from hub_dispatcher.store import OutboxStore
 from hub_dispatcher.sweeper import Sweeper
 from hub_dispatcher.writes import Writes
 
-SERVICE = "hub-dispatcher"
+SERVICE = "webhook-dispatcher"
+# Kafka client id (broker logs and quotas), unchanged by the service's name in logs and metrics.
+CLIENT_ID = "hub-dispatcher"
 
 SETTINGS = web.AppKey("settings", DispatcherSettings)
 OPS = web.AppKey("ops", Ops)
@@ -43,6 +47,7 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 WRITES = web.AppKey("writes", Writes)
+STORE = web.AppKey("store", OutboxStore)
 LOOPS = web.AppKey("loops", list[ConsumerLoop])
 
 
@@ -54,7 +59,9 @@ def _due_at(record: Record) -> datetime:
     return record.envelope.payload_as(WebhookRetry).due_at
 
 
-def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None) -> web.Application:
+def create_app(
+    settings: DispatcherSettings, *, rng: random.Random | None = None, on_fatal: OnFatal = request_shutdown
+) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     kafka_probe = KafkaProbe(settings.kafka)
@@ -68,7 +75,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         yield
 
     async def producer(app: web.Application) -> AsyncIterator[None]:
-        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=SERVICE)
+        app[PRODUCER] = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
         await app[PRODUCER].start()
         yield
         await app[PRODUCER].stop()
@@ -84,7 +91,7 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
         await app[SESSION].close()
 
     async def pipeline(app: web.Application) -> AsyncIterator[None]:
-        store = OutboxStore(app[POOL])
+        store = app[STORE] = OutboxStore(app[POOL])
         policy = RetryPolicy(
             settings.retry_schedule_ms,
             jitter=settings.retry_jitter,
@@ -109,6 +116,8 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             stale_after_s=settings.stale_processing_s,
         )
         yield
+        # Cleanup runs in reverse: the loops have stopped (and drained) by now, so nothing is left to write.
+        await app[WRITES].close()
 
     async def consumers(app: web.Application) -> AsyncIterator[None]:
         loops = [_main_loop(settings, app[PRODUCER], app[DISPATCHER])]
@@ -124,28 +133,33 @@ def create_app(settings: DispatcherSettings, *, rng: random.Random | None = None
             for consumer in started:
                 await consumer.stop()
 
-    # Writes before the loops: cleanup runs in reverse, so the loops stop (and drain) while writes still flush.
-    writes = background("writes", functools.partial(_run_writes, app))
-    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, session, pipeline, consumers, writes])
-    # The loops exist only once `consumers` ran, hence factories that look them up when started.
+    app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, session, pipeline, consumers])
+    # The tasks start once the cleanup contexts above have run, and find what those built by its AppKey.
     app.cleanup_ctx.extend(
-        background(f"consumer-{index}", functools.partial(_run_loop, app, index))
+        background(f"consumer-{index}", functools.partial(_run_loop, index=index), on_fatal=on_fatal)
         for index in range(1 + len(retry_tiers(settings)))
     )
-    app.cleanup_ctx.extend([background("sweeper", functools.partial(_run_sweeper, app)), ops.ready_while_running])
+    app.cleanup_ctx.extend(
+        [
+            background("sweeper", lambda app: app[SWEEPER].run(), on_fatal=on_fatal),
+            background("webhook-purge", _run_purge, on_fatal=on_fatal),
+            ops.ready_while_running,
+        ]
+    )
     return app
 
 
-async def _run_loop(app: web.Application, index: int) -> None:
+async def _run_loop(app: web.Application, *, index: int) -> None:
     await app[LOOPS][index].run()
 
 
-async def _run_writes(app: web.Application) -> None:
-    await app[WRITES].run()
+async def _run_purge(app: web.Application) -> None:
+    settings, store = app[SETTINGS], app[STORE]
 
+    async def once() -> None:
+        metrics.PURGED.inc(await store.purge_delivered(older_than_days=settings.delivered_retention_days))
 
-async def _run_sweeper(app: web.Application) -> None:
-    await app[SWEEPER].run()
+    await every(settings.purge_interval_s, once, metrics.PURGE_RUNS)
 
 
 def _connector(settings: DispatcherSettings) -> aiohttp.TCPConnector:
@@ -160,11 +174,9 @@ def _connector(settings: DispatcherSettings) -> aiohttp.TCPConnector:
 
 def _main_loop(settings: DispatcherSettings, producer: KafkaProducer, dispatcher: Dispatcher) -> ConsumerLoop:
     consumer = KafkaConsumer(
-        settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=SERVICE
+        settings.kafka, [TRANSACTIONS], group_id=settings.consumer_group, dlq_producer=producer, client_id=CLIENT_ID
     )
-    loop = ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
-    loop.subscribe([settings.kafka.topic(TRANSACTIONS)])
-    return loop
+    return ConsumerLoop("transactions", consumer, dispatcher.on_transaction_event, max_in_flight=settings.max_in_flight)
 
 
 def _tier_loop(
@@ -176,10 +188,8 @@ def _tier_loop(
         [topic],
         group_id=f"{settings.consumer_group}-retry-{tier}",
         dlq_producer=producer,
-        client_id=SERVICE,
+        client_id=CLIENT_ID,
     )
-    loop = ConsumerLoop(
+    return ConsumerLoop(
         f"retry-{tier}", consumer, dispatcher.on_retry, max_in_flight=settings.max_in_flight, due_at=_due_at
     )
-    loop.subscribe([settings.kafka.topic(topic)])
-    return loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -10,11 +11,13 @@ import aiohttp
 from prometheus_client import Counter, Histogram
 from pydantic import SecretStr
 
+from hub_common.breaker import BreakerState, CircuitBreaker
 from hub_common.schemas import Outcome
 from hub_common.signing import WebhookSigner
 from hub_dispatcher import metrics
-from hub_dispatcher.breaker import BreakerState, CircuitBreaker
 from hub_dispatcher.settings import DispatcherSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +49,15 @@ class Endpoint:
         child.inc()
 
 
-def _export_state(name: str, state: BreakerState) -> None:
+def _breaker_changed(breaker: CircuitBreaker, previous: BreakerState) -> None:
+    """An endpoint's circuit opening or closing is visible: a log line each way, the state gauge, the counter."""
+    name, state = breaker.name, breaker.state
+    if state is BreakerState.OPEN:
+        log.warning(
+            "webhook circuit opened", extra={"endpoint": name, "failures": breaker.failures, "openS": breaker.open_s}
+        )
+    elif state is BreakerState.CLOSED:
+        log.info("webhook circuit closed", extra={"endpoint": name, "from": previous.name})
     metrics.BREAKER_STATE.labels(endpoint=name).set(int(state))
     metrics.BREAKER_TRANSITIONS.labels(endpoint=name, state=state.name.lower()).inc()
 
@@ -69,7 +80,7 @@ class Endpoints:
                     client_id,
                     failure_threshold=settings.breaker_failure_threshold,
                     open_s=settings.breaker_open_s,
-                    on_change=_export_state,
+                    on_change=_breaker_changed,
                 ),
             )
             metrics.BREAKER_STATE.labels(endpoint=client_id).set(int(BreakerState.CLOSED))

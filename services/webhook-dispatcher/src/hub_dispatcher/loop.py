@@ -19,29 +19,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import datetime
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-
 from hub_common.envelope import EnvelopeError
 from hub_common.errors import InfrastructureError, KafkaUnavailableError
-from hub_common.kafka import Batch, KafkaConsumer, Record
+from hub_common.kafka import Batch, KafkaConsumer, Record, TopicPartition
+from hub_common.offsets import OffsetTracker, PartitionOffsets
 from hub_dispatcher import metrics
-from hub_dispatcher.offsets import OffsetTracker, PartitionOffsets
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Record], Awaitable[None]]
 DueAt = Callable[[Record], datetime | None]
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ConsumerLoop) -> None:
-        self._loop = loop
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        await self._loop.partitions_revoked(list(revoked))
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        self._loop.partitions_assigned(list(assigned))
 
 
 class ConsumerLoop:
@@ -66,16 +53,14 @@ class ConsumerLoop:
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._tracker = OffsetTracker()
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
         self._resume_at: dict[TopicPartition, float] = {}
         # Records fetched from a paused partition that were not due yet, in offset order.
         self._held: dict[TopicPartition, list[Record]] = {}
         self._failure: BaseException | None = None
-
-    def subscribe(self, topics: Sequence[str]) -> None:
-        """Subscribe (full topic names) with our rebalance listener; call before the consumer starts."""
-        self._consumer.client.subscribe(list(topics), listener=_Rebalance(self))
+        # The offsets bookkeeping is only right if it hears of every rebalance.
+        consumer.set_rebalance_listener(self)
 
     async def run(self) -> None:
         try:
@@ -105,8 +90,7 @@ class ConsumerLoop:
 
     async def _resume_due(self) -> None:
         now = time.time()
-        client = self._consumer.client
-        assigned = client.assignment()
+        assigned = self._consumer.assignment()
         for tp, when in list(self._resume_at.items()):
             if when > now:
                 continue
@@ -117,10 +101,10 @@ class ConsumerLoop:
             if held:
                 await self._start(tp, held, upto=held[-1].offset + 1)
             if tp not in self._resume_at:
-                client.resume(tp)
+                self._consumer.resume(tp)
 
     def _hold(self, tp: TopicPartition, records: list[Record], when: datetime) -> None:
-        self._consumer.client.pause(tp)
+        self._consumer.pause(tp)
         self._held[tp] = records
         self._resume_at[tp] = when.timestamp()
 
@@ -195,7 +179,7 @@ class ConsumerLoop:
         part.finish(offset)
 
     async def _commit(self, only: Sequence[TopicPartition] | None = None) -> None:
-        assigned = self._consumer.client.assignment()
+        assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in self._tracker.committable(only).items() if tp in assigned}
         if not offsets:
             return
@@ -223,7 +207,7 @@ class ConsumerLoop:
             self._resume_at.pop(tp, None)
             self._held.pop(tp, None)
 
-    def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # Start from the committed offsets with fresh bookkeeping; stale tasks keep orphaned state objects.
         self._tracker.forget(assigned)
         for tp in assigned:

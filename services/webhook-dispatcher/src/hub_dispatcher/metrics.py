@@ -23,3 +23,6 @@ BREAKER_TRANSITIONS = Counter(
     "hub_webhook_circuit_transitions_total", "Circuit breaker state changes.", ["endpoint", "state"]
 )
 IN_FLIGHT = Gauge("hub_webhook_in_flight", "Deliveries in flight per consumer.", ["consumer"])
+PURGED = Counter("hub_webhook_outbox_purged_total", "DELIVERED webhook_outbox rows purged after the retention.")
+PURGE_RUNS = Counter("hub_webhook_purge_runs_total", "webhook_outbox purge runs by result.", ["result"])
+SWEEPS = Counter("hub_webhook_sweeps_total", "Sweeps for PENDING and stale PROCESSING rows, by result.", ["result"])

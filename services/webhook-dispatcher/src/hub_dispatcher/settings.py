@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from hub_common.settings import DatabaseSettings, KafkaSettings, TelemetrySettings, parse_secret_list
+from hub_common.secret_policy import DEV_MODE_ENV, HttpsUrl
+from hub_common.settings import BackendSettings, parse_secret_list
 
 # Contract section 4: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt.
 DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]
@@ -17,21 +18,18 @@ DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 3
 class EndpointSettings(BaseModel):
     """One RGS client's webhook endpoint. Several secrets are active during a rotation; each signs."""
 
-    url: str = Field(pattern=r"^https?://")
+    # https outside development: the payload names players and amounts, and the receiver's answer decides retries.
+    url: Annotated[str, HttpsUrl()] = Field(pattern=r"^https?://")
     secrets: Annotated[list[SecretStr], BeforeValidator(parse_secret_list)] = Field(min_length=1)
     # None: the service-wide defaults below.
     timeout_s: float | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
-class DispatcherSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", env_nested_delimiter="__", extra="ignore")
+class DispatcherSettings(BackendSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_")
 
-    host: str = "127.0.0.1"
     port: int = Field(default=3011, ge=0, le=65535)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     # Client id -> endpoint; JSON in the environment (`DISPATCHER_ENDPOINTS`).
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
@@ -58,6 +56,9 @@ class DispatcherSettings(BaseSettings):
     sweep_batch: int = Field(default=100, ge=1)
     # A row left PROCESSING this long belongs to a crashed attempt and is taken over.
     stale_processing_s: float = Field(default=300.0, gt=0)
+    # DELIVERED rows are deleted this long after delivery (runbook "Weekly cleanup"); dead letters are kept.
+    delivered_retention_days: int = Field(default=30, ge=1)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("retry_schedule_ms")
     @classmethod
@@ -86,8 +87,10 @@ def _plain(value: Any) -> Any:
 def to_environment(settings: DispatcherSettings) -> dict[str, str]:
     """The environment under which `python -m hub_dispatcher` loads exactly `settings` (secrets in clear):
     for launchers that run the dispatcher as a process (crash tests, benchmarks)."""
-    env = {}
+    env = {DEV_MODE_ENV: "1" if settings.dev_mode else "0"}
     for name, value in settings:
+        if name == "dev_mode":
+            continue  # one stack-wide switch, not a DISPATCHER_ variable
         plain = _plain(value)
         if plain is None:
             continue  # unset is the default; "null" would read back as a string

@@ -132,6 +132,17 @@ class OutboxStore:
         ) as exc:
             raise DatabaseUnavailableError(f"webhook_outbox query failed: {type(exc).__name__}") from exc
 
+    async def purge_delivered(self, *, older_than_days: int) -> int:
+        """Delete DELIVERED rows older than the retention (dead letters stay for the SRE); returns how many."""
+        result = await self._run(
+            lambda: self._pool.execute(
+                """DELETE FROM webhook_outbox WHERE status = 'DELIVERED'
+                   AND delivered_at < now() - make_interval(days => $1)""",
+                older_than_days,
+            )
+        )
+        return int(result.split()[-1])
+
     async def claim_new(self, rows: Sequence[NewRow]) -> list[bool]:
         """Per row: True if it is now claimed for attempt 1 (created, or an existing row whose attempt 1 is
         not done yet); False if attempt 1 was already made or the row is final (a redelivered event)."""

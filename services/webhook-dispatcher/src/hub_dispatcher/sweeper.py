@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from hub_common.errors import InfrastructureError
+from hub_dispatcher import metrics
 from hub_dispatcher.dispatcher import Dispatcher
 from hub_dispatcher.store import OutboxStore
 
@@ -33,6 +34,7 @@ class Sweeper:
         try:
             rows = await self._store.claim_due(limit=self._batch, stale_after_s=self._stale_after_s)
         except InfrastructureError as exc:
+            metrics.SWEEPS.labels("error").inc()
             log.warning("webhook sweep failed", extra={"error": str(exc)})
             return 0
         if rows:
@@ -44,4 +46,5 @@ class Sweeper:
                 log.warning("swept webhook failed", extra={"eventId": row.id, "error": str(result)})
             elif isinstance(result, BaseException):
                 raise result
+        metrics.SWEEPS.labels("ok").inc()
         return len(rows)

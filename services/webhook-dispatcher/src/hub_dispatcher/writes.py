@@ -1,22 +1,35 @@
-"""The delivery path's row writes, each kind group-committed through its own `Coalescer` (see `batching`)."""
+"""The delivery path's row writes, each kind group-committed (`hub_common.batching`).
+
+Every caller of a failed statement gets its error (it knows what that means for its delivery), and a cancelled
+caller's row is written anyway: its effect (a claim, a delivered mark) is still true, and leaving it out would
+need the same repair as a crash. One statement of each kind at a time: one pool connection each at most.
+"""
 
 from __future__ import annotations
 
-import asyncio
+from typing import TypeVar
 
-from hub_dispatcher.batching import Coalescer
+from hub_common.batching import GroupCommit, OnFailure, Run
 from hub_dispatcher.store import Claim, Finished, NewRow, OutboxRow, OutboxStore
+
+I = TypeVar("I")  # noqa: E741 - item
+O = TypeVar("O")  # noqa: E741 - outcome
+
+
+def _group(name: str, run: Run[I, O], max_batch: int) -> GroupCommit[I, O]:
+    return GroupCommit(name, run, max_batch=max_batch, on_failure=OnFailure.SHARE, write_abandoned=True)
 
 
 class Writes:
     def __init__(self, store: OutboxStore, *, max_batch: int) -> None:
-        self.claim_new: Coalescer[NewRow, bool] = Coalescer("claim-new", store.claim_new, max_batch=max_batch)
-        self.claim: Coalescer[Claim, OutboxRow | None] = Coalescer("claim", store.claim, max_batch=max_batch)
-        self.delivered: Coalescer[Finished, None] = Coalescer("delivered", store.mark_delivered, max_batch=max_batch)
-        self.failed: Coalescer[Finished, None] = Coalescer("failed", store.mark_failed, max_batch=max_batch)
+        self.claim_new: GroupCommit[NewRow, bool] = _group("claim-new", store.claim_new, max_batch)
+        self.claim: GroupCommit[Claim, OutboxRow | None] = _group("claim", store.claim, max_batch)
+        self.delivered: GroupCommit[Finished, None] = _group("delivered", store.mark_delivered, max_batch)
+        self.failed: GroupCommit[Finished, None] = _group("failed", store.mark_failed, max_batch)
 
-    async def run(self) -> None:
-        """Every flushing loop, for the app's lifetime (one connection each at most); cancel to stop."""
-        async with asyncio.TaskGroup() as group:
-            for coalescer in (self.claim_new, self.claim, self.delivered, self.failed):
-                group.create_task(coalescer.run(), name=f"writes:{coalescer.name}")
+    async def close(self) -> None:
+        """On shutdown, once the deliveries stopped: queued and later writes fail with a retryable error."""
+        await self.claim_new.close()
+        await self.claim.close()
+        await self.delivered.close()
+        await self.failed.close()

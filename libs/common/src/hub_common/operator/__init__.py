@@ -1,10 +1,11 @@
 """Access to the operator wallet: settings, the signed HTTP client, and the shared call budget."""
 
-from hub_common.operator.breaker import CircuitBreaker
 from hub_common.operator.budget import Budget, Priority
 from hub_common.operator.client import (
+    FeedPage,
     OperatorBalance,
     OperatorClient,
+    OperatorRecord,
     OperatorTransaction,
     OperatorTransactionRequest,
 )
@@ -15,20 +16,25 @@ from hub_common.operator.errors import (
     OperatorRejected,
     OperatorTechnicalError,
 )
+from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
     "Budget",
     "BudgetTimeout",
-    "CircuitBreaker",
     "CircuitOpenError",
+    "FeedPage",
     "OperatorBalance",
     "OperatorClient",
     "OperatorRateLimited",
+    "OperatorRecord",
     "OperatorRejected",
     "OperatorSettings",
     "OperatorTechnicalError",
     "OperatorTransaction",
     "OperatorTransactionRequest",
     "Priority",
+    "cancel_id",
+    "operator_id",
+    "operator_id_sql",
 ]

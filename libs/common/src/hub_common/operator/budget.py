@@ -98,6 +98,8 @@ class Priority(IntEnum):
 
     CREDIT = 0  # REFUND, WIN and compensating refunds: money owed to the player goes first.
     DEBIT = 1  # BET and balance reads.
+    # Reads of the operator's report feed for reconciliation: they wait while any money movement waits.
+    REPORT = 2
 
     @classmethod
     def for_type(cls, tx_type: TxType) -> Priority:
@@ -240,6 +242,7 @@ class Budget:
                 self._stale,
                 wanted,
             )
+        assert row is not None  # the statement always returns its one row
         now, paused_until, used, oldest, outranked, granted = row
         if granted:
             return granted, 0.0

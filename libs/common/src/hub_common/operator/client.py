@@ -7,17 +7,20 @@ that a caller can check the breaker (`retry_in`) before paying for a call that w
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import orjson
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from yarl import URL
 
-from hub_common.operator.breaker import CircuitBreaker
+from hub_common.breaker import CircuitBreaker
 from hub_common.operator.errors import (
     CircuitOpenError,
     OperatorRateLimited,
@@ -25,7 +28,7 @@ from hub_common.operator.errors import (
     OperatorTechnicalError,
 )
 from hub_common.operator.settings import OperatorSettings
-from hub_common.schemas import ErrorCode, TxType
+from hub_common.schemas import ErrorCode, TxType, WireModel
 from hub_common.signing import request_headers
 from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers
 
@@ -41,6 +44,9 @@ for _endpoint in ("post", "get", "balance"):
         OPERATOR_CALLS.labels(_endpoint, _outcome)
 
 _DEFAULT_RETRY_AFTER_S = 1.0
+FEED_PATH = "/v2/transactions"
+# The operator's report feed pages at most this many records (contract section 3).
+MAX_FEED_PAGE = 1000
 
 
 class _OperatorModel(BaseModel):
@@ -65,6 +71,31 @@ class OperatorTransaction(_OperatorModel):
     operator_transaction_id: str | None = None
     status: str = "COMPLETED"
     balance_cents: int | None = None
+
+
+class OperatorRecord(WireModel):
+    """One item of the operator's report feed (`GET /v2/transactions?from=&to=`), and the payload of the
+    `operator.transactions` topic. Only what reconciliation needs is required; other fields are ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+    transaction_id: str
+    amount_cents: int
+    currency: str
+    status: str
+    operator_transaction_id: str | None = None
+    player_id: str | None = None
+    type: str | None = None
+    original_transaction_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    records: list[OperatorRecord]
+    # Items the operator sent that are not records (logged and counted by the caller, never silently dropped).
+    invalid: list[Any]
+    next_cursor: str | None
 
 
 class OperatorBalance(_OperatorModel):
@@ -101,13 +132,19 @@ def retry_after_seconds(value: str | None) -> float:
         return _DEFAULT_RETRY_AFTER_S
 
 
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class OperatorClient:
     """One instance per process; owns its aiohttp session (call `close`)."""
 
     def __init__(self, settings: OperatorSettings, *, breaker: CircuitBreaker | None = None) -> None:
         self._settings = settings
         self._base = settings.url.rstrip("/")
-        self.breaker = breaker or CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
+        self.breaker = breaker or CircuitBreaker(
+            "operator", failure_threshold=settings.breaker_failures, open_s=settings.breaker_reset_s
+        )
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.timeout_s, sock_connect=settings.connect_timeout_s),
             json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -166,6 +203,29 @@ class OperatorClient:
             raise OperatorRejected(ErrorCode.PLAYER_NOT_FOUND, "player not found")
         raise self._technical(status, headers, method="GET")
 
+    async def list_transactions(
+        self, start: datetime, end: datetime, *, cursor: str | None, limit: int, correlation_id: str
+    ) -> FeedPage:
+        """One page of the operator's report feed: records created in [start, end), from `cursor` on."""
+        params = {"from": _iso(start), "to": _iso(end), "limit": str(min(max(limit, 1), MAX_FEED_PAGE))}
+        if cursor:
+            params["cursor"] = cursor
+        path = str(URL(FEED_PATH).with_query(params))
+        status, body, headers = await self._call("GET", path, None, correlation_id, "feed")
+        if status != 200:
+            raise self._technical(status, headers, method="GET")
+        if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
+            raise OperatorTechnicalError("operator feed page is not {items, nextCursor}", outcome_unknown=False)
+        records: list[OperatorRecord] = []
+        invalid: list[Any] = []
+        for item in body.get("items") or []:
+            try:
+                records.append(OperatorRecord.model_validate(item))
+            except ValidationError:
+                invalid.append(item)
+        next_cursor = body.get("nextCursor")
+        return FeedPage(records, invalid, str(next_cursor) if next_cursor else None)
+
     def _technical(self, status: int, headers: dict[str, str], *, method: str) -> OperatorTechnicalError:
         if status == 429:
             return OperatorRateLimited(retry_after_seconds(headers.get("Retry-After")))
@@ -177,7 +237,7 @@ class OperatorClient:
     async def _call(
         self, method: str, path_with_query: str, payload: dict[str, Any] | None, correlation_id: str, endpoint: str
     ) -> tuple[int, Any, dict[str, str]]:
-        wait = self.breaker.before_call()
+        wait = self.breaker.acquire()
         if wait > 0:
             OPERATOR_CALLS.labels(endpoint, "circuit_open").inc()
             raise CircuitOpenError(wait)
@@ -201,6 +261,9 @@ class OperatorClient:
                 ) as response:
                     text = await response.read()
                     status, resp_headers = response.status, dict(response.headers)
+        except asyncio.CancelledError:
+            self.breaker.release()  # no verdict: a claimed probe must not stay claimed
+            raise
         except aiohttp.ClientConnectorError as exc:
             self._failed(endpoint, "connect_error")
             raise OperatorTechnicalError(f"cannot connect to the operator: {exc}", outcome_unknown=False) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from hub_common import db
 from hubctl.cli import Subparsers, command, group
 from hubctl.context import HubctlSettings, connection
 from hubctl.output import render, section
@@ -58,7 +59,7 @@ def register(sub: Subparsers) -> None:
 async def _vacuum(conn: asyncpg.Connection, tables: list[str]) -> list[dict[str, Any]]:
     warnings: list[str] = []
 
-    def listen(_: asyncpg.Connection, message: asyncpg.PostgresLogMessage) -> None:
+    def listen(_: db.Connection, message: asyncpg.PostgresLogMessage) -> None:
         warnings.append(str(message))
 
     conn.add_log_listener(listen)

@@ -2,8 +2,8 @@
 
 - `resolve` looks the refId up at the operator (spending the shared budget) and finishes an open
   transaction: COMPLETED with the operator's record when it was applied, FAILED when it never was. Like
-  the ledger it writes the audit row and the `hub.transactions` event (via event_outbox, which the ledger's
-  relay publishes) in the same database transaction.
+  the ledger (through the same `hub_common.transitions`) it writes the audit row and the `hub.transactions`
+  event (via event_outbox, which the ledger's relay publishes) in the same database transaction.
 - `replay` (runbook "Transaction Replay") runs only after the operator confirms it never saw the refId:
   an open transaction's command is re-enqueued (a lost command; audited); a FAILED WIN/REFUND goes back to
   PENDING (audited, deadline restarted) and is re-enqueued in the same database transaction. A FAILED BET is never
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 from typing import Any
 
 import asyncpg
 import orjson
 
+from hub_common import db, transitions
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer
 from hub_common.operator import (
@@ -29,9 +29,11 @@ from hub_common.operator import (
     OperatorTechnicalError,
     OperatorTransaction,
     Priority,
+    operator_id,
 )
-from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionEvent, TxStatus
-from hub_common.telemetry import kafka_headers, new_correlation_id
+from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus
+from hub_common.telemetry import new_correlation_id
+from hub_common.transactions import TxRow
 from hubctl import audit
 from hubctl.bulk import add_change_options
 from hubctl.cli import Subparsers, command, group
@@ -68,24 +70,13 @@ def register(sub: Subparsers) -> None:
     add_change_options(replay, reason="replayed via hubctl")
 
 
-async def _row(conn: asyncpg.Connection, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
+async def _row(conn: db.Connection | asyncpg.Pool, ref_id: str, *, lock: bool = False) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM transactions WHERE ref_id = $1" + (" FOR UPDATE" if lock else ""), ref_id
     )
     if row is None:
         raise HubctlError(f"no transaction with refId {ref_id}")
     return row
-
-
-def _resource(row: asyncpg.Record) -> Transaction:
-    return Transaction(
-        transaction_id=str(row["id"]),
-        **{k: row[k] for k in ("ref_id", "type", "player_id", "amount_cents", "currency", "round_id", "game_id")},
-        **{k: row[k] for k in ("original_ref_id", "status", "reason", "balance_cents", "operator_transaction_id")},
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-    )
 
 
 def run_show(args: argparse.Namespace, settings: HubctlSettings) -> int:
@@ -155,44 +146,6 @@ def run_stuck(args: argparse.Namespace, settings: HubctlSettings) -> int:
     return 0
 
 
-async def _finish(
-    conn: asyncpg.Connection, row: asyncpg.Record, outcome: dict[str, Any], *, actor: audit.Actor, reason: str
-) -> asyncpg.Record:
-    done = await conn.fetchrow(
-        f"""UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
-                operator_transaction_id = $6, completed_at = now(), updated_at = now()
-            WHERE id = $1 RETURNING {COLUMNS}""",
-        row["id"],
-        outcome["status"],
-        reason,
-        outcome["error_code"],
-        outcome["balance_cents"],
-        outcome["operator_transaction_id"],
-    )
-    await conn.execute(
-        "UPDATE idempotency_keys SET status = 'COMPLETED', updated_at = now() WHERE transaction_id = $1", row["id"]
-    )
-    before = {"status": row["status"], "balanceCents": row["balance_cents"]}
-    await audit.write(
-        conn, actor, audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_RESOLVE, reason, before, outcome)
-    )
-    code = ErrorCode(outcome["error_code"]) if outcome["error_code"] else None
-    envelope = wrap(
-        TransactionEvent(client_id=done["client_id"], error_code=code, transaction=_resource(done)),
-        correlation_id=done["correlation_id"] or new_correlation_id(),
-    )
-    headers = [[k, v.decode()] for k, v in kafka_headers(envelope.correlation_id)]
-    await conn.execute(
-        "INSERT INTO event_outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)",
-        uuid.UUID(envelope.event_id),
-        TRANSACTIONS,
-        done["ref_id"],
-        envelope.encode(),
-        orjson.dumps(headers).decode(),
-    )
-    return done
-
-
 def _operator_settings(settings: HubctlSettings) -> OperatorSettings:
     return OperatorSettings(
         url=settings.operator_url, client_id=settings.operator_client_id, secret=settings.operator_secret
@@ -207,7 +160,9 @@ async def _operator_record(
     budget = Budget(pool, operator)
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=120)
-        return await client.get_transaction(row["ref_id"], correlation_id=row["correlation_id"] or "")
+        return await client.get_transaction(
+            operator_id(row["client_id"], row["ref_id"]), correlation_id=row["correlation_id"] or ""
+        )
     except OperatorTechnicalError as exc:
         raise HubctlError(f"operator lookup failed: {exc.message}") from exc
     finally:
@@ -235,11 +190,22 @@ def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int:
             if actor is None:
                 return {"refId": args.ref_id, "result": "dry run: would finish", **outcome}
             async with pool.acquire() as conn, conn.transaction():
-                locked = await _row(conn, args.ref_id, lock=True)
-                if TxStatus(locked["status"]).is_final:
-                    return {"refId": args.ref_id, "result": f"finished meanwhile: {locked['status']}"}
+                locked = await transitions.lock(conn, ref_id=args.ref_id)
+                if locked is None:
+                    raise HubctlError(f"no transaction with refId {args.ref_id}")
+                if locked.row.status.is_final:
+                    return {"refId": args.ref_id, "result": f"finished meanwhile: {locked.row.status}"}
                 reason = f"{args.reason}: operator {'applied it' if record else 'never applied it'}"
-                await _finish(conn, locked, outcome, actor=actor, reason=reason)
+                final = transitions.Finish(
+                    TxStatus(outcome["status"]),
+                    reason,
+                    error_code=ErrorCode(outcome["error_code"]) if outcome["error_code"] else None,
+                    balance_cents=outcome["balance_cents"],
+                    operator_transaction_id=outcome["operator_transaction_id"],
+                )
+                await transitions.finish_many(
+                    conn, [(locked.row, final)], locked.now, actor=actor.name, action=audit.TX_RESOLVE
+                )
             return {"refId": args.ref_id, "result": "resolved", **outcome}
         finally:
             await pool.close()
@@ -270,24 +236,7 @@ def _replay_refusal(row: asyncpg.Record) -> str | None:
     return None
 
 
-async def _reopen(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
-    """FAILED -> PENDING with a fresh deadline, audited; the key goes back to PROCESSING."""
-    await conn.execute(
-        """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
-               attempts = 0, replayed_at = now(), updated_at = now()
-           WHERE id = $1""",
-        row["id"],
-        reason,
-    )
-    await conn.execute(
-        "UPDATE idempotency_keys SET status = 'PROCESSING', updated_at = now() WHERE transaction_id = $1", row["id"]
-    )
-    before = {"status": row["status"], "reason": row["reason"], "errorCode": row["error_code"]}
-    entry = audit.Entry(audit.TRANSACTION, str(row["id"]), audit.TX_REPLAY, reason, before, {"status": "PENDING"})
-    await audit.write(conn, actor, entry)
-
-
-async def _audit_requeue(conn: asyncpg.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
+async def _audit_requeue(conn: db.Connection, row: asyncpg.Record, *, actor: audit.Actor, reason: str) -> None:
     """An open transaction keeps its state; the audit row records that its command was sent again, and by whom."""
     before = {"status": row["status"], "attempts": row["attempts"]}
     after = {"status": row["status"], "commandRequeued": True}
@@ -321,7 +270,13 @@ def run_replay(args: argparse.Namespace, settings: HubctlSettings) -> int:
                     if (refusal := _replay_refusal(locked)) is not None:
                         return {"refId": args.ref_id, "result": f"refused: {refusal}"}
                     if locked["status"] == TxStatus.FAILED:
-                        await _reopen(conn, locked, actor=actor, reason=args.reason)
+                        await transitions.reopen(
+                            conn,
+                            TxRow.from_record(locked),
+                            actor=actor.name,
+                            action=audit.TX_REPLAY,
+                            reason=args.reason,
+                        )
                     else:
                         await _audit_requeue(conn, locked, actor=actor, reason=args.reason)
                     key = await conn.fetchval(

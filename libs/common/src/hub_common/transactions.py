@@ -1,0 +1,88 @@
+"""A `transactions` row as the ledger and hubctl read it (the operator's ids of it: `hub_common.operator.ids`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from hub_common.schemas import Transaction, TxStatus, TxType
+
+COLUMNS = (
+    "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
+    "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
+    "created_at, updated_at, completed_at"
+)
+
+
+@dataclass(frozen=True)
+class TxRow:
+    """One `transactions` row."""
+
+    id: UUID
+    client_id: str
+    ref_id: str
+    type: TxType
+    player_id: str
+    amount_cents: int
+    currency: str
+    round_id: str | None
+    game_id: str | None
+    original_ref_id: str | None
+    status: TxStatus
+    reason: str | None
+    error_code: str | None
+    balance_cents: int | None
+    operator_transaction_id: str | None
+    correlation_id: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_record(cls, r: Any) -> TxRow:
+        """From any record holding (at least) the `COLUMNS`."""
+        return cls(
+            id=r["id"],
+            client_id=r["client_id"],
+            ref_id=r["ref_id"],
+            type=TxType(r["type"]),
+            player_id=r["player_id"],
+            amount_cents=r["amount_cents"],
+            currency=r["currency"],
+            round_id=r["round_id"],
+            game_id=r["game_id"],
+            original_ref_id=r["original_ref_id"],
+            status=TxStatus(r["status"]),
+            reason=r["reason"],
+            error_code=r["error_code"],
+            balance_cents=r["balance_cents"],
+            operator_transaction_id=r["operator_transaction_id"],
+            correlation_id=r["correlation_id"],
+            attempts=r["attempts"],
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+            completed_at=r["completed_at"],
+        )
+
+    def resource(self) -> Transaction:
+        return Transaction(
+            transaction_id=str(self.id),
+            ref_id=self.ref_id,
+            type=self.type,
+            player_id=self.player_id,
+            amount_cents=self.amount_cents,
+            currency=self.currency,
+            round_id=self.round_id,
+            game_id=self.game_id,
+            original_ref_id=self.original_ref_id,
+            status=self.status,
+            reason=self.reason,
+            balance_cents=self.balance_cents,
+            operator_transaction_id=self.operator_transaction_id,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            completed_at=self.completed_at,
+        )

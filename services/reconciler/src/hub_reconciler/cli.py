@@ -1,0 +1,70 @@
+"""`python -m hub_reconciler reconcile ...`: the daily report as a one-shot command (a Kubernetes CronJob form).
+
+    reconcile --day yesterday      run (and record) one day, as the in-service daily run would
+    reconcile --catch-up           run every day since the last successful one, in order
+Exit 0 when every day run is complete, 1 when one failed or is incomplete, 2 on bad arguments or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+
+from hub_common import db
+from hub_common.service import load_settings
+from hub_reconciler.app import SERVICE, daily_runs
+from hub_reconciler.settings import ReconcilerSettings
+
+
+def parse_day(text: str) -> date:
+    today = datetime.now(UTC).date()
+    if text == "yesterday":
+        return today - timedelta(days=1)
+    if text == "today":
+        return today
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (YYYY-MM-DD, today or yesterday)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hub_reconciler reconcile", description=__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--day", type=parse_day, metavar="YYYY-MM-DD|yesterday")
+    which.add_argument("--catch-up", action="store_true", help="every day since the last successful run")
+    return parser
+
+
+async def _run(settings: ReconcilerSettings, args: argparse.Namespace) -> int:
+    pool = await db.create_pool(settings.database)
+    try:
+        runs = daily_runs(settings, pool)
+        if args.catch_up:
+            due = await runs.due_days()
+            done = await runs.run_due()
+            print(orjson.dumps({"due": [d.isoformat() for d in due], "done": [d.isoformat() for d in done]}).decode())
+            return 0 if len(done) == len(due) else 1
+        ok = await runs.run_one(args.day)
+        row = await pool.fetchrow(
+            "SELECT status, report, summary, error FROM reconciliation_runs WHERE day = $1", args.day
+        )
+        print(orjson.dumps(dict(row) if row is not None else {}, default=str).decode())
+        return 0 if ok else 1
+    finally:
+        await pool.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(SERVICE, ReconcilerSettings)
+    try:
+        return asyncio.run(_run(settings, args))
+    except (OSError, TimeoutError) as exc:
+        print(f"{SERVICE}: cannot reach PostgreSQL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
