@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 import tomllib
 import uuid
@@ -60,9 +61,10 @@ def _health(container: str) -> str:
 def test_a_service_without_dependencies_becomes_healthy_read_only(images: dict[str, str], module: str) -> None:
     info = next(s for s in SERVICES if s.module == module)
     name = f"hub-image-test-{uuid.uuid4().hex[:8]}"
+    secret = secrets.token_urlsafe(32)  # the services refuse short or placeholder secrets outside HUB_DEV_MODE
     env = [
         "-e", f"{info.env_prefix}HOST=0.0.0.0",
-        "-e", "MOCK_OPERATOR_SECRET=image-test", "-e", 'MOCK_RGS_SECRETS=["image-test"]',
+        "-e", f"MOCK_OPERATOR_SECRET={secret}", "-e", f'MOCK_RGS_SECRETS=["{secret}"]',
     ]  # fmt: skip
     started = docker("run", "-d", "--name", name, *HARDENED, *env, images["HUB_IMAGE"], "python", "-m", info.module)
     assert started.returncode == 0, started.stderr
