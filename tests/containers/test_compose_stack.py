@@ -17,7 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -68,6 +68,8 @@ class Stack:
     env: dict[str, str]
     command: list[str]
     started_at: float
+    # The project's container events from `up` until every service was healthy.
+    startup_events: list[dict[str, Any]] = field(default_factory=list)
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -109,7 +111,7 @@ def _wait_all_healthy(stack: Stack, engine: DockerEngine, timeout_s: float = 180
 
 
 @pytest.fixture(scope="module")
-def stack(images: dict[str, str], engine: DockerEngine) -> Iterator[Stack]:
+def stack(images: dict[str, str], engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {
         **os.environ,
         **images,
@@ -122,6 +124,13 @@ def stack(images: dict[str, str], engine: DockerEngine) -> Iterator[Stack]:
     project = f"hubtest{uuid.uuid4().hex[:8]}"
     env["HUB_POSTGRES_CONTAINER"] = f"{project}-postgres"
     running = Stack(project, env, compose_command(), time.time())
+    # Watched from before `up`: the engine keeps only its last 256 events, and health checks produce several a
+    # second, so asking afterwards would miss the start-up.
+    events = tmp_path_factory.mktemp("compose") / "events.jsonl"
+    filters = ["--filter", f"label={PROJECT_LABEL}={project}", "--filter", "type=container"]
+    with events.open("w") as out:
+        since = ["--since", str(int(running.started_at) - 1)]  # also what happened before it connected
+        watcher = subprocess.Popen(["docker", "events", *since, *filters, "--format", "{{json .}}"], stdout=out)
     try:
         started = running.compose("up", "-d")
         if started.returncode != 0:
@@ -129,8 +138,13 @@ def stack(images: dict[str, str], engine: DockerEngine) -> Iterator[Stack]:
                 f"compose up failed:\n{started.stderr[-4000:]}\n{running.compose('logs', '--tail', '40').stdout}"
             )
         _wait_all_healthy(running, engine)
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        running.startup_events = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
         yield running
     finally:
+        watcher.kill()
+        watcher.wait(timeout=10)
         done = running.down()
     # After the `finally`: a failed start-up is reported as such, not hidden behind this check.
     left = _leftovers(running, engine)
@@ -144,17 +158,8 @@ def _get(engine: DockerEngine, path: str, **params: str) -> bytes:
     return reply.body
 
 
-def _events(engine: DockerEngine, stack: Stack) -> list[dict[str, Any]]:
-    """The project's container events so far (the engine answers once `until` has passed)."""
-    filters = json.dumps({"label": [f"{PROJECT_LABEL}={stack.project}"], "type": ["container"]})
-    body = _get(
-        engine, "/events", since=str(int(stack.started_at) - 1), until=str(int(time.time()) + 1), filters=filters
-    )
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
-
-
-def test_start_up_is_gated_by_health_checks_and_migrations(stack: Stack, engine: DockerEngine) -> None:
-    events = _events(engine, stack)
+def test_start_up_is_gated_by_health_checks_and_migrations(stack: Stack) -> None:
+    events = stack.startup_events
 
     def first(service: str, action: str, exit_code: str | None = None) -> int:
         times = [

@@ -13,6 +13,7 @@ disabled (unless TESTCONTAINERS_RYUK_DISABLED is set explicitly) and the devstac
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -99,7 +100,9 @@ def postgres_in_docker(image: str) -> Iterator[str]:
     like the local test cluster; yields a superuser URL to database `postgres`."""
     _without_reaper()
     sweep_orphans(DockerEngine.from_env())
-    container = PostgresContainer(image, username="postgres", password="postgres", dbname="postgres")  # noqa: S106 - throwaway container
+    # A password the services' secret policy accepts, as the local cluster's (hub_devstack.postgres_local).
+    password = secrets.token_urlsafe(32)
+    container = PostgresContainer(image, username="postgres", password=password, dbname="postgres")
     command = ["postgres"]
     for setting in SERVER_SETTINGS:
         command += ["-c", setting]
