@@ -35,7 +35,13 @@ def stack_config(
         db_roles=db_roles,
         database_name=f"hub_stack_{tag}",
         topic_prefix=f"s{tag}.",
-        extra_env={"DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]", "RECONCILER_FEED_ENABLED": "false"},
+        extra_env={
+            "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
+            "RECONCILER_FEED_ENABLED": "false",
+            # Gauges and lags measured every second: the metrics test sees them without waiting 15 s.
+            "LEDGER_GAUGE_INTERVAL_S": "1",
+            "KAFKA_LAG_INTERVAL_S": "1",
+        },
         ready_timeout_s=90,
     )
 

@@ -28,7 +28,7 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     )
     cmd = command("bet-stuck", TxType.BET, "p-1", 100)
     await insert_admitted(harness.pool, cmd)
-    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET))
+    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET), caller="hubctl")
     try:  # the operator applied it, but the ledger never learned the outcome
         await client.post_transaction(
             OperatorTransactionRequest(

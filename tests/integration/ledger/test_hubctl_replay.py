@@ -81,7 +81,7 @@ async def test_replay_is_refused_when_the_operator_has_the_transaction(
     cmd = command("win-applied", TxType.WIN, "p-4", 300)
     await insert_admitted(harness.pool, cmd)
     await fail(harness, "win-applied")
-    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET))
+    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET), caller="hubctl")
     try:  # the operator applied it; only the Hub's record says otherwise
         await client.post_transaction(
             OperatorTransactionRequest(

@@ -44,7 +44,7 @@ async def test_feed_stores_publishes_and_resumes(
             RecordSeed(transaction_id=i, amount_cents=100, currency="EUR", created_at=created) for i in ids
         )
         settings = operator_settings.model_copy(update={"url": url})
-        client, budget = OperatorClient(settings), Budget(pool, settings)
+        client, budget = OperatorClient(settings, caller="reconciler"), Budget(pool, settings)
         try:
             assert await FeedPoller(pool, client, budget, producer, POLICY).step() is True
             assert await pool.fetchval("SELECT count(*) FROM operator_transactions") == 2

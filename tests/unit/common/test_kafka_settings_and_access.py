@@ -138,4 +138,8 @@ def test_a_topic_prefix_scopes_every_grant_but_wildcards() -> None:
         "t1.hub.",
         "t1.operator.",
         "*",
+        # The groups `recovery apply` moves back.
+        "t1.hub-ledger",
+        "t1.hub-dispatcher",
+        "t1.hub-reconciler",
     }

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub_common import db_metrics
 from hub_common.db_access import apply_privileges
 from hub_common.errors import DatabaseUnavailableError, FatalError, HubError
 from hub_common.settings import DatabaseSettings
@@ -38,6 +39,11 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """A pool `reset` that sends nothing (asyncpg still rolls back a transaction left open)."""
 
 
+async def _instrument(conn: asyncpg.Connection) -> None:
+    """Each new pooled connection times its statements into `hub_db_query_duration_seconds`."""
+    conn.add_query_logger(db_metrics.observe)
+
+
 async def create_pool(
     settings: DatabaseSettings,
     *,
@@ -46,7 +52,8 @@ async def create_pool(
     server_settings: dict[str, str] | None = None,
     keep_idle: bool = False,
 ) -> asyncpg.Pool:
-    """A pool whose connections the `hub_db_pool_connections` gauge counts.
+    """A pool whose connections the `hub_db_pool_connections` gauge counts and whose statements are timed
+    (`hub_common.db_metrics`).
 
     `reset_session=False` skips the reset query asyncpg runs on every release (advisory unlock, CLOSE ALL,
     UNLISTEN, RESET ALL): one round trip per checkout saved. Only for code that never leaves session state
@@ -62,6 +69,7 @@ async def create_pool(
             statement_cache_size=settings.statement_cache_size,
             reset=None if reset_session else _keep_session,
             server_settings=server_settings,
+            init=_instrument,
             # 300 s is asyncpg's default; 0 never closes an idle connection.
             max_inactive_connection_lifetime=0 if keep_idle else 300.0,
         )

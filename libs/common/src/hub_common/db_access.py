@@ -94,16 +94,18 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     HUBCTL: {
         **_SCHEMA,
         # tx resolve/replay, keys cleanup, webhooks redrive, dlq replay, and the runbook's SQL procedures.
-        "transactions": ("SELECT", "UPDATE"),
-        "idempotency_keys": ("SELECT", "UPDATE", "DELETE"),
+        # INSERT: `recovery apply` re-creates the rows (and keys) a restored backup lacks, from hub.commands.
+        "transactions": ("SELECT", "INSERT", "UPDATE"),
+        "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "event_outbox": ("SELECT", "INSERT"),
         # tx resolve finishes through the ledger's own statement (hub_common.transitions), which may tombstone.
         "refund_tombstones": ("INSERT",),
         # DELETE: the runbook's weekly purge of old delivered webhooks.
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "audit_log": ("SELECT", "INSERT"),
-        # hubctl reconcile: the shared range report reads the stored feed and its coverage.
-        "ledger_compensations": ("SELECT",),
+        # hubctl reconcile: the shared range report reads the stored feed and its coverage. INSERT: `recovery
+        # apply` queues again the cancel of a FAILED bet it restores (the ledger sends it).
+        "ledger_compensations": ("SELECT", "INSERT"),
         "operator_transactions": ("SELECT",),
         "operator_feed_state": ("SELECT",),
         **_BUDGET,

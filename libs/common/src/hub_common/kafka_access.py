@@ -137,6 +137,11 @@ HUBCTL = Principal(
         _consume("hub.", "prefix"),
         _consume("operator.", "prefix"),
         Grant("group", ALL_RESOURCES, ("Describe",)),
+        # recovery apply: after a database restore, the groups whose work lives in PostgreSQL are moved back
+        # (an offset commit from outside the group, accepted only while it has no member).
+        _group(LEDGER_GROUP),
+        _group(DISPATCHER_GROUP, "prefix"),
+        _group(RECONCILER_APP_ID),
     ),
 )
 
