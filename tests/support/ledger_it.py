@@ -76,6 +76,7 @@ def command(
     original_ref_id: str | None = None,
     currency: str = "EUR",
     client_id: str = CLIENT_ID,
+    send_by: datetime | None = None,
 ) -> TransactionCommand:
     body = {
         "refId": ref_id,
@@ -99,6 +100,7 @@ def command(
         round_id=round_id,
         original_ref_id=original_ref_id,
         admitted_at=datetime.now(UTC),
+        send_by=send_by,
     )
 
 
@@ -107,8 +109,8 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                   original_ref_id, request_hash, status, correlation_id, operator_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11, $12)""",
+                   original_ref_id, request_hash, status, correlation_id, operator_id, send_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11, $12, $13)""",
             uuid.UUID(cmd.transaction_id),
             cmd.client_id,
             cmd.ref_id,
@@ -121,6 +123,7 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
             cmd.request_hash,
             f"corr-{cmd.ref_id}",
             operator_id(cmd.client_id, cmd.ref_id),
+            cmd.send_by,
         )
         await conn.execute(
             """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, expires_at)

@@ -57,6 +57,15 @@ def test_bet_after_a_refund_of_it_is_rejected_already_refunded() -> None:
     assert (decision.status, decision.error_code) == (TxStatus.REJECTED, ErrorCode.BET_ALREADY_REFUNDED)
 
 
+def test_bet_past_its_useful_life_is_rejected_expired_without_an_operator_call() -> None:
+    decision = decide(row("bet-1", TxType.BET), RuleContext(expired=True))
+    assert isinstance(decision, Finish)
+    assert (decision.status, decision.error_code) == (TxStatus.REJECTED, ErrorCode.BET_EXPIRED)
+    # A tombstone is the older fact: the bet was refunded before it arrived.
+    tombstoned = decide(row("bet-1", TxType.BET), RuleContext(expired=True, tombstoned=True))
+    assert isinstance(tombstoned, Finish) and tombstoned.error_code is ErrorCode.BET_ALREADY_REFUNDED
+
+
 def test_refund_of_unknown_bet_completes_without_balance_effect_and_leaves_a_tombstone() -> None:
     decision = decide(REFUND, RuleContext(original=None))
     assert isinstance(decision, Finish)

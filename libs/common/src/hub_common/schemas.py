@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     BET_ALREADY_SETTLED = "BET_ALREADY_SETTLED"
     BET_ALREADY_REFUNDED = "BET_ALREADY_REFUNDED"
     AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    BET_EXPIRED = "BET_EXPIRED"
     RATE_LIMITED = "RATE_LIMITED"
     OPERATOR_UNAVAILABLE = "OPERATOR_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -144,6 +145,8 @@ class TransactionCommand(WireModel):
     round_closed: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
     admitted_at: datetime
+    # A BET's useful life: not sent to the operator after this moment (REJECTED BET_EXPIRED instead).
+    send_by: datetime | None = None
 
 
 class Transaction(WireModel):
@@ -160,11 +163,20 @@ class Transaction(WireModel):
     original_ref_id: str | None = None
     status: TxStatus
     reason: str | None = None
+    # The contract's error code of a REJECTED or FAILED transaction (what a replayed POST answers with).
+    error_code: ErrorCode | None = None
     balance_cents: int | None = None
     operator_transaction_id: str | None = None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+
+
+class AcceptedTransaction(Transaction):
+    """The body of a 202: the transaction, and when the Hub expects it to reach the operator."""
+
+    # Seconds from the answer until the transaction is expected to reach the operator (the gateway's forecast).
+    predicted_wait_s: float
 
 
 class TransactionEvent(WireModel):

@@ -133,8 +133,8 @@ async def insert_from_command(
     record = await conn.fetchrow(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
                 game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
-                operator_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $16)
+                operator_id, send_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $16, $17)
             ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",  # noqa: S608 - COLUMNS is a constant column list
         uuid.UUID(cmd.transaction_id),
         cmd.client_id,
@@ -152,6 +152,7 @@ async def insert_from_command(
         correlation_id,
         cmd.admitted_at,
         operator_id(cmd.client_id, cmd.ref_id),
+        cmd.send_by,
     )
     if record is None:
         return None
@@ -402,11 +403,14 @@ async def finish_many(
 
 async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
     """FAILED -> PENDING (locked row) with a fresh deadline and no attempts, audited; the key goes back to
-    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again."""
-    reopened = replace(tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0)
+    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again. A BET's useful
+    life no longer applies: an SRE's replay is a decision to send it."""
+    reopened = replace(
+        tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0, send_by=None
+    )
     await conn.execute(
         """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
-               attempts = 0, replayed_at = now(), updated_at = now()
+               attempts = 0, replayed_at = now(), send_by = NULL, updated_at = now()
            WHERE id = $1""",
         tx.id,
         reason,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub_common.secret_policy import DEV_MODE_ENV
+from hub_common.services import SERVICES as CATALOG
 from hub_devstack.errors import PortInUseError
 from hub_devstack.kafka_security import SecuredKafka
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -29,15 +30,8 @@ class ServiceSpec:
         return f"{self.env_prefix}PORT"
 
 
-# Start order: the mocks first (peers of the Hub services), the gateway last (it takes traffic).
-SERVICES = (
-    ServiceSpec("mock-operator", "mock_operator", "MOCK_OPERATOR_", 3001),
-    ServiceSpec("mock-rgs", "mock_rgs", "MOCK_RGS_", 3002),
-    ServiceSpec("ledger", "hub_ledger", "LEDGER_", 3010),
-    ServiceSpec("webhook-dispatcher", "hub_dispatcher", "DISPATCHER_", 3011),
-    ServiceSpec("reconciler", "hub_reconciler", "RECONCILER_", 3012),
-    ServiceSpec("gateway", "hub_gateway", "GATEWAY_", 3000),
-)
+# Start order (hub_common.services): the mocks first (peers of the Hub services), the gateway last (it takes traffic).
+SERVICES = tuple(ServiceSpec(s.name, s.module, s.env_prefix, s.default_port) for s in CATALOG)
 BY_NAME = {spec.name: spec for spec in SERVICES}
 
 

@@ -35,8 +35,9 @@ async def get_transaction(request: web.Request) -> web.Response:
 
 
 async def get_balance(request: web.Request) -> web.Response:
+    caller = request[AUTHENTICATED]
     player_id = path_text(request.match_info["player_id"], "playerId")
-    balance = await request.app[BALANCES].balance(player_id, request[CORRELATION_ID])
+    balance = await request.app[BALANCES].balance(caller.client_id, player_id, request[CORRELATION_ID])
     return http_errors.json_response(balance.to_wire(), 200)
 
 

@@ -23,9 +23,10 @@ import orjson
 
 from hub_common import audit, db
 from hub_common.errors import DatabaseUnavailableError
-from hub_common.operator import operator_id
+from hub_common.operator import BudgetOutlook, OperatorSettings, operator_id, read_outlook
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
+from hub_gateway.admission_control import OpenWork
 from hub_gateway.errors import RequestInProgressError
 
 # Every database failure means "nothing was admitted, try again later" (503), whatever its class: a read-only
@@ -72,6 +73,8 @@ class Admission:
     request_hash: str
     correlation_id: str
     admitted_at: datetime
+    # A BET's useful life: the ledger does not send it after this moment (REJECTED BET_EXPIRED).
+    send_by: datetime | None = None
 
 
 def _error_code(value: str | None) -> ErrorCode | None:
@@ -96,6 +99,7 @@ def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
         original_ref_id=row["original_ref_id"],
         status=row["status"],
         reason=row["reason"],
+        error_code=_error_code(row["error_code"]),
         balance_cents=row["balance_cents"],
         operator_transaction_id=row["operator_transaction_id"],
         created_at=row["created_at"],
@@ -115,8 +119,8 @@ _ADMIT = f"""
     WITH tx AS (
         INSERT INTO transactions AS t (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
             game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
-            updated_at, operator_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15, $21)
+            updated_at, operator_id, send_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15, $21, $22)
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     ), k AS (
@@ -209,11 +213,6 @@ class TransactionStore:
             )
         return stored_from_row(row) if row is not None else None
 
-    async def backlog(self) -> int:
-        async with self._connection() as conn:
-            value = await conn.fetchval("SELECT count(*) FROM transactions WHERE status IN ('PENDING', 'PROCESSING')")
-        return int(value)
-
     async def admit(
         self, admission: Admission, publish: Callable[[], Awaitable[None]], *, clear_expired_key: bool = False
     ) -> StoredTransaction | None:
@@ -265,4 +264,33 @@ class TransactionStore:
             orjson.dumps(after).decode(),
             # Derived once, here; everything after admission reads the stored column.
             operator_id(a.client_id, req.ref_id),
+            a.send_by,
         )
+
+
+class ForecastReads:
+    """What admission control reads in the background (`admission_control`), on the shared pool: the budget's
+    schedule and the open work, by client. Both are small: the budget's grants grouped by second, and open rows
+    counted through their partial index."""
+
+    def __init__(self, pool: asyncpg.Pool, operator: OperatorSettings) -> None:
+        self._pool = pool
+        self._operator = operator
+
+    async def outlook(self) -> BudgetOutlook:
+        try:
+            return await read_outlook(self._pool, self._operator)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+
+    async def open_work(self) -> OpenWork:
+        try:
+            rows = await self._pool.fetch(
+                """SELECT client_id, type = 'BET' AS bet, count(*)::int AS n FROM transactions
+                   WHERE status IN ('PENDING', 'PROCESSING') GROUP BY 1, 2"""
+            )
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+        bets = {r["client_id"]: r["n"] for r in rows if r["bet"]}
+        credits = sum(r["n"] for r in rows if not r["bet"])
+        return OpenWork(credits=credits, bets=sum(bets.values()), bets_by_client=bets)

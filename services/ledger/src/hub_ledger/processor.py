@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,7 +44,7 @@ from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_common.transactions import TxRow
 from hub_common.transitions import Finish
 from hub_ledger import metrics
-from hub_ledger.rules import CallOperator, Decision
+from hub_ledger.rules import CallOperator, Decision, expire
 from hub_ledger.settings import LEASE_MARGIN_S, LedgerSettings
 from hub_ledger.store import Store
 
@@ -59,6 +60,18 @@ def completed(record: OperatorTransaction) -> Finish:
         balance_cents=record.balance_cents,
         operator_transaction_id=record.operator_transaction_id,
     )
+
+
+def _expired(send_by: datetime | None) -> bool:
+    """A BET's useful life ended (counted here: the caller finishes it REJECTED BET_EXPIRED)."""
+    if send_by is None or datetime.now(UTC) < send_by:
+        return False
+    metrics.BET_EXPIRED.labels("budget").inc()
+    return True
+
+
+def _seconds_left(send_by: datetime | None) -> float:
+    return math.inf if send_by is None else (send_by - datetime.now(UTC)).total_seconds()
 
 
 class LeaseLost(Exception):
@@ -95,6 +108,7 @@ class Processor:
         settings: LedgerSettings,
         *,
         on_commit: Callable[[], None],
+        credit_waiting: Callable[[str], bool] = lambda _: False,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
@@ -102,6 +116,8 @@ class Processor:
         self._budget = budget
         self._settings = settings
         self._on_commit = on_commit
+        # Whether a WIN/REFUND of the player waits behind the transaction being sent (it then goes as urgently).
+        self._credit_waiting = credit_waiting
         self._sleep = sleep
 
     async def handle(self, cmd: TransactionCommand, correlation_id: str) -> None:
@@ -147,6 +163,8 @@ class Processor:
             return
         self._on_commit()
         if isinstance(decision, Finish):
+            if decision.error_code is ErrorCode.BET_EXPIRED:
+                metrics.BET_EXPIRED.labels("queued").inc()
             metrics.finished(tx)
             return
         held = _Held(tx.id, tx.lease_token, began_at + self._settings.lease_ttl_s)
@@ -184,21 +202,26 @@ class Processor:
         attempt_noted = decision.attempt_noted
         request = operator_request(tx, decision.original_transaction_id)
         correlation_id = tx.correlation_id or str(tx.id)
-        priority = Priority.for_type(tx.type)
         deadline = self._deadline(tx)
         backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
         must_resolve = tx.attempts > (1 if attempt_noted else 0)
+        # A BET goes within its useful life or not at all, as long as no POST of it can have reached the operator
+        # (once one may have, only the operator's answer or the deadline's cancel can finish it).
+        send_by = tx.send_by if tx.type is TxType.BET and not must_resolve else None
         last_error = "no answer from the operator"
         while True:
-            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            remaining = min((deadline - datetime.now(UTC)).total_seconds(), _seconds_left(send_by))
             if remaining <= 0:
+                # An unsent BET past its useful life is simply not sent; anything else met its deadline.
+                if _expired(send_by):
+                    return expire()
                 await self._give_up(tx, last_error, held)
                 return None
             if (wait := self._client.retry_in()) > 0:
                 await self._sleep(min(wait, remaining))
                 continue
             try:
-                await self._budget.acquire(priority, timeout_s=remaining)
+                await self._acquire(tx, remaining)
                 if must_resolve:
                     await self._ensure(held)
                     record = await self._client.get_transaction(request.transaction_id, correlation_id=correlation_id)
@@ -206,28 +229,46 @@ class Processor:
                         return completed(record)
                     must_resolve = False  # never applied: safe to send
                     continue
-                if attempt_noted:
-                    attempt_noted = False
-                    await self._ensure(held)
-                else:
-                    await self._renew(held, count_attempt=True)
+                if _expired(send_by):
+                    # Decided right before the call: the grant goes unused (spending less is always safe).
+                    return expire()
+                await self._before_post(held, counted=attempt_noted)
+                attempt_noted = False
                 return completed(await self._client.post_transaction(request, correlation_id=correlation_id))
             except OperatorRejected as exc:
                 return Finish(TxStatus.REJECTED, exc.message, error_code=exc.code, balance_cents=exc.balance_cents)
-            except BudgetTimeout:
+            except (BudgetTimeout, CircuitOpenError):
                 continue
             except OperatorRateLimited as exc:
                 last_error = exc.message
                 metrics.OPERATOR_RETRIES.labels("rate_limited").inc()
                 await self._budget.defer(exc.retry_after_s)
-            except CircuitOpenError:
-                continue
             except OperatorTechnicalError as exc:
                 last_error = exc.message
                 must_resolve = must_resolve or exc.outcome_unknown
+                send_by = None if exc.outcome_unknown else send_by
                 metrics.OPERATOR_RETRIES.labels("technical").inc()
                 log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
                 await self._sleep(min(backoff.next(), max(remaining, 0.0)))
+
+    async def _acquire(self, tx: TxRow, timeout_s: float) -> None:
+        """Wait for operator budget (the lease's heartbeat keeps the transaction held meanwhile).
+
+        A BET with a WIN/REFUND of its player queued behind it asks as a credit; one arriving later promotes it
+        (keyed by player, `PlayerQueues(on_credit_behind=...)`).
+        """
+        priority = Priority.for_type(tx.type)
+        if priority is Priority.DEBIT and self._credit_waiting(tx.player_id):
+            priority = Priority.CREDIT
+        await self._budget.acquire(priority, timeout_s=timeout_s, key=tx.player_id)
+
+    async def _before_post(self, held: _Held, *, counted: bool) -> None:
+        """The lease check before a POST. The first one was counted by the PROCESSING transition that took the
+        lease (a local check suffices); a re-POST is counted by a statement that also checks and renews it."""
+        if counted:
+            await self._ensure(held)
+        else:
+            await self._renew(held, count_attempt=True)
 
     async def _ensure(self, held: _Held) -> None:
         """Just before an operator call: the lease must outlast the call, else renew it (or stop)."""
@@ -274,6 +315,7 @@ class Processor:
                 log.warning("could not renew a transaction's lease", extra={"error": repr(exc)})
 
     async def _give_up(self, tx: TxRow, last_error: str, held: _Held) -> None:
+        """The deadline passed: a BET is cancelled (FAILED + compensating refund), a credit FAILED (alert)."""
         if tx.type is TxType.BET:
             outcome = Finish(
                 TxStatus.FAILED,

@@ -27,6 +27,8 @@ class RuleContext:
     bet_refunded: bool = False
     # WIN with an originalRefId: the operator id of that bet (hub_common.operator.ids).
     original_operator_id: str | None = None
+    # BET: its useful life (`send_by`) ended before the ledger got to it.
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,17 @@ def reject(code: ErrorCode, reason: str) -> Finish:
     return Finish(TxStatus.REJECTED, reason, error_code=code)
 
 
+def expire() -> Finish:
+    """A BET whose useful life ended before it was sent: never sent late, nothing debited."""
+    return reject(ErrorCode.BET_EXPIRED, "not sent to the operator within its useful life; nothing was debited")
+
+
 def decide(tx: TxRow, ctx: RuleContext) -> Decision:
     if tx.type is TxType.BET:
         if ctx.tombstoned:
             return reject(ErrorCode.BET_ALREADY_REFUNDED, "the bet was refunded before it arrived")
+        if ctx.expired:
+            return expire()
         return CallOperator()
     if tx.type is TxType.WIN:
         if ctx.bet_refunded:

@@ -218,7 +218,8 @@ class Store:
 
     async def stale_open(self, older_than_s: float, limit: int = 100) -> list[TxRow]:
         """Open transactions that are their player's oldest open one (so finishing them cannot overtake an
-        earlier transaction of the same player), of a player none of whose rows was touched for `older_than_s`.
+        earlier transaction of the same player), of a player none of whose rows was touched for `older_than_s`;
+        WINs and REFUNDs first (money owed to players), then by age.
 
         The whole player must be quiet, not only the row: a PENDING row keeps its admission time until its
         player's queue reaches it, so right after the previous transaction of a busy player finished, the next
@@ -231,7 +232,7 @@ class Store:
                   AND NOT EXISTS (SELECT 1 FROM transactions e WHERE e.player_id = t.player_id
                                   AND ((e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
                                        OR e.updated_at >= now() - make_interval(secs => $1)))
-                ORDER BY t.created_at LIMIT $2""",  # noqa: S608 - COLUMNS is a constant column list
+                ORDER BY t.type = 'BET', t.created_at LIMIT $2""",  # noqa: S608 - COLUMNS is a constant column list
             older_than_s,
             limit,
         )
@@ -311,7 +312,8 @@ async def _begin_many(
         elif tx.status is TxStatus.PROCESSING:
             result[tx.id] = Begun(tx, CallOperator(original_transaction_id=originals.get(tx.id)))
         else:
-            decision = decide(tx, contexts[tx.id])
+            expired = tx.send_by is not None and now >= tx.send_by
+            decision = decide(tx, replace(contexts[tx.id], expired=expired))
             if isinstance(decision, Finish):
                 to_finish.append((tx, decision, tx.lease_token))
                 result[tx.id] = Begun(tx, decision)

@@ -100,6 +100,9 @@ class Dispatcher:
         tx = event.transaction
         if not tx.status.is_final:
             return
+        if tx.error_code is None and event.error_code is not None:
+            # An event of a ledger that did not put the code in the resource yet: the webhook carries it anyway.
+            tx = tx.model_copy(update={"error_code": event.error_code})
         envelope = record.envelope
         # The row's ids are uuid columns: a record that is not (our ledger's) fails here, alone, not the batch.
         _require_uuid(envelope.event_id, "eventId")

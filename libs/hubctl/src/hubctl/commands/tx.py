@@ -54,7 +54,7 @@ COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "round_closed, metadata::text AS metadata, request_hash, status, reason, error_code, balance_cents, "
     "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at, replayed_at, "
-    "operator_id, lease_owner, lease_token, lease_expires_at"
+    "operator_id, lease_owner, lease_token, lease_expires_at, send_by"
 )
 # How long hubctl holds a transaction it took over: its operator lookup waits up to `_BUDGET_WAIT_S` for budget,
 # then one call; if it ever outlived this, its final write would still be fenced by the token.
@@ -176,7 +176,7 @@ def _operator_settings(settings: HubctlSettings) -> OperatorSettings:
 async def _operator_record(pool: asyncpg.Pool, operator: OperatorSettings, tx: TxRow) -> OperatorTransaction | None:
     """The operator's record of the transaction (None: it never applied it), spending the shared budget."""
     client = OperatorClient(operator, caller="hubctl")
-    budget = Budget(pool, operator)
+    budget = Budget(pool, operator, caller="hubctl")
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=_BUDGET_WAIT_S)
         return await client.get_transaction(tx.operator_id, correlation_id=tx.correlation_id or "")
