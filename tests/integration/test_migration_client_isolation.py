@@ -1,4 +1,4 @@
-"""Upgrading a database that holds transactions from before client isolation (migrations 007 and 008): every
+"""Upgrading a database that holds transactions from before client isolation (migrations 008 and 009): every
 existing row keeps the operator id it was sent under (its refId), tombstones get their client, refIds become
 unique per client, and open transactions start with no lease."""
 
@@ -12,7 +12,7 @@ from hub_common.db import load_migrations, migrate
 from hub_common.operator import operator_id
 from hub_devstack.postgres_roles import DatabaseRoles
 
-BEFORE = 7  # the first migration of the change
+BEFORE = 8  # the first migration of the change
 
 
 async def _migrated_before(conn: asyncpg.Connection) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from hub_common.operator import operator_id
 from hub_devstack.burst import burst_requests, states
 from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.stack import RunningStack
@@ -94,7 +95,8 @@ async def test_a_burst_far_over_the_budget(stack: RunningStack) -> None:
     assert stats.rejected429 == 0
     # Applied once each, and only what the Hub completed.
     completed = {ref for ref, s in final.items() if s.status == "COMPLETED"}
-    assert {ref: n for ref, n in applied.items() if ref in admitted_refs} == dict.fromkeys(completed, 1)
+    sent_as = {operator_id(stack.facts.hub_client_id, ref): ref for ref in admitted_refs}
+    assert {sent_as[i]: n for i, n in applied.items() if i in sent_as} == dict.fromkeys(completed, 1)
 
     conn = await asyncpg.connect(stack.facts.database_url)
     try:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from hub_common.operator import operator_id
 from hub_devstack.burst import burst_requests, states
 from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.stack import RunningStack
@@ -105,7 +106,7 @@ async def test_a_bet_held_past_its_useful_life_is_not_sent_late(stack: RunningSt
     assert replay.body["error"]["retryable"] is False
     # Nothing was debited; the operator has no record of it.
     assert balance == 10_000
-    assert ref_id not in applied
+    assert operator_id(facts.hub_client_id, ref_id) not in applied
     (delivery, *_) = deliveries
     assert delivery.event_type == "transaction.rejected"
     assert orjson.loads(orjson.dumps(delivery.body))["data"]["errorCode"] == "BET_EXPIRED"

@@ -10,7 +10,7 @@ from hub_common.schemas import ErrorCode, TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
-from support.ledger_it import Harness, command
+from support.ledger_it import Harness, command, op_id
 from support.waits import eventually
 
 
@@ -23,7 +23,7 @@ async def test_a_bet_reaching_its_turn_after_its_useful_life_is_rejected_unsent(
     assert ledger.events.of(cmd.ref_id) == [TxStatus.REJECTED]  # never PROCESSING: no call was prepared
     row = await ledger.row(cmd.ref_id)
     assert (row["error_code"], row["attempts"]) == ("BET_EXPIRED", 0)
-    assert cmd.ref_id not in (await ledger.operator.ledger()).apply_counts
+    assert op_id(cmd.ref_id) not in (await ledger.operator.ledger()).apply_counts
     assert (await ledger.operator.player("p-1")).balance_cents == 10_000
 
 
@@ -41,7 +41,7 @@ async def test_a_bet_still_waiting_for_budget_at_the_end_of_its_life_is_not_sent
     assert (event.transaction.status, event.error_code) == (TxStatus.REJECTED, ErrorCode.BET_EXPIRED)
     assert harness.events.of(second.ref_id) == [TxStatus.PROCESSING, TxStatus.REJECTED]
     assert (await harness.operator.stats()).total_calls == 1
-    assert second.ref_id not in (await harness.operator.ledger()).apply_counts
+    assert op_id(second.ref_id) not in (await harness.operator.ledger()).apply_counts
     assert (await harness.operator.player("p-2")).balance_cents == 10_000
 
 
@@ -71,6 +71,6 @@ async def test_a_win_behind_its_players_bet_goes_before_other_players_bets(
 
     applied = [r.transaction_id for r in (await harness.operator.ledger()).transactions]
     # Without the promotion p-1's BET would wait behind the other players' BETs, and the WIN behind it.
-    later_bets = [ref for ref in applied[applied.index(win.ref_id) :] if ref.startswith("bet-o")]
-    assert applied.index(mine.ref_id) < applied.index(win.ref_id)
+    later_bets = [i for i in applied[applied.index(op_id(win.ref_id)) :] if i.startswith(op_id("bet-o"))]
+    assert applied.index(op_id(mine.ref_id)) < applied.index(op_id(win.ref_id))
     assert len(later_bets) >= 2, applied
