@@ -17,22 +17,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import aiohttp
 from pydantic import SecretStr
 
 from bench.report import Report, Target, percentile
-from bench.stack import Database, Infra, fresh_database, infra
+from bench.stack import fresh_database, hub_stack, infra
 from hub_devstack.burst import Answer, Final, burst_players, burst_requests, send_burst, states
-from hub_devstack.kafka import delete_topics
-from hub_devstack.procs import free_port
-from hub_devstack.stack import RunningStack, run_stack
-from hub_devstack.stack_config import SERVICES, StackConfig
+from hub_devstack.stack import RunningStack
 from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.models import PlayerSeed, StatsOut
 
@@ -51,34 +45,6 @@ class Shape:
 
 FULL = Shape(bets=600, wins=60, players=50)
 QUICK = Shape(bets=120, wins=12, players=10)
-
-
-@asynccontextmanager
-async def _stack(machine: Infra, database: Database) -> AsyncIterator[RunningStack]:
-    services = tuple(s for s in SERVICES if s.name != "reconciler")
-    prefix = f"bench-overload-{uuid.uuid4().hex[:8]}."
-    with TemporaryDirectory(prefix="hub-bench-overload-") as state:
-        config = StackConfig(
-            state_dir=Path(state),
-            ports={spec.name: free_port() for spec in SERVICES},
-            kafka_bootstrap=machine.kafka_bootstrap,
-            admin_database_url=machine.postgres_admin_url,
-            db_roles=machine.db_roles,
-            database_name=database.name,
-            topic_prefix=prefix,
-            operator_rate_per_minute=RATE_PER_MINUTE,
-            extra_env={"GATEWAY_BET_USEFUL_LIFE_S": str(USEFUL_LIFE_S), "TELEMETRY_LOG_LEVEL": "WARNING"},
-            ready_timeout_s=120,
-            services=services,
-        )
-        launcher = run_stack(config)
-        # The launcher is a blocking context manager (it waits for each service): keep it off the loop.
-        running = await asyncio.to_thread(launcher.__enter__)
-        try:
-            yield running
-        finally:
-            await asyncio.to_thread(launcher.__exit__, None, None, None)
-            await delete_topics(machine.kafka_bootstrap, prefix)
 
 
 async def _gauge(session: aiohttp.ClientSession, hub_url: str, name: str) -> float:
@@ -156,7 +122,13 @@ async def run(quick: bool) -> Report:
     async with (
         infra() as machine,
         fresh_database(machine, "bench_overload") as database,
-        _stack(machine, database) as stack,
+        hub_stack(
+            machine,
+            database,
+            "overload",
+            operator_rate_per_minute=RATE_PER_MINUTE,
+            extra_env={"GATEWAY_BET_USEFUL_LIFE_S": str(USEFUL_LIFE_S), "TELEMETRY_LOG_LEVEL": "WARNING"},
+        ) as stack,
         aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120), connector=aiohttp.TCPConnector(limit=CONCURRENCY)
         ) as session,

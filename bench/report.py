@@ -31,15 +31,14 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # More tables after `rows`: (title, rows).
+    tables: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
     def print(self) -> None:
-        if self.rows:
-            columns = list(dict.fromkeys(k for row in self.rows for k in row))
-            cells = [[_fmt(row.get(c)) for c in columns] for row in self.rows]
-            widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-            print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
-            for r in cells:
-                print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
+        _print_table(self.rows)
+        for title, rows in self.tables:
+            print(f"-- {title}")
+            _print_table(rows)
         for note in self.notes:
             print(f"note: {note}")
         self.print_targets()
@@ -47,6 +46,17 @@ class Report:
     def print_targets(self) -> None:
         for target in self.targets:
             print(f"[{self.name}] {target.line()}")
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
 
 
 def _fmt(value: Any) -> str:

@@ -23,10 +23,12 @@ import aiohttp
 
 from bench.report import rss_mb
 from hub_common.errors import HubError
-from hub_devstack.kafka import provide_kafka
+from hub_devstack.kafka import delete_topics, provide_kafka
 from hub_devstack.postgres import provide_postgres
 from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port, log_tail, terminate_child
+from hub_devstack.stack import RunningStack, run_stack
+from hub_devstack.stack_config import SERVICES, StackConfig
 
 
 class BenchSetupError(HubError):
@@ -77,6 +79,40 @@ async def fresh_database(stack: Infra, prefix: str = "bench") -> AsyncIterator[D
         yield Database(name, owner_url, stack.db_roles)
     finally:
         await stack.db_roles.drop_database(name)
+
+
+@asynccontextmanager
+async def hub_stack(
+    machine: Infra, database: Database, name: str, *, operator_rate_per_minute: int, extra_env: Mapping[str, str]
+) -> AsyncIterator[RunningStack]:
+    """Every service but the reconciler as processes (`hub_devstack.stack`) on the run's own topics and database.
+
+    The reconciler is left out: its feed is not on the money path, and its budget slots would blur what is
+    measured."""
+    services = tuple(s for s in SERVICES if s.name != "reconciler")
+    prefix = topic_prefix(name)
+    with tempfile.TemporaryDirectory(prefix=f"hub-bench-{name}-") as state:
+        config = StackConfig(
+            state_dir=Path(state),
+            ports={spec.name: free_port() for spec in SERVICES},
+            kafka_bootstrap=machine.kafka_bootstrap,
+            admin_database_url=machine.postgres_admin_url,
+            db_roles=machine.db_roles,
+            database_name=database.name,
+            topic_prefix=prefix,
+            operator_rate_per_minute=operator_rate_per_minute,
+            extra_env=extra_env,
+            ready_timeout_s=120,
+            services=services,
+        )
+        launcher = run_stack(config)
+        # The launcher is a blocking context manager (it waits for each service): keep it off the loop.
+        running = await asyncio.to_thread(launcher.__enter__)
+        try:
+            yield running
+        finally:
+            await asyncio.to_thread(launcher.__exit__, None, None, None)
+            await delete_topics(machine.kafka_bootstrap, prefix)
 
 
 def topic_prefix(name: str) -> str:

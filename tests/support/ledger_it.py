@@ -20,6 +20,7 @@ from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProduce
 from hub_common.operator import OperatorSettings, operator_id
 from hub_common.schemas import TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.telemetry import KafkaHeaders, header_value
 from hub_ledger.settings import LedgerSettings
 from mock_operator.admin_client import OperatorAdminClient
 
@@ -143,6 +144,8 @@ class EventLog:
 
     events: list[tuple[str | None, TransactionEvent]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Each event's `traceparent` header, by refId, in arrival order.
+    traceparents: dict[str, list[str | None]] = field(default_factory=dict)
 
     def of(self, ref_id: str) -> list[TxStatus]:
         return [e.transaction.status for key, e in self.events if e.transaction.ref_id == ref_id]
@@ -169,7 +172,10 @@ async def watch_transactions(kafka: KafkaSettings, producer: KafkaProducer) -> A
         while True:
             batch = await consumer.getmany(timeout_ms=100)
             for record in batch.records:
-                log.events.append((record.key, record.envelope.payload_as(TransactionEvent)))
+                event = record.envelope.payload_as(TransactionEvent)
+                log.events.append((record.key, event))
+                traceparent = header_value(list(record.headers), "traceparent")
+                log.traceparents.setdefault(event.transaction.ref_id, []).append(traceparent)
             if batch.records:
                 log.changed.set()
 
@@ -183,8 +189,9 @@ async def watch_transactions(kafka: KafkaSettings, producer: KafkaProducer) -> A
         await consumer.stop()
 
 
-async def send(producer: KafkaProducer, cmd: TransactionCommand) -> None:
-    await producer.send(COMMANDS, wrap(cmd, correlation_id=f"corr-{cmd.ref_id}"), key=cmd.player_id)
+async def send(producer: KafkaProducer, cmd: TransactionCommand, *, headers: KafkaHeaders | None = None) -> None:
+    """The command as the gateway produces it (`headers`: its own, e.g. a given trace context)."""
+    await producer.send(COMMANDS, wrap(cmd, correlation_id=f"corr-{cmd.ref_id}"), key=cmd.player_id, headers=headers)
 
 
 @dataclass

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
-from support.ledger_it import Harness, command, op_id
+from hub_common.telemetry import kafka_headers
+from support.ledger_it import Harness, command, insert_admitted, op_id, send
 from support.waits import eventually
 
 
@@ -92,3 +97,26 @@ async def test_outbox_rows_are_all_marked_published(ledger: Harness) -> None:
 
     await eventually(all_published)
     assert await ledger.pool.fetchval("SELECT count(*) FROM event_outbox") == 2
+
+
+async def test_each_event_continues_its_own_commands_trace(ledger: Harness) -> None:
+    # Commands of different players arriving together share the ledger's grouped steps; each event must still
+    # carry the trace of its own command (the request that admitted it), not of whoever started the batch.
+    commands = [command(f"bet-trace-{i}", TxType.BET, f"p-{i + 10}", 10) for i in range(6)]
+    trace_ids = {}
+    for i, cmd in enumerate(commands):
+        await insert_admitted(ledger.pool, cmd)
+        trace_ids[cmd.ref_id] = format(0xABC0 + i, "032x")
+    sent = []
+    for i, cmd in enumerate(commands):
+        span = NonRecordingSpan(SpanContext(0xABC0 + i, 0x1000 + i, is_remote=True, trace_flags=TraceFlags(1)))
+        headers = kafka_headers(f"corr-{cmd.ref_id}", context=trace.set_span_in_context(span))
+        sent.append(send(ledger.producer, cmd, headers=headers))
+    await asyncio.gather(*sent)
+    for cmd in commands:
+        await ledger.events.wait_final(cmd.ref_id)
+    for cmd in commands:
+        traceparents = ledger.events.traceparents[cmd.ref_id]
+        assert len(traceparents) == 2  # PROCESSING, COMPLETED
+        for traceparent in traceparents:
+            assert traceparent is not None and traceparent.split("-")[1] == trace_ids[cmd.ref_id]

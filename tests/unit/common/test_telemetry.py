@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import orjson
 from opentelemetry import trace
@@ -14,6 +15,7 @@ from hub_common.telemetry import (
     current_correlation_id,
     header_value,
     kafka_headers,
+    tracer_provider,
 )
 
 
@@ -54,3 +56,37 @@ def test_kafka_headers_carry_the_trace_context_across() -> None:
 def test_settings_defaults_are_quiet_and_structured() -> None:
     settings = TelemetrySettings()
     assert settings.log_json and settings.log_level == "INFO" and settings.otlp_endpoint is None
+
+
+def test_kafka_headers_of_a_given_context_name_that_trace_not_the_current_one() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("caller") as caller:
+        theirs = context_from_kafka(kafka_headers("c"))
+    with tracer.start_as_current_span("batch"):
+        headers = kafka_headers("c", context=theirs)
+    traceparent = header_value(headers, "traceparent")
+    assert traceparent is not None and format(caller.get_span_context().span_id, "016x") in traceparent
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_their_ids_travel() -> None:
+    tracer = tracer_provider("svc", TelemetrySettings()).get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        headers = kafka_headers("c")
+    assert not span.is_recording()
+    received = trace.get_current_span(context_from_kafka(headers)).get_span_context()
+    assert received.is_valid and received.trace_id == span.get_span_context().trace_id
+
+
+def test_spans_dir_gets_one_json_line_per_span(tmp_path: Path) -> None:
+    provider = tracer_provider("svc", TelemetrySettings(spans_dir=tmp_path))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("outer") as outer, tracer.start_as_current_span("inner", attributes={"a": 1}):
+        pass
+    provider.shutdown()  # flushes the batch processor
+    [path] = list(tmp_path.glob("svc-*.spans.jsonl"))
+    lines = {line["name"]: line for line in map(orjson.loads, path.read_bytes().splitlines())}
+    context = outer.get_span_context()
+    assert lines["inner"]["parent"] == format(context.span_id, "016x")
+    assert lines["inner"]["trace"] == lines["outer"]["trace"] == format(context.trace_id, "032x")
+    assert lines["inner"]["attributes"] == {"a": 1} and lines["inner"]["service"] == "svc"
+    assert lines["outer"]["start"] <= lines["inner"]["start"] <= lines["inner"]["end"] <= lines["outer"]["end"]

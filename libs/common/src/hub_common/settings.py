@@ -94,6 +94,15 @@ class TelemetrySettings(BaseSettings):
     # OTLP is optional: without an endpoint spans are still created (ids in logs and Kafka headers), not exported.
     otlp_endpoint: str | None = None
     console_spans: bool = False
+    # A directory: every span is also written there as JSON lines, one file per process
+    # (`<service>-<pid>.spans.jsonl`). The end-to-end benchmark reads them to split latency into hops; nothing
+    # rotates these files, so it is not meant for production.
+    spans_dir: Path | None = None
+
+    @property
+    def exports_spans(self) -> bool:
+        """Spans go somewhere. Without any exporter they are not recorded at all (their ids still propagate)."""
+        return self.otlp_endpoint is not None or self.console_spans or self.spans_dir is not None
 
 
 class ServiceSettings(SecuredSettings):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,8 +18,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from hub_common.settings import TelemetrySettings
 
@@ -103,7 +106,17 @@ def setup_logging(service: str, settings: TelemetrySettings) -> None:
 
 
 def setup_tracing(service: str, settings: TelemetrySettings) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = tracer_provider(service, settings)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer_provider(service: str, settings: TelemetrySettings) -> TracerProvider:
+    """The process's provider: its exporters per `settings`, and its sampler."""
+    # Nothing exported: nothing recorded either. Spans then cost an id each (they still carry the trace id into
+    # logs, Kafka headers and outgoing requests) instead of their attributes, events and processor calls.
+    sampler = None if settings.exports_spans else ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
     if settings.otlp_endpoint:
         # Imported lazily: the OTLP exporter is optional (installed where a collector exists).
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
@@ -113,14 +126,53 @@ def setup_tracing(service: str, settings: TelemetrySettings) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     if settings.console_spans:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    trace.set_tracer_provider(provider)
+    if settings.spans_dir is not None:
+        path = settings.spans_dir / f"{service}-{os.getpid()}.spans.jsonl"
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path, service)))
     return provider
 
 
-def kafka_headers(correlation_id: str, content_type: str = "application/json") -> KafkaHeaders:
-    """Headers for a produced record: the current trace context (W3C `traceparent`), correlation id, type."""
+class JsonLinesSpanExporter(SpanExporter):
+    """Spans as JSON lines in a file (`TELEMETRY_SPANS_DIR`): ids, parent, name, start and end in ns since the
+    epoch, attributes. Processes on one host share the clock, so their spans can be laid side by side."""
+
+    def __init__(self, path: os.PathLike[str] | str, service: str) -> None:
+        self._path = path
+        self._service = service
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            context = span.get_span_context()
+            if context is None:
+                continue
+            entry = {
+                "service": self._service,
+                "name": span.name,
+                "trace": format(context.trace_id, "032x"),
+                "span": format(context.span_id, "016x"),
+                "parent": format(span.parent.span_id, "016x") if span.parent is not None else None,
+                "start": span.start_time,
+                "end": span.end_time,
+                "attributes": dict(span.attributes or {}),
+            }
+            lines.append(orjson.dumps(entry, default=str))
+        with self._lock, open(self._path, "ab") as out:
+            out.write(b"".join(line + b"\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def kafka_headers(
+    correlation_id: str, content_type: str = "application/json", *, context: otel_context.Context | None = None
+) -> KafkaHeaders:
+    """Headers for a produced record: the trace context (W3C `traceparent`; `context`, else the current one),
+    correlation id, type."""
     carrier: dict[str, str] = {}
-    inject(carrier)
+    inject(carrier, context=context)
     headers = [(k, v.encode()) for k, v in carrier.items()]
     headers.append((KAFKA_CORRELATION_HEADER, correlation_id.encode()))
     headers.append(("content-type", content_type.encode()))

@@ -23,13 +23,14 @@ the old holder made has returned.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
+from opentelemetry.context import Context
 
 from hub_common import audit, db
 from hub_common.envelope import wrap
@@ -184,12 +185,21 @@ async def insert_from_command(
 
 
 async def start_many(
-    conn: db.Connection, rows: Sequence[TxRow], now: datetime, *, actor: str, lease_owner: str, lease_s: float
+    conn: db.Connection,
+    rows: Sequence[TxRow],
+    now: datetime,
+    *,
+    actor: str,
+    lease_owner: str,
+    lease_s: float,
+    traces: Mapping[uuid.UUID, Context] | None = None,
 ) -> list[TxRow]:
     """PENDING -> PROCESSING (locked rows nobody holds: `may_take`), with their audit rows and events, in one
     statement; the caller takes their leases (`lease_owner`, for `lease_s`) in the same statement.
 
     The first POST is counted here, in the same commit (one round trip less than counting it on its own).
+    `traces`: each transaction's trace context for its event (default: the current one), when the rows of many
+    callers' traces are written together.
     """
     if not rows:
         return []
@@ -207,7 +217,7 @@ async def start_many(
         for tx in rows
     ]
     audits = [_audit(tx, new, "processing", "sent to the operator") for tx, new in zip(rows, started, strict=True)]
-    events = [_event(new, None) for new in started]
+    events = [_event(new, None, _trace(traces, new.id)) for new in started]
     await conn.execute(
         f"""WITH input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[],
@@ -310,13 +320,14 @@ async def finish_many(
     *,
     actor: str,
     action: str | None = None,
+    traces: Mapping[uuid.UUID, Context] | None = None,
 ) -> dict[uuid.UUID, TxRow | None]:
     """Final transitions of locked rows read at `now`, each by the holder of lease token `token` (a writer that
     took no lease passes the row's token, having checked `may_take`); a row that was already final, or whose
     lease was taken over since (the writer is fenced), maps to None.
 
     One statement: the rows, their idempotency keys, refund tombstones, compensations, audit rows (action:
-    `action`, or the new status in lower case) and events.
+    `action`, or the new status in lower case) and events (in `traces`' context of each, as in `start_many`).
     """
     result: dict[uuid.UUID, TxRow | None] = {tx.id: None for tx, _, _ in items}
     done: list[tuple[TxRow, Finish, TxRow]] = []
@@ -340,7 +351,7 @@ async def finish_many(
     if not done:
         return result
     audits = [_audit(tx, new, action or outcome.status.value.lower(), outcome.reason) for tx, outcome, new in done]
-    events = [_event(new, outcome.error_code) for _, outcome, new in done]
+    events = [_event(new, outcome.error_code, _trace(traces, new.id)) for _, outcome, new in done]
     cancels = [cancel_request(tx) if outcome.compensate and tx.type is TxType.BET else None for tx, outcome, _ in done]
     finished = await conn.fetch(
         f"""WITH input AS (
@@ -440,8 +451,12 @@ def _audit(before: TxRow, after: TxRow, action: str, reason: str | None) -> _Aud
     return _Audit(str(after.id), action, audit.to_json(snapshot(before)), audit.to_json(snapshot(after)), reason)
 
 
-def _event(tx: TxRow, error_code: ErrorCode | None) -> _Event:
+def _trace(traces: Mapping[uuid.UUID, Context] | None, tx_id: uuid.UUID) -> Context | None:
+    return traces.get(tx_id) if traces is not None else None
+
+
+def _event(tx: TxRow, error_code: ErrorCode | None, context: Context | None = None) -> _Event:
     event = TransactionEvent(client_id=tx.client_id, error_code=error_code, transaction=tx.resource())
     envelope = wrap(event, correlation_id=tx.correlation_id or new_correlation_id())
-    headers = [[k, v.decode(errors="replace")] for k, v in kafka_headers(envelope.correlation_id)]
+    headers = [[k, v.decode(errors="replace")] for k, v in kafka_headers(envelope.correlation_id, context=context)]
     return _Event(uuid.UUID(envelope.event_id), tx.ref_id, envelope.encode(), orjson.dumps(headers).decode())

@@ -12,13 +12,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from opentelemetry import trace
+
 from hub_common.envelope import EnvelopeError, schema_of
 from hub_common.errors import KafkaUnavailableError
 from hub_common.kafka import TRANSACTIONS, KafkaConsumer, Record, TopicPartition
 from hub_common.schemas import TransactionEvent
 from hub_common.settings import KafkaSettings
+from hub_common.telemetry import context_from_kafka
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 _EVENT_SCHEMA = schema_of(TransactionEvent)
 _METADATA_ATTEMPTS = 100
@@ -137,4 +141,8 @@ class OutcomeListener:
         except EnvelopeError as exc:
             log.debug("skipping undecodable outcome record", extra={"reason": str(exc)})
             return
-        self._waiter.deliver(event)
+        if self._waiter.deliver(event):
+            # Where the outcome reached a waiting request, in the request's trace (the event carries it).
+            tracer.start_span(
+                f"{record.topic} receive", context=context_from_kafka(record.headers), kind=trace.SpanKind.CONSUMER
+            ).end()

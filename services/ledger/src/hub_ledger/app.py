@@ -91,7 +91,13 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
         try:
             await producer.start()
             await consumer.start()
-            relay = OutboxRelay(pool, producer, poll_s=settings.outbox_poll_s, batch=settings.outbox_batch)
+            relay = OutboxRelay(
+                pool,
+                producer,
+                poll_s=settings.outbox_poll_s,
+                batch=settings.outbox_batch,
+                record_spans=settings.telemetry.exports_spans,
+            )
             processor = Processor(
                 store, client, budget, settings, on_commit=relay.wake, credit_waiting=queues.credit_waiting
             )

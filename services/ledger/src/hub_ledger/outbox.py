@@ -14,12 +14,15 @@ from contextlib import suppress
 
 import asyncpg
 import orjson
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import KafkaProducer
+from hub_common.telemetry import context_from_kafka
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 OUTBOX_PUBLISHED = Counter("hub_ledger_outbox_published_total", "Outbox events published to Kafka")
 OUTBOX_BACKLOG = Gauge("hub_ledger_outbox_backlog", "Unpublished outbox events seen by the last relay run")
@@ -29,8 +32,13 @@ _RELAY_LOCK = 7_246_318_002
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, producer: KafkaProducer, *, poll_s: float, batch: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, producer: KafkaProducer, *, poll_s: float, batch: int, record_spans: bool = False
+    ) -> None:
+        """`record_spans`: a span per published event, in the trace the event's headers carry (only worth its
+        CPU where spans are exported)."""
         self._pool = pool
+        self._record_spans = record_spans
         self._producer = producer
         self._poll_s = poll_s
         self._batch = batch
@@ -91,9 +99,18 @@ class OutboxRelay:
 
     async def _send_chain(self, rows: list[asyncpg.Record]) -> None:
         for row in rows:
-            await self._producer.send_raw(
-                self._producer.settings.topic(row["topic"]),
+            topic = self._producer.settings.topic(row["topic"])
+            headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
+            send = self._producer.send_raw(
+                topic,
                 bytes(row["value"]),
                 key=row["key"].encode() if row["key"] is not None else None,
-                headers=[(k, v.encode()) for k, v in orjson.loads(row["headers"])],
+                headers=headers,
             )
+            if not self._record_spans:
+                await send
+                continue
+            with tracer.start_as_current_span(
+                f"{topic} publish", context=context_from_kafka(headers), kind=trace.SpanKind.PRODUCER
+            ):
+                await send

@@ -27,6 +27,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry import trace
+
 from hub_common.jobs import TRANSIENT
 from hub_common.operator import (
     Budget,
@@ -49,6 +51,7 @@ from hub_ledger.settings import LEASE_MARGIN_S, LedgerSettings
 from hub_ledger.store import Store
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -124,7 +127,8 @@ class Processor:
         waited = False
         while True:
             began_at = time.monotonic()
-            started = await self._store.begin_command(cmd, correlation_id)
+            with tracer.start_as_current_span("ledger.begin"):
+                started = await self._store.begin_command(cmd, correlation_id)
             if started is None:
                 metrics.COMMANDS.labels("foreign_ref_id").inc()
                 log.warning("refId belongs to another transaction; command ignored", extra={"refId": cmd.ref_id})
@@ -173,7 +177,8 @@ class Processor:
                 outcome = await self._settle(tx, decision, held)
                 if outcome is None:
                     return
-                done = await self._store.finish(tx.id, outcome, held.token)
+                with tracer.start_as_current_span("ledger.finish"):
+                    done = await self._store.finish(tx.id, outcome, held.token)
         except LeaseLost:
             metrics.LEASES_LOST.inc()
             log.warning(
@@ -260,7 +265,8 @@ class Processor:
         priority = Priority.for_type(tx.type)
         if priority is Priority.DEBIT and self._credit_waiting(tx.player_id):
             priority = Priority.CREDIT
-        await self._budget.acquire(priority, timeout_s=timeout_s, key=tx.player_id)
+        with tracer.start_as_current_span("operator.budget"):
+            await self._budget.acquire(priority, timeout_s=timeout_s, key=tx.player_id)
 
     async def _before_post(self, held: _Held, *, counted: bool) -> None:
         """The lease check before a POST. The first one was counted by the PROCESSING transition that took the

@@ -18,13 +18,14 @@ step name the token the processor holds, so a processor that lost its lease chan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
+from opentelemetry import context as otel_context
 
 from hub_common import audit, db, transitions
 from hub_common.batching import GroupCommit, OnFailure
@@ -69,10 +70,15 @@ class Begun:
     decision: Decision | None
 
 
+# A step's batch runs in one task for many callers: each item carries its caller's trace context, so the event
+# it writes continues the caller's trace, not the trace of whoever started the batch.
+
+
 @dataclass(frozen=True)
 class _Command:
     command: TransactionCommand
     correlation_id: str
+    trace: otel_context.Context
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class _Final:
     transaction_id: uuid.UUID
     outcome: Finish
     lease_token: int
+    trace: otel_context.Context
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ class Store:
         None when the client's refId (or its operator id) belongs to another transaction (the gateway answered
         that one DUPLICATE_REF_ID).
         """
-        return await self._begins.submit(_Command(cmd, correlation_id))
+        return await self._begins.submit(_Command(cmd, correlation_id, otel_context.get_current()))
 
     async def _begin_commands(self, items: Sequence[_Command]) -> list[Begun | None]:
         ids = [uuid.UUID(item.command.transaction_id) for item in items]
@@ -174,7 +181,8 @@ class Store:
                 return [None] * len(items)
             now = next(iter(records.values()))["tx_now"]
             rows = [TxRow.from_record(records[tx_id]) for tx_id in ids if tx_id in records]
-            begun = await _begin_many(conn, rows, now, self._lease)
+            traces = {tx_id: item.trace for tx_id, item in zip(ids, items, strict=True)}
+            begun = await _begin_many(conn, rows, now, self._lease, traces)
             return [begun.get(tx_id) for tx_id in ids]
 
     async def begin(self, tx_id: uuid.UUID) -> Begun:
@@ -198,7 +206,7 @@ class Store:
     async def finish(self, tx_id: uuid.UUID, outcome: Finish, lease_token: int) -> TxRow | None:
         """Final transition by the holder of `lease_token`; None when the transaction was already final or its
         lease was taken over (this process is fenced)."""
-        return await self._finishes.submit(_Final(tx_id, outcome, lease_token))
+        return await self._finishes.submit(_Final(tx_id, outcome, lease_token, otel_context.get_current()))
 
     async def _finish_many(self, items: Sequence[_Final]) -> list[TxRow | None]:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -211,7 +219,8 @@ class Store:
                 for i in items
                 if i.transaction_id in records
             ]
-            done = await transitions.finish_many(conn, found, now, actor=ACTOR)
+            traces = {i.transaction_id: i.trace for i in items}
+            done = await transitions.finish_many(conn, found, now, actor=ACTOR, traces=traces)
             return [done.get(i.transaction_id) for i in items]
 
     # --- background jobs ---------------------------------------------------------------------------------
@@ -293,7 +302,11 @@ class _LeaseTerms:
 
 
 async def _begin_many(
-    conn: db.Connection, rows: Sequence[TxRow], now: datetime, lease: _LeaseTerms
+    conn: db.Connection,
+    rows: Sequence[TxRow],
+    now: datetime,
+    lease: _LeaseTerms,
+    traces: Mapping[uuid.UUID, otel_context.Context] | None = None,
 ) -> dict[uuid.UUID, Begun]:
     """Each row's decision, its first step recorded; the rows are locked (FOR UPDATE) by this transaction, with
     their players' advisory locks. A row someone holds (`transitions.may_take` is false) is left to its holder."""
@@ -320,11 +333,11 @@ async def _begin_many(
             else:
                 to_start.append(tx)
                 result[tx.id] = Begun(tx, replace(decision, attempt_noted=True))
-    for tx_id, done in (await transitions.finish_many(conn, to_finish, now, actor=ACTOR)).items():
+    for tx_id, done in (await transitions.finish_many(conn, to_finish, now, actor=ACTOR, traces=traces)).items():
         if done is not None:
             result[tx_id] = replace(result[tx_id], row=done)
     for started in await transitions.start_many(
-        conn, to_start, now, actor=ACTOR, lease_owner=lease.owner, lease_s=lease.seconds
+        conn, to_start, now, actor=ACTOR, lease_owner=lease.owner, lease_s=lease.seconds, traces=traces
     ):
         result[started.id] = replace(result[started.id], row=started)
     for taken in await transitions.take_over_many(conn, resumed, now, lease_owner=lease.owner, lease_s=lease.seconds):

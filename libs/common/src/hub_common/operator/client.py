@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
@@ -33,6 +34,7 @@ from hub_common.signing import request_headers
 from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 # `caller` names who spends the operator's limit: `ledger`, `gateway` (balance reads), `reconciler` (the feed),
 # `hubctl` (resolve, replay, recovery).
@@ -253,6 +255,12 @@ class OperatorClient:
         if wait > 0:
             OPERATOR_CALLS.labels(self._caller, endpoint, "circuit_open").inc()
             raise CircuitOpenError(wait)
+        with tracer.start_as_current_span(f"operator {endpoint}", kind=trace.SpanKind.CLIENT):
+            return await self._send(method, path_with_query, payload, correlation_id, endpoint)
+
+    async def _send(
+        self, method: str, path_with_query: str, payload: dict[str, Any] | None, correlation_id: str, endpoint: str
+    ) -> tuple[int, Any, dict[str, str]]:
         raw = orjson.dumps(payload) if payload is not None else b""
         headers = {
             "X-Client-Id": self._settings.client_id,
