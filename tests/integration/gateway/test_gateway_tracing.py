@@ -50,11 +50,14 @@ async def test_command_carries_the_http_requests_trace(
 
     [server] = [s for s in spans if s.kind is SpanKind.SERVER and s.name == "POST /v1/transactions"]
     [producer] = [s for s in spans if s.kind is SpanKind.PRODUCER]
+    [admit] = [s for s in spans if s.name == "gateway.admit"]
     assert server.attributes is not None and server.attributes["hub.correlation_id"] == "c-77"
     assert server.attributes["http.response.status_code"] == 202
-    assert producer.context is not None and server.context is not None
+    assert producer.context is not None and server.context is not None and admit.context is not None
     assert producer.context.trace_id == server.context.trace_id
-    assert producer.parent is not None and producer.parent.span_id == server.context.span_id
+    # request -> its admission -> the produce of its command (in this request's trace, whatever batch it rode in)
+    assert admit.parent is not None and admit.parent.span_id == server.context.span_id
+    assert producer.parent is not None and producer.parent.span_id == admit.context.span_id
 
     [record] = await read_commands(kafka_settings)
     version, trace_id, span_id, _ = record.headers["traceparent"].decode().split("-")

@@ -92,6 +92,8 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
             app[ADMISSION_POOL],
             retry_after_s=settings.in_progress_retry_after_s,
             key_ttl_s=settings.idempotency_ttl_s,
+            max_batch=settings.admission_max_batch,
+            batches_in_flight=settings.admission_batches_in_flight,
         )
         reads = ForecastReads(app[POOL], settings.operator)
         policy = AdmissionPolicy(
@@ -113,6 +115,7 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
         )
         app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], app[PRODUCER], app[WAITER], app[CONTROL], config)
         yield
+        await app[STORE].close()
 
     async def operator(app: web.Application) -> AsyncIterator[None]:
         client = OperatorClient(settings.operator, caller=SERVICE)

@@ -7,11 +7,13 @@ import functools
 import logging
 import time
 import uuid
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from prometheus_client import Counter
 
@@ -54,6 +56,45 @@ class Outcome:
     predicted_wait_s: float | None = None
 
 
+class Rivals:
+    """Admissions this process is writing now, by (client, key) and by (client, refId).
+
+    A request whose key or refId is being admitted here waits for that admission before it starts its own: it is
+    then answered from the stored row (a replay, or a conflict) instead of waiting for a rival's row lock in the
+    database, and it never holds a place in admission control meanwhile. Retry storms of one request (a client
+    resending on a timeout) cost one admission.
+    """
+
+    def __init__(self) -> None:
+        self._writing: dict[tuple[str, str, str], asyncio.Future[None]] = {}
+
+    async def wait(self, client_id: str, key: str, ref_id: str) -> bool:
+        """Wait for this process's admissions of the key or the refId; True when there was one."""
+        waited = False
+        for name in ((client_id, "key", key), (client_id, "ref", ref_id)):
+            future = self._writing.get(name)
+            if future is not None:
+                # Not shielded, not cancelled: a waiter that gives up leaves the admission alone.
+                await asyncio.wait({future})
+                waited = True
+        return waited
+
+    @contextmanager
+    def writing(self, client_id: str, key: str, ref_id: str) -> Iterator[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        names = [(client_id, "key", key), (client_id, "ref", ref_id)]
+        for name in names:
+            if name not in self._writing:
+                self._writing[name] = future
+        try:
+            yield
+        finally:
+            for name in names:
+                if self._writing.get(name) is future:
+                    del self._writing[name]
+            future.set_result(None)
+
+
 class TransactionService(Protocol):
     async def submit(self, client_id: str, key: str, request: TransactionRequest, correlation_id: str) -> Outcome: ...
 
@@ -82,6 +123,7 @@ class AdmissionService:
         self._waiter = waiter
         self._control = control
         self._config = config
+        self._rivals = Rivals()
 
     async def get(self, client_id: str, ref_id: str) -> Transaction:
         stored = await self._store.get_by_ref(client_id, ref_id)
@@ -92,12 +134,14 @@ class AdmissionService:
     async def submit(self, client_id: str, key: str, request: TransactionRequest, correlation_id: str) -> Outcome:
         deadline = time.monotonic() + self._config.outcome_budget_s
         digest = request_hash(request)
+        rival = await self._rivals.wait(client_id, key, request.ref_id)
         for attempt in range(_ADMISSION_ATTEMPTS):
-            # First try: insert straight away, the common case being a new request. Once that collided (or
-            # while admission control refuses it), look at what is there first: a replay answers even when a new
-            # BET would be refused, and a key that turned out expired is cleared before the next insert.
+            # First try: insert straight away, the common case being a new request. Once that collided (or a
+            # rival here admitted the key or refId, or while admission control refuses it), look at what is
+            # there first: a replay answers even when a new BET would be refused, and a key that turned out
+            # expired is cleared before the next insert.
             refusal = self._control.refusal(client_id, request.type)
-            if attempt or refusal is not None:
+            if attempt or rival or refusal is not None:
                 existing = await self._store.find_existing(client_id, key, request.ref_id)
                 if existing is not None:
                     stored = self._replayable(existing, client_id, digest, request.ref_id)
@@ -110,7 +154,8 @@ class AdmissionService:
             predicted_wait_s = self._control.forecast(request.type).wait_s
             admission = self._admission(client_id, key, request, digest, correlation_id)
             with self._watch(str(admission.transaction_id)) as watch:
-                admitted = await self._admit(admission, clear_expired_key=attempt > 0)
+                with self._rivals.writing(client_id, key, request.ref_id):
+                    admitted = await self._admit(admission, clear_expired_key=attempt > 0)
                 if admitted is None:
                     continue
                 _ADMITTED.inc()
@@ -126,9 +171,10 @@ class AdmissionService:
         self._control.reserve(client_id, tx_type)
         admitted = None
         try:
-            admitted = await self._store.admit(
-                admission, functools.partial(self._publish, admission), clear_expired_key=clear_expired_key
-            )
+            with tracer.start_as_current_span("gateway.admit"):
+                # The produce may run in a batch of many requests' commands: in this request's trace.
+                publish = functools.partial(self._publish, admission, otel_context.get_current())
+                admitted = await self._store.admit(admission, publish, clear_expired_key=clear_expired_key)
         finally:
             self._control.release(client_id, tx_type, admitted=admitted is not None)
         return admitted
@@ -199,7 +245,7 @@ class AdmissionService:
         left = max(0.0, predicted_wait_s - (time.monotonic() - started))
         return Outcome(stored.transaction, stored.error_code, predicted_wait_s=left)
 
-    async def _publish(self, admission: Admission) -> None:
+    async def _publish(self, admission: Admission, parent: otel_context.Context) -> None:
         request = admission.request
         command = TransactionCommand(
             transaction_id=str(admission.transaction_id),
@@ -226,7 +272,9 @@ class AdmissionService:
             "messaging.destination.name": topic,
             "messaging.message.id": envelope.event_id,
         }
-        with tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER, attributes=attributes):
+        with tracer.start_as_current_span(
+            f"{topic} publish", context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes
+        ):
             try:
                 # Inside the span: the producer's default headers carry this span's traceparent.
                 async with asyncio.timeout(self._config.produce_timeout_s):

@@ -35,6 +35,11 @@ class GatewaySettings(BackendSettings):
     # (a few ms): 6 admit thousands per second, and keep the connection budget (docs/deploy.md) within
     # PostgreSQL's default max_connections at the documented replica counts.
     admission_pool_size: int = Field(default=6, ge=1)
+    # Group commit (store.py): admissions arriving while others are written share one database transaction and
+    # one Kafka request, at most this many per batch and this many batches at once (each holds an admission
+    # connection: keep it below `admission_pool_size`, whose rest serves lookups and replays).
+    admission_max_batch: int = Field(default=100, ge=1)
+    admission_batches_in_flight: int = Field(default=2, ge=1)
     # The longest a POST waits for Kafka to acknowledge its command. The producer's own request timeout is
     # derived from it (see `producer_request_timeout_ms`), so that aiokafka has given up on an unacknowledged
     # record before the gateway answers 503: no buffered record can reach the broker after that answer.
