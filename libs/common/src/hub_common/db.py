@@ -85,6 +85,21 @@ async def create_pool(
     return pool
 
 
+async def connect(settings: DatabaseSettings) -> asyncpg.Connection:
+    """One connection of the service's own, outside its pools: for what holds session state (a session advisory
+    lock, LISTEN). Timed like the pools' (`hub_common.db_metrics`)."""
+    try:
+        conn = await asyncpg.connect(
+            settings.url.get_secret_value(),
+            command_timeout=settings.command_timeout_s,
+            statement_cache_size=settings.statement_cache_size,
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+    await _instrument(conn)
+    return conn
+
+
 async def _refuse_superuser(pool: asyncpg.Pool) -> None:
     """A service connects as its own role (hub_common.db_access), never as a superuser: a superuser bypasses
     every grant, so one compromised service could rewrite the audit log or drop the schema."""

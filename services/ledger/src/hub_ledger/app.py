@@ -73,7 +73,7 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await hub_kafka.ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
         pool = await db.create_pool(settings.database, reset_session=False)  # no session state is ever left
-        producer = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
+        producer = KafkaProducer(settings.kafka, client_id=CLIENT_ID, linger_ms=settings.outbox_linger_ms)
         client = OperatorClient(settings.operator, caller=SERVICE)
         budget = Budget(pool, settings.operator, caller=LEDGER_CALLER)
         queues = PlayerQueues(on_credit_behind=partial(budget.promote, priority=Priority.CREDIT))
@@ -92,7 +92,7 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
             await producer.start()
             await consumer.start()
             relay = OutboxRelay(
-                pool,
+                partial(db.connect, settings.relay_database()),
                 producer,
                 poll_s=settings.outbox_poll_s,
                 batch=settings.outbox_batch,

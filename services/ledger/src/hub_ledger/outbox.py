@@ -1,15 +1,22 @@
 """Publishes `event_outbox` rows to Kafka in id order and marks them published.
 
-Woken right after each commit that wrote events, and polling as well (a commit by another replica, or a
-failed publish). One relay publishes at a time across replicas (transaction-level advisory lock), so events
-of one refId never overtake each other. A crash after the send but before the mark re-sends: at-least-once,
-consumers dedupe by eventId.
+One relay publishes at a time across replicas, so events of one refId never overtake each other: the relay that
+holds a session advisory lock on its own connection (`_RELAY_LOCK`) leads; the others wait to take over when its
+connection goes. The leader is woken, not polling:
+- by this process right after each commit that wrote events (`wake`);
+- by PostgreSQL NOTIFY on `OUTBOX_CHANNEL` (`hub_common.transitions.announce_events`): a follower replica's
+  commits, `hubctl tx resolve`;
+- and every `poll_s` anyway (an event whose announcement was lost, a failed publish).
+
+Each round is one statement (mark the batch just sent as published, read the next one) and one Kafka send. A
+crash after the send but before the mark re-sends: at-least-once, consumers dedupe by eventId.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import asyncpg
@@ -17,9 +24,10 @@ import orjson
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
-from hub_common.errors import InfrastructureError
+from hub_common.errors import InfrastructureError, KafkaUnavailableError
 from hub_common.kafka import KafkaProducer
 from hub_common.telemetry import context_from_kafka
+from hub_common.transitions import OUTBOX_CHANNEL, announce_events
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -29,61 +37,104 @@ OUTBOX_BACKLOG = Gauge("hub_ledger_outbox_backlog", "Unpublished outbox events s
 OUTBOX_ERRORS = Counter("hub_ledger_outbox_errors_total", "Outbox relay runs that failed")
 
 _RELAY_LOCK = 7_246_318_002
+_DB_ERRORS = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+# The batch sent last ($1) marked published, and the next one read, in one round trip. Both parts see the same
+# snapshot, so the read still sees the marked rows as unpublished: they are left out by id.
+_MARK_AND_NEXT = """
+    WITH marked AS (UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[]))
+    SELECT id, topic, key, value, headers FROM event_outbox
+    WHERE published_at IS NULL AND NOT (id = ANY($1::bigint[]))
+    ORDER BY id LIMIT $2"""
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
 class OutboxRelay:
     def __init__(
-        self, pool: asyncpg.Pool, producer: KafkaProducer, *, poll_s: float, batch: int, record_spans: bool = False
+        self,
+        connect: Connect,
+        producer: KafkaProducer,
+        *,
+        poll_s: float,
+        batch: int,
+        record_spans: bool = False,
     ) -> None:
-        """`record_spans`: a span per published event, in the trace the event's headers carry (only worth its
-        CPU where spans are exported)."""
-        self._pool = pool
-        self._record_spans = record_spans
+        """`connect`: a connection of the relay's own (it holds the leader's lock and LISTENs on it).
+        `record_spans`: a span per published event, in the trace the event's headers carry (only worth its CPU
+        where spans are exported)."""
+        self._connect = connect
         self._producer = producer
         self._poll_s = poll_s
         self._batch = batch
+        self._record_spans = record_spans
         self._wake = asyncio.Event()
+        self.leading = False
 
     def wake(self) -> None:
+        """Events were committed by this process."""
         self._wake.set()
 
     async def run(self) -> None:
         while True:
-            self._wake.clear()
+            conn: asyncpg.Connection | None = None
             try:
-                more = await self.publish_batch()
-            except (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                conn = await self._connect()
+                await self._follow(conn)
+                await self._lead(conn)
+            except _DB_ERRORS as exc:
                 OUTBOX_ERRORS.inc()
-                log.warning("outbox relay run failed", extra={"error": repr(exc)})
-                more = False
-            if more:
-                continue
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                log.warning("outbox relay lost its database connection", extra={"error": repr(exc)})
+                await asyncio.sleep(self._poll_s)
+            finally:
+                self.leading = False
+                if conn is not None:
+                    with suppress(*_DB_ERRORS):
+                        await conn.close(timeout=2)
 
-    async def publish_batch(self) -> bool:
-        """Publish one batch; True when a full batch went out (there may be more)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
-                return False
-            rows = await conn.fetch(
-                """SELECT id, topic, key, value, headers FROM event_outbox WHERE published_at IS NULL
-                   ORDER BY id LIMIT $1""",
-                self._batch,
-            )
+    async def _follow(self, conn: asyncpg.Connection) -> None:
+        """Until this relay holds the lock: another replica's relay publishes, and hears of our commits."""
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+            if await self._woken(self._poll_s):
+                await announce_events(conn)
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        self.leading = True
+        await conn.add_listener(OUTBOX_CHANNEL, self._notified)
+        sent: list[int] = []
+        while True:
+            self._wake.clear()
+            rows = await conn.fetch(_MARK_AND_NEXT, sent, self._batch)
+            OUTBOX_PUBLISHED.inc(len(sent))
             OUTBOX_BACKLOG.set(len(rows))
-            await self._send_all(rows)
-            if rows:
-                await conn.execute(
-                    "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-                )
-                OUTBOX_PUBLISHED.inc(len(rows))
-            return len(rows) == self._batch
+            sent = []
+            if not rows:
+                await self._woken(self._poll_s)
+                continue
+            try:
+                await self._send_all(rows)
+            except KafkaUnavailableError as exc:
+                # The rows stay unpublished and are read again.
+                OUTBOX_ERRORS.inc()
+                log.warning("outbox relay could not publish", extra={"error": exc.message})
+                await asyncio.sleep(self._poll_s)
+                continue
+            sent = [row["id"] for row in rows]
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _woken(self, timeout_s: float) -> bool:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
 
     async def _send_all(self, rows: list[asyncpg.Record]) -> None:
         """Send the batch; events of one key one after another (in id order), different keys concurrently.
 
-        Waiting for each ack in turn would cost a producer linger per event; concurrent sends share batches.
+        Waiting for each ack in turn would cost a producer round trip per event; concurrent sends share batches.
         Keeping each key's events in one chain keeps their order whatever the client does with retries.
         """
         chains: dict[str | None, list[asyncpg.Record]] = {}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
-from hub_common.settings import BackendSettings
+from hub_common.secret_policy import CredentialUrl
+from hub_common.settings import BackendSettings, DatabaseSettings
 
 # An operator call starts only with at least the operator timeout plus this much left on the transaction's lease.
 LEASE_MARGIN_S = 1.0
@@ -39,8 +42,16 @@ class LedgerSettings(BackendSettings):
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
 
+    # The outbox relay is woken by commits (this replica's directly, the others' by NOTIFY); it also looks this
+    # often, for events whose announcement was lost.
     outbox_poll_s: float = Field(default=1.0, gt=0)
     outbox_batch: int = Field(default=500, ge=1)
+    # How long the event producer waits to fill a batch. A relay round sends its whole batch at once (aiokafka
+    # keeps one request in flight per broker and batches what gathers meanwhile), so waiting only adds latency.
+    outbox_linger_ms: int = Field(default=0, ge=0, le=100)
+    # The relay holds a session advisory lock (one relay publishes at a time) and LISTENs, on a connection of its
+    # own: behind PgBouncer in transaction mode, point this straight at PostgreSQL (default: `database.url`).
+    relay_database_url: Annotated[SecretStr | None, CredentialUrl()] = None
 
     sweep_interval_s: float = Field(default=30.0, gt=0)
     sweep_age_s: float = Field(default=300.0, gt=0)
@@ -48,6 +59,11 @@ class LedgerSettings(BackendSettings):
     key_cleanup_interval_s: float = Field(default=300.0, gt=0)
     # How often the runbook's state gauges (stuck transactions, dead letters, table sizes) are recomputed.
     gauge_interval_s: float = Field(default=15.0, gt=0)
+
+    def relay_database(self) -> DatabaseSettings:
+        if self.relay_database_url is None:
+            return self.database
+        return self.database.model_copy(update={"url": self.relay_database_url})
 
     @field_validator("operator")
     @classmethod

@@ -287,6 +287,7 @@ async def run_resolve(args: argparse.Namespace, settings: HubctlSettings) -> int
                     actor=actor.name,
                     action=audit.TX_RESOLVE,
                 )
+                await transitions.announce_events(conn)
             result = {**base, "result": "resolved", **_outcome(final)}
     finally:
         await pool.close()
