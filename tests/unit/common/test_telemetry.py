@@ -6,6 +6,9 @@ from pathlib import Path
 import orjson
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from hub_common.settings import TelemetrySettings
 from hub_common.telemetry import (
@@ -15,6 +18,7 @@ from hub_common.telemetry import (
     current_correlation_id,
     header_value,
     kafka_headers,
+    span,
     tracer_provider,
 )
 
@@ -90,3 +94,49 @@ def test_spans_dir_gets_one_json_line_per_span(tmp_path: Path) -> None:
     assert lines["inner"]["trace"] == lines["outer"]["trace"] == format(context.trace_id, "032x")
     assert lines["inner"]["attributes"] == {"a": 1} and lines["inner"]["service"] == "svc"
     assert lines["outer"]["start"] <= lines["inner"]["start"] <= lines["inner"]["end"] <= lines["outer"]["end"]
+
+
+def _exported(provider: TracerProvider) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def test_a_span_in_a_sampled_trace_is_recorded_under_its_parent() -> None:
+    provider = TracerProvider()
+    exported = _exported(provider)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent, span(tracer, "child"):
+        inner = trace.get_current_span().get_span_context()
+    [child, _] = exported.get_finished_spans()
+    assert child.name == "child" and child.parent is not None
+    assert child.parent.span_id == parent.get_span_context().span_id
+    assert inner.span_id == child.context.span_id
+
+
+def test_no_span_is_made_in_an_unsampled_trace_and_its_context_stays_current() -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    exported = _exported(provider)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("root") as root:
+        headers = kafka_headers("corr-3")
+    sent = root.get_span_context()
+    assert sent.is_valid and not sent.trace_flags.sampled
+    with span(tracer, "ledger.command", context=context_from_kafka(headers)):
+        inside = trace.get_current_span().get_span_context()
+        with span(tracer, "ledger.begin"):
+            nested = trace.get_current_span().get_span_context()
+    # The trace id (and the parent's span id) reach whatever the work logs, produces or calls.
+    assert (inside.trace_id, inside.span_id) == (sent.trace_id, sent.span_id)
+    assert nested == inside
+    assert not trace.get_current_span().get_span_context().is_valid
+    assert exported.get_finished_spans() == ()
+
+
+def test_a_trace_without_a_parent_starts_with_a_span() -> None:
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer = provider.get_tracer("test")
+    with span(tracer, "sweep"):
+        current = trace.get_current_span().get_span_context()
+    # Not recorded, but a trace id of its own for the logs and the operator call.
+    assert current.is_valid and not current.trace_flags.sampled

@@ -21,6 +21,7 @@ from hub_common.envelope import wrap
 from hub_common.errors import KafkaUnavailableError
 from hub_common.kafka import COMMANDS, KafkaProducer
 from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest, TxType
+from hub_common.telemetry import span
 from hub_gateway.admission_control import AdmissionControl
 from hub_gateway.errors import (
     DuplicateRefIdError,
@@ -171,7 +172,7 @@ class AdmissionService:
         self._control.reserve(client_id, tx_type)
         admitted = None
         try:
-            with tracer.start_as_current_span("gateway.admit"):
+            with span(tracer, "gateway.admit"):
                 # The produce may run in a batch of many requests' commands: in this request's trace.
                 publish = functools.partial(self._publish, admission, otel_context.get_current())
                 admitted = await self._store.admit(admission, publish, clear_expired_key=clear_expired_key)

@@ -22,7 +22,7 @@ from hub_common.errors import FatalError, InfrastructureError, KafkaUnavailableE
 from hub_common.kafka import KafkaConsumer, Record, TopicPartition
 from hub_common.offsets import OffsetTracker
 from hub_common.schemas import TransactionCommand, TxType
-from hub_common.telemetry import context_from_kafka, correlation_scope
+from hub_common.telemetry import context_from_kafka, correlation_scope, span
 from hub_ledger import metrics
 from hub_ledger.ordering import PlayerQueues, Work
 from hub_ledger.processor import Backoff
@@ -131,7 +131,7 @@ class CommandConsumer:
             try:
                 with (
                     correlation_scope(record.envelope.correlation_id),
-                    tracer.start_as_current_span("ledger.command", context=context_from_kafka(record.headers)),
+                    span(tracer, "ledger.command", context=context_from_kafka(record.headers)),
                 ):
                     await self._handler(command, record.envelope.correlation_id)
                 metrics.COMMANDS.labels("handled").inc()

@@ -43,6 +43,7 @@ from hub_common.operator import (
     operator_request,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
+from hub_common.telemetry import span
 from hub_common.transactions import TxRow
 from hub_common.transitions import Finish
 from hub_ledger import metrics
@@ -127,7 +128,7 @@ class Processor:
         waited = False
         while True:
             began_at = time.monotonic()
-            with tracer.start_as_current_span("ledger.begin"):
+            with span(tracer, "ledger.begin"):
                 started = await self._store.begin_command(cmd, correlation_id)
             if started is None:
                 metrics.COMMANDS.labels("foreign_ref_id").inc()
@@ -177,7 +178,7 @@ class Processor:
                 outcome = await self._settle(tx, decision, held)
                 if outcome is None:
                     return
-                with tracer.start_as_current_span("ledger.finish"):
+                with span(tracer, "ledger.finish"):
                     done = await self._store.finish(tx.id, outcome, held.token)
         except LeaseLost:
             metrics.LEASES_LOST.inc()
@@ -265,7 +266,7 @@ class Processor:
         priority = Priority.for_type(tx.type)
         if priority is Priority.DEBIT and self._credit_waiting(tx.player_id):
             priority = Priority.CREDIT
-        with tracer.start_as_current_span("operator.budget"):
+        with span(tracer, "operator.budget"):
             await self._budget.acquire(priority, timeout_s=timeout_s, key=tx.player_id)
 
     async def _before_post(self, held: _Held, *, counted: bool) -> None:

@@ -31,7 +31,7 @@ from hub_common.operator.errors import (
 from hub_common.operator.settings import OperatorSettings
 from hub_common.schemas import ErrorCode, TxType, WireModel
 from hub_common.signing import request_headers
-from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers
+from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers, span
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -255,7 +255,7 @@ class OperatorClient:
         if wait > 0:
             OPERATOR_CALLS.labels(self._caller, endpoint, "circuit_open").inc()
             raise CircuitOpenError(wait)
-        with tracer.start_as_current_span(f"operator {endpoint}", kind=trace.SpanKind.CLIENT):
+        with span(tracer, f"operator {endpoint}", kind=trace.SpanKind.CLIENT):
             return await self._send(method, path_with_query, payload, correlation_id, endpoint)
 
     async def _send(
