@@ -327,6 +327,31 @@ class KafkaProducer:
         except KafkaError as exc:
             raise translate(exc) from exc
 
+    async def send_many_raw(self, records: Sequence[RawRecord]) -> None:
+        """Produce every record, then wait for all their acks: what gathers meanwhile shares produce requests,
+        without a task and a wait per record. Records of one partition are written in the order given. On an
+        error some of them may have been written (the caller re-sends the lot: at-least-once)."""
+        try:
+            sent = [await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
+        except KafkaError as exc:
+            raise translate(exc) from exc
+        # Every ack is awaited (none left unretrieved), then the first error raised.
+        for result in await asyncio.gather(*sent, return_exceptions=True):
+            if isinstance(result, KafkaError):
+                raise translate(result) from result
+            if isinstance(result, BaseException):
+                raise result
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record to produce as is: `topic` already prefixed, `value` and `key` encoded."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: KafkaHeaders
+
 
 @dataclass(frozen=True)
 class Record:

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from hub_common.errors import InfrastructureError, KafkaUnavailableError
-from hub_common.kafka import KafkaProducer
+from hub_common.kafka import KafkaProducer, RawRecord
 from hub_common.telemetry import context_from_kafka
 from hub_common.transitions import OUTBOX_CHANNEL, announce_events
 
@@ -132,36 +132,40 @@ class OutboxRelay:
         return woken
 
     async def _send_all(self, rows: list[asyncpg.Record]) -> None:
-        """Send the batch; events of one key one after another (in id order), different keys concurrently.
+        """Send the batch in rounds: the first event of every key, then (once those are acked) the second, ...;
+        within a round every record is produced at once (one produce request per partition leader).
 
-        Waiting for each ack in turn would cost a producer round trip per event; concurrent sends share batches.
-        Keeping each key's events in one chain keeps their order whatever the client does with retries.
+        An event is sent only once the one before it of its key is acked, so a failure can never publish a
+        later event of a refId (its final status) ahead of an earlier one, whatever the client does with
+        retries. Most batches hold one or two events per key: one or two rounds.
         """
-        chains: dict[str | None, list[asyncpg.Record]] = {}
+        rounds: list[list[RawRecord]] = []
+        depth: dict[str | None, int] = {}
         for row in rows:
-            chains.setdefault(row["key"], []).append(row)
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chain in chains.values():
-                    group.create_task(self._send_chain(chain))
-        except ExceptionGroup as failed:
-            # The caller handles one send's error (the batch stays unpublished and is retried whole).
-            raise failed.exceptions[0] from failed
-
-    async def _send_chain(self, rows: list[asyncpg.Record]) -> None:
-        for row in rows:
-            topic = self._producer.settings.topic(row["topic"])
-            headers = [(k, v.encode()) for k, v in orjson.loads(row["headers"])]
-            send = self._producer.send_raw(
-                topic,
-                bytes(row["value"]),
-                key=row["key"].encode() if row["key"] is not None else None,
-                headers=headers,
+            n = depth.get(row["key"], 0)
+            depth[row["key"]] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(
+                RawRecord(
+                    topic=self._producer.settings.topic(row["topic"]),
+                    value=bytes(row["value"]),
+                    key=row["key"].encode() if row["key"] is not None else None,
+                    headers=[(k, v.encode()) for k, v in orjson.loads(row["headers"])],
+                )
             )
+        for records in rounds:
             if not self._record_spans:
-                await send
+                await self._producer.send_many_raw(records)
                 continue
-            with tracer.start_as_current_span(
-                f"{topic} publish", context=context_from_kafka(headers), kind=trace.SpanKind.PRODUCER
-            ):
-                await send
+            spans = [
+                tracer.start_span(
+                    f"{r.topic} publish", context=context_from_kafka(r.headers), kind=trace.SpanKind.PRODUCER
+                )
+                for r in records
+            ]
+            try:
+                await self._producer.send_many_raw(records)
+            finally:
+                for one in spans:
+                    one.end()
