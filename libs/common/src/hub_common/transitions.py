@@ -34,7 +34,7 @@ import orjson
 from hub_common import audit, db
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
-from hub_common.operator.ids import operator_id
+from hub_common.operator.ids import command_operator_id
 from hub_common.operator.requests import cancel_request
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.telemetry import kafka_headers, new_correlation_id
@@ -128,8 +128,9 @@ async def insert_from_command(
     reason: str = "row missing at the ledger: inserted from the command",
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
-    command was produced; None when the id, the client's refId or the operator id is taken (a concurrent insert
-    of the same command: the caller reads that row; or another transaction: the command is not the row's)."""
+    command was produced (or a restored database lacks it), under the operator id the command names (the one the
+    operator saw); None when the id, the client's refId or the operator id is taken (a concurrent insert of the
+    same command: the caller reads that row; or another transaction: the command is not the row's)."""
     record = await conn.fetchrow(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
                 game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
@@ -151,7 +152,7 @@ async def insert_from_command(
         cmd.request_hash,
         correlation_id,
         cmd.admitted_at,
-        operator_id(cmd.client_id, cmd.ref_id),
+        command_operator_id(cmd.operator_id, cmd.ref_id),
         cmd.send_by,
     )
     if record is None:

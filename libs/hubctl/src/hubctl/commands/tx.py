@@ -311,6 +311,7 @@ def _command(tx: TxRow, row: asyncpg.Record, key: str | None) -> TransactionComm
         round_closed=row["round_closed"],
         metadata=orjson.loads(row["metadata"]),
         admitted_at=tx.created_at,
+        operator_id=tx.operator_id,
     )
 
 
