@@ -132,7 +132,7 @@ class Item:
         }
 
 
-_POSSIBLY_SENT = "no outcome yet: marked possibly sent, the ledger asks the operator first, then finishes it"
+_POSSIBLY_SENT = "no outcome yet: marked possibly sent, the ledger asks the operator first"
 
 
 async def compare(conn: db.Connection, journal: Journal) -> list[Item]:
