@@ -124,8 +124,9 @@ async def publish_events(kafka: KafkaSettings, database_url: str) -> int:
                 )
                 await producer.send(kafka.topic(TRANSACTIONS), value, key=r["ref_id"].encode())
                 sent += 1
+            # As the feed poller publishes them: stamped with the time it read (and stored) each record.
             async for r in conn.cursor(
-                "SELECT transaction_id, amount_cents, currency, status, created_at FROM operator_transactions"
+                "SELECT transaction_id, amount_cents, currency, status, created_at, seen_at FROM operator_transactions"
             ):
                 payload = {
                     "transactionId": r["transaction_id"],
@@ -138,7 +139,7 @@ async def publish_events(kafka: KafkaSettings, database_url: str) -> int:
                     {
                         "schema": "OperatorRecord/1",
                         "eventId": r["transaction_id"],
-                        "occurredAt": now,
+                        "occurredAt": r["seen_at"].isoformat(),
                         "correlationId": "bench",
                         "payload": payload,
                     }

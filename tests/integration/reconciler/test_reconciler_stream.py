@@ -4,13 +4,15 @@ the mismatch it clears."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
+from prometheus_client import REGISTRY
 
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaConsumer, KafkaProducer
@@ -21,7 +23,8 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_reconciler.app import create_app
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
-from support.reconciliation_seed import feed_covered, hub_tx
+from support.reconciliation_seed import feed_covered, hub_tx, op_record
+from support.waits import eventually
 
 WAIT_S = 60.0
 NOW = datetime.now(UTC)
@@ -46,11 +49,19 @@ def record(ref_id: str, amount: int = 100) -> OperatorRecord:
     return OperatorRecord(transaction_id=ref_id, amount_cents=amount, currency="EUR", status="COMPLETED")
 
 
-async def publish(producer: KafkaProducer, hub: list[tuple[str, str]], operator: list[OperatorRecord]) -> None:
+async def publish(
+    producer: KafkaProducer, conn: asyncpg.Connection, hub: list[tuple[str, str]], operator: list[OperatorRecord]
+) -> None:
     for ref_id, status in hub:
         await producer.send(TRANSACTIONS, wrap(hub_event(ref_id, status), correlation_id="c"), key=ref_id)
     for item in operator:
+        # As the feed poller does: each record it publishes is stored too.
+        await op_record(conn, item.transaction_id, amount=item.amount_cents, created=NOW)
         await producer.send(OPERATOR_TRANSACTIONS, wrap(item, correlation_id="feed"), key=item.transaction_id)
+
+
+def sweeps() -> float:
+    return REGISTRY.get_sample_value("hub_reconciliation_sweeps_total") or 0.0
 
 
 async def drain(consumer: KafkaConsumer, until: Any) -> list[tuple[str, str, dict[str, Any]]]:
@@ -67,18 +78,21 @@ def opened(events: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]
     return {(p["operatorId"], p["kind"]) for s, _, p in events if s == "Mismatch/1"}
 
 
+@pytest.fixture
+async def conn(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(db_settings.url.get_secret_value())
+    yield connection
+    await connection.close()
+
+
 async def test_join_survives_a_restart_mid_stream(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, tmp_path: Path
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    conn = await asyncpg.connect(db_settings.url.get_secret_value())
-    try:
-        for ref in ("ok", "amount", "missing", "late"):
-            await hub_tx(conn, ref, created=NOW, completed=NOW)
-        await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
-        await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW)
-        await feed_covered(conn, NOW + timedelta(hours=1))
-    finally:
-        await conn.close()
+    for ref in ("ok", "amount", "missing", "late"):
+        await hub_tx(conn, ref, created=NOW, completed=NOW)
+    await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
+    await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW)
+    await feed_covered(conn, NOW + timedelta(hours=1))
     settings = ReconcilerSettings(
         kafka=kafka_settings,
         database=db_settings,
@@ -97,19 +111,17 @@ async def test_join_survives_a_restart_mid_stream(
     expected |= {("ghost", "MISSING_IN_HUB")}
     try:
         async with serve(create_app(settings, on_fatal=failures.append)):
-            await publish(producer, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")])
+            await publish(producer, conn, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")])
             await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"poison")
-            pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=1)
-            try:
-                for _ in range(200):
-                    if await pool.fetchval("SELECT count(*) FROM reconciliation_join") >= 2:
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                await pool.close()
+
+            async def touched() -> bool:
+                return bool(await conn.fetchval("SELECT count(*) FROM reconciliation_join") >= 2)
+
+            await eventually(touched, what="the first records in the join's state")
         # Stopped mid-stream, inside the grace window; the rest arrives while it is down.
         await publish(
             producer,
+            conn,
             [("missing", "COMPLETED"), ("late", "COMPLETED"), ("tombstone", "COMPLETED"), ("rejected", "REJECTED")],
             [record("amount", amount=90), record("ghost")],
         )
@@ -121,10 +133,11 @@ async def test_join_survives_a_restart_mid_stream(
             try:
                 events = await drain(consumer, lambda e: opened(e) >= expected)
                 # The late record clears its MISSING_IN_OPERATOR.
-                await publish(producer, [], [record("late")])
+                await publish(producer, conn, [], [record("late")])
                 events += await drain(consumer, lambda e: any(s == "MismatchResolved/1" for s, _, _ in e))
                 # Sweeps go on; nothing may be repeated under a new eventId.
-                await asyncio.sleep(1.0)
+                swept = sweeps()
+                await eventually(lambda: sweeps() >= swept + 3, what="three more sweeps")
                 events += await drain(consumer, lambda e: True)
             finally:
                 await consumer.stop()

@@ -17,7 +17,7 @@ import orjson
 
 from hub_common import db
 from hub_common.service import load_settings
-from hub_reconciler.app import SERVICE, daily_runs
+from hub_reconciler.app import SERVICE, SESSION, daily_runs
 from hub_reconciler.settings import ReconcilerSettings
 
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: ReconcilerSettings, args: argparse.Namespace) -> int:
-    pool = await db.create_pool(settings.database)
+    pool = await db.create_pool(settings.database, server_settings=SESSION)
     try:
         runs = daily_runs(settings, pool)
         if args.catch_up:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,19 +39,33 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OP_ID = operator_id_sql("t")
 
 
-# An operator id, plus its partner: the cancel of a FAILED bet and the bet are judged together.
+# The ids a batch names, plus their partners (the cancel of a FAILED bet and the bet are judged together): a FAILED
+# bet's cancel is looked up from the bet ($2, few), a cancel's bet from the cancel ($3, a probe of the small
+# compensations table). An id already pending keeps its row untouched: it is judged when its grace ends anyway.
 _TOUCH = f"""
-WITH k AS (SELECT DISTINCT unnest($1::text[]) AS key),
-     keys AS (
-        SELECT key FROM k
-        UNION SELECT c.operator_transaction_id FROM k JOIN transactions t ON {_OP_ID} = k.key
-                                          JOIN ledger_compensations c ON c.transaction_id = t.id
-        UNION SELECT {_OP_ID} FROM k JOIN ledger_compensations c ON c.operator_transaction_id = k.key
-                                    JOIN transactions t ON t.id = c.transaction_id)
-INSERT INTO reconciliation_join (operator_id, first_seen_at, due_at, pending, updated_at)
-SELECT key, $2::timestamptz, $2::timestamptz + $3::interval, true, $2::timestamptz FROM keys
-ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at
+WITH keys AS (
+        SELECT unnest($1::text[]) AS key
+        UNION SELECT c.operator_transaction_id
+              FROM transactions t JOIN ledger_compensations c ON c.transaction_id = t.id
+              WHERE {_OP_ID} = ANY($2::text[])
+        UNION SELECT {_OP_ID} FROM ledger_compensations c JOIN transactions t ON t.id = c.transaction_id
+              WHERE c.operator_transaction_id = ANY($3::text[]))
+INSERT INTO reconciliation_join AS j (operator_id, first_seen_at, due_at, pending, updated_at)
+SELECT key, $4::timestamptz, $4::timestamptz + $5::interval, true, $4::timestamptz FROM keys
+ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at WHERE NOT j.pending
 """
+
+
+@dataclass
+class Touch:
+    """The operator ids one batch of the two topics names."""
+
+    hub: list[str] = field(default_factory=list)
+    failed_bets: list[str] = field(default_factory=list)
+    operator: list[str] = field(default_factory=list)
+
+    def keys(self) -> list[str]:
+        return [*self.hub, *self.operator]
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,9 @@ class JoinState:
         self._feed_name = feed_name
         self._clock = clock
 
-    async def touch(self, conn: db.Connection | asyncpg.Pool, keys: Sequence[str]) -> None:
-        if keys:
-            await conn.execute(_TOUCH, list(keys), self._clock(), self._grace)
+    async def touch(self, conn: db.Connection | asyncpg.Pool, touch: Touch) -> None:
+        if touch.hub or touch.operator:
+            await conn.execute(_TOUCH, touch.keys(), touch.failed_bets, touch.operator, self._clock(), self._grace)
 
     async def settle(self, keys: Sequence[str] | None, *, limit: int) -> int:
         """Evaluate pending ids whose grace has passed (`keys`: only those); returns how many were evaluated."""

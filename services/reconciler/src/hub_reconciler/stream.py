@@ -2,9 +2,13 @@
 
 faust stream joins are not implemented (faust/joins.py raises NotImplementedError) and its table stores either
 replay the whole changelog at start (memory://) or need rocksdict; so the agent keeps no faust table: each batch
-stores the operator records it carries, marks the operator ids it touched in `JoinState` (PostgreSQL), and settles
-those whose grace has passed (a late record clearing an old mismatch is resolved at once). A timer sweeps the ids
-that become due. Offsets are acknowledged after the batch is stored: at-least-once, and every step is idempotent.
+marks the operator ids it names in `JoinState` (PostgreSQL, one statement per batch) and settles those whose grace
+has passed (a late record clearing an old mismatch is resolved at once). A timer sweeps the ids that become due.
+Offsets are acknowledged after the batch is stored: at-least-once, and every step is idempotent.
+
+The records themselves are not decoded beyond their key: the join judges PostgreSQL's rows (transactions, written
+by the ledger; operator_transactions, written by the feed poller before its page's position is saved), so an id
+whose record the feed has not stored yet is AWAITING_FEED, never a false mismatch.
 """
 
 from __future__ import annotations
@@ -12,22 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import faust
 import orjson
-from pydantic import ValidationError
 
 from hub_common.envelope import schema_of
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
 from hub_common.operator import OperatorRecord, operator_id
-from hub_common.schemas import TransactionEvent, TxStatus
-from hub_reconciler import store
-from hub_reconciler.join import JoinState
-from hub_reconciler.metrics import JOINED_RECORDS
+from hub_common.schemas import TransactionEvent, TxStatus, TxType
+from hub_reconciler.join import JoinState, Touch
+from hub_reconciler.metrics import JOINED_RECORDS, SWEEPS
 from hub_reconciler.settings import ReconcilerSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ JOIN_TOPICS = (TRANSACTIONS, OPERATOR_TRANSACTIONS)
 _MAX_BACKOFF_S = 5.0
 _RETRYABLE = (InfrastructureError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _FINAL = frozenset(s.value for s in TxStatus if s.is_final)
+_FAILED = TxStatus.FAILED.value
+_BET = TxType.BET.value
 _HUB_SCHEMA = schema_of(TransactionEvent)
 _OPERATOR_SCHEMA = schema_of(OperatorRecord)
 
@@ -50,26 +53,32 @@ def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
 
 
-def hub_key(value: bytes | None) -> str | None:
-    """The operator id a hub.transactions record touches (None: not final yet, nothing to reconcile)."""
+def hub_key(value: bytes | None) -> tuple[str, bool] | None:
+    """The operator id a hub.transactions record touches, and whether it is a FAILED bet (its cancel is judged
+    with it); None: not final yet, nothing to reconcile."""
     envelope = _envelope(value, _HUB_SCHEMA)
     try:
         payload = envelope["payload"]
         tx = payload["transaction"]
-        if tx["status"] not in _FINAL:
+        status = tx["status"]
+        if status not in _FINAL:
             return None
-        return operator_id(str(payload["clientId"]), str(tx["refId"]))
+        return operator_id(str(payload["clientId"]), str(tx["refId"])), status == _FAILED and tx.get("type") == _BET
     except (KeyError, TypeError) as exc:
         raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: missing {exc}") from None
 
 
-def operator_record(value: bytes | None) -> tuple[OperatorRecord, datetime]:
-    """The record an operator.transactions value carries, and when the feed read it."""
+def operator_key(value: bytes | None) -> str:
+    """The operator id an operator.transactions record carries (the record itself is in PostgreSQL already:
+    the feed poller stores every page it publishes)."""
     envelope = _envelope(value, _OPERATOR_SCHEMA)
     try:
-        return OperatorRecord.model_validate(envelope["payload"]), datetime.fromisoformat(envelope["occurredAt"])
-    except (ValidationError, KeyError, TypeError, ValueError) as exc:
-        raise PoisonRecord(f"payload does not fit {_OPERATOR_SCHEMA}: {exc!r}"[:300]) from None
+        key = envelope["payload"]["transactionId"]
+    except (KeyError, TypeError) as exc:
+        raise PoisonRecord(f"payload does not fit {_OPERATOR_SCHEMA}: missing {exc}") from None
+    if not isinstance(key, str) or not key:
+        raise PoisonRecord(f"payload does not fit {_OPERATOR_SCHEMA}: transactionId is not a non-empty string")
+    return key
 
 
 def _envelope(value: bytes | None, schema: str) -> dict[str, Any]:
@@ -147,31 +156,30 @@ class JoinStream:
                 raise
 
     async def handle(self, batch: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
-        """One batch of (prefixed topic, key, value): store, touch, settle what is overdue."""
-        keys: list[str] = []
-        records: list[tuple[OperatorRecord, datetime]] = []
+        """One batch of (prefixed topic, key, value): touch the operator ids it names, settle what is overdue."""
+        touch = Touch()
+        counts = {TRANSACTIONS: 0, OPERATOR_TRANSACTIONS: 0}
         for topic, key, value in batch:
             source = self._topics.get(topic, topic)
             try:
                 if source == OPERATOR_TRANSACTIONS:
-                    record, seen = operator_record(value)
-                    records.append((record, seen))
-                    keys.append(record.transaction_id)
+                    touch.operator.append(operator_key(value))
                 else:
                     touched = hub_key(value)
                     if touched is not None:
-                        keys.append(touched)
+                        touch.hub.append(touched[0])
+                        if touched[1]:
+                            touch.failed_bets.append(touched[0])
             except PoisonRecord as exc:
                 await self._dead_letter(topic, key, value, str(exc))
                 continue
-            JOINED_RECORDS.labels(source=source).inc()
-        if not keys:
-            return
-        async with self._pool.acquire() as conn, conn.transaction():
-            await store.upsert_records(conn, records)
-            await self._join.touch(conn, keys)
-        if await self._join.settle(keys, limit=len(keys)):
-            await self._join.flush()
+            counts[source] = counts.get(source, 0) + 1
+        if touch.hub or touch.operator:
+            await self._join.touch(self._pool, touch)
+            if await self._join.settle(touch.keys(), limit=len(touch.hub) + len(touch.operator)):
+                await self._join.flush()
+        for source, n in counts.items():
+            JOINED_RECORDS.labels(source=source).inc(n)
 
     async def sweep(self) -> None:
         """Settle every id whose grace has passed, a bounded query at a time, then publish and purge."""
@@ -183,6 +191,7 @@ class JoinStream:
                 evaluated = await self._join.settle(None, limit=batch)
             await self._join.flush()
             await self._join.purge()
+            SWEEPS.inc()
         except _RETRYABLE as exc:
             log.warning("join sweep failed; the next sweep retries", extra={"error": repr(exc)})
 

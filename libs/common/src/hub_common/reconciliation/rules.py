@@ -153,9 +153,12 @@ SELECT j.*, {VERDICT} AS verdict FROM (
 
 # The two selections: Hub entries created (and operator records created) in [$2, $3); or by operator id ($2).
 IN_RANGE = joined_query("t.created_at >= $2 AND t.created_at < $3", "o.created_at >= $2 AND o.created_at < $3")
+# By key: the transactions named (or whose cancel is named), found by index first; an OR of the two conditions
+# would scan the whole table.
 BY_KEYS = joined_query(
-    f"""({_OP_ID} = ANY($2::text[])
-         OR t.id IN (SELECT k.transaction_id FROM ledger_compensations k
-                     WHERE k.operator_transaction_id = ANY($2::text[])))""",
+    f"""t.id = ANY(ARRAY(SELECT x.id FROM transactions x WHERE {operator_id_sql("x")} = ANY($2::text[])
+                        UNION ALL
+                        SELECT k.transaction_id FROM ledger_compensations k
+                        WHERE k.operator_transaction_id = ANY($2::text[])))""",
     "o.transaction_id = ANY($2::text[])",
 )
