@@ -38,7 +38,7 @@ bench: setup ## Benchmarks against the real stack; prints ratios measured in one
 	@$(UV) run --locked python -m bench
 
 check-deploy: setup ## Render deploy/ and check it: kubernetes-validate, kube-score, promtool, hadolint, compose schema
-	@DEPLOY_TOOLS_BIN="$$(scripts/deploy-tools.sh)" $(UV) run --locked python scripts/check_deploy.py
+	@DEPLOY_TOOLS_BIN="$$(scripts/deploy-tools.sh)" $(UV) run --locked python -m scripts.check_deploy
 
 migrate: setup ## Apply database migrations to DATABASE_URL
 	@$(UV) run --locked hub-migrate

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 
 from bench.report import Report
+from hub_common.secret_policy import DEV_MODE_ENV
 
 BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler")
 
@@ -21,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke check of the harness)")
     args = parser.parse_args(argv)
+    # Benchmarks run development settings (throwaway secrets, loopback http receivers), in this process and in
+    # the services it starts: the secret policy's development switch (hub_common.secret_policy).
+    os.environ.setdefault(DEV_MODE_ENV, "1")
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")

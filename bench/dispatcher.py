@@ -215,7 +215,7 @@ async def bare_loop(receiver: Service, n: int) -> Run:
 async def measure_dispatcher(stack: Infra, receiver: Service, n: int, *, fail_pct: int, quick: bool) -> Run:
     records = events(n)
     healthy = sum(1 for event_id, _, _ in records if not fails(event_id, fail_pct))
-    async with fresh_database(stack.postgres_admin_url, "bench_dispatcher") as database_url:
+    async with fresh_database(stack, "bench_dispatcher") as database:
         kafka = KafkaSettings(
             bootstrap_servers=stack.kafka_bootstrap, topic_prefix=topic_prefix("dispatcher"), partitions=PARTITIONS
         )
@@ -223,7 +223,7 @@ async def measure_dispatcher(stack: Infra, receiver: Service, n: int, *, fail_pc
         await produce(kafka, records)
         settings = DispatcherSettings(
             kafka=kafka,
-            database=DatabaseSettings(url=SecretStr(database_url), pool_max_size=20),
+            database=DatabaseSettings(url=SecretStr(database.url("webhook-dispatcher")), pool_max_size=20),
             endpoints={CLIENT_ID: EndpointSettings(url=receiver.url + "/webhooks", secrets=[SECRET])},
             max_concurrency_per_endpoint=CONCURRENCY,
             # A failing endpoint must not trip the breaker here: the point is the retry path itself.

@@ -171,7 +171,7 @@ async def run(quick: bool) -> Report:
     prefix = topic_prefix("gw")
     async with (
         infra() as stack,
-        fresh_database(stack.postgres_admin_url, "bench_gateway") as database_url,
+        fresh_database(stack, "bench_gateway") as database,
         _own_topics(stack.kafka_bootstrap, prefix),
     ):
         config = StackConfig(
@@ -184,7 +184,9 @@ async def run(quick: bool) -> Report:
                 "TELEMETRY_LOG_LEVEL": "WARNING",
             },
         )
-        env = service_env(BY_NAME["gateway"], config, kafka_bootstrap=stack.kafka_bootstrap, database_url=database_url)
+        env = service_env(
+            BY_NAME["gateway"], config, kafka_bootstrap=stack.kafka_bootstrap, database_url=database.url("gateway")
+        )
         async with (
             service("gateway", "hub_gateway", env, port_env="GATEWAY_PORT", python_args=_profiler()) as gateway,
             service("bare", "bench.gateway", {}, port_env=BARE_PORT_ENV) as bare_app,

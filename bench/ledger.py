@@ -29,7 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.report import Report, Target
-from bench.stack import PeakRss, Service, fresh_database, infra, service, topic_prefix
+from bench.stack import Database, PeakRss, Service, fresh_database, infra, service, topic_prefix
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, ensure_topics
 from hub_common.schemas import TransactionCommand, TxType
@@ -253,11 +253,11 @@ async def _count_finals(
 
 
 async def measure_ledger(
-    kafka: KafkaSettings, database_url: str, operator: Service, n: int, *, quick: bool
+    kafka: KafkaSettings, database: Database, operator: Service, n: int, *, quick: bool
 ) -> LedgerRun:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database.url("ledger"),
         "LEDGER_KAFKA__TOPIC_PREFIX": kafka.topic_prefix,
         "LEDGER_KAFKA__PARTITIONS": str(PARTITIONS),
         "LEDGER_GROUP_ID": f"hub-ledger-{uuid.uuid4().hex[:8]}",
@@ -278,7 +278,7 @@ async def measure_ledger(
     op_cpu = operator.cpu_s() - op_cpu_before
     async with aiohttp.ClientSession() as session:
         operator_calls = (await OperatorAdminClient(session, operator.url).stats()).by_endpoint
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database.owner_url)
     try:
         rows = await conn.fetch("SELECT status, count(*) AS n FROM transactions GROUP BY status")
     finally:
@@ -351,7 +351,7 @@ async def _seed_players(operator: Service, players: list[str]) -> None:
 async def run(quick: bool) -> Report:
     n = QUICK_TRANSACTIONS if quick else FULL_TRANSACTIONS
     work = workload(n)
-    async with infra() as stack, fresh_database(stack.postgres_admin_url, "bench_ledger") as database_url:
+    async with infra() as stack, fresh_database(stack, "bench_ledger") as database:
         kafka = KafkaSettings(
             bootstrap_servers=stack.kafka_bootstrap, topic_prefix=topic_prefix("ledger"), partitions=PARTITIONS
         )
@@ -363,9 +363,9 @@ async def run(quick: bool) -> Report:
         }
         async with service("mock-operator", "mock_operator", operator_env, port_env="MOCK_OPERATOR_PORT") as op:
             await _seed_players(op, work.players)
-            await preload_rows(database_url, work.commands)
+            await preload_rows(database.owner_url, work.commands)
             await produce_commands(kafka, work.commands, [kafka.topic(COMMANDS), kafka.topic(BARE_IN)])
-            ledger = await measure_ledger(kafka, database_url, op, n, quick=quick)
+            ledger = await measure_ledger(kafka, database, op, n, quick=quick)
         bare = await bare_loop(kafka, n, timeout_s=120.0)
     return _report(n, len(work.players), ledger, bare)
 

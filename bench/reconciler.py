@@ -208,18 +208,18 @@ async def stream_run(env: dict[str, str], total: int, timeout_s: float) -> tuple
 async def run(quick: bool) -> Report:
     rows = QUICK_ROWS if quick else FULL_ROWS
     report = Report("reconciler")
-    async with infra() as stack, fresh_database(stack.postgres_admin_url, "bench_reconciler") as database_url:
+    async with infra() as stack, fresh_database(stack, "bench_reconciler") as database:
         kafka = KafkaSettings(
             bootstrap_servers=stack.kafka_bootstrap, topic_prefix=topic_prefix("reconciler"), partitions=PARTITIONS
         )
         await ensure_topics(kafka, [TRANSACTIONS, OPERATOR_TRANSACTIONS])
         started = time.monotonic()
-        hub, operator = await seed(database_url, rows)
+        hub, operator = await seed(database.owner_url, rows)
         seed_s = time.monotonic() - started
         workdir = Path(tempfile.mkdtemp(prefix="hub-bench-reconciler-"))
-        join_s = await plain_join(database_url, workdir / "plain-join.csv")
+        join_s = await plain_join(database.owner_url, workdir / "plain-join.csv")
         env = {
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": database.url("reconciler"),
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
             "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
             "RECONCILER_REPORT_DIR": str(workdir),
@@ -227,7 +227,7 @@ async def run(quick: bool) -> Report:
             "TELEMETRY_LOG_LEVEL": "WARNING",
         }
         report_s, report_rss, summary = await cli_report(env)
-        sent = await publish_events(kafka, database_url)
+        sent = await publish_events(kafka, database.owner_url)
         rate, stream_rss, settled_s = await stream_run(env, sent, timeout_s=1800.0)
     ratio = report_s / join_s if join_s else float("inf")
     report.rows += [

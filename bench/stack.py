@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 from bench.report import rss_mb
-from hub_common.db import migrate
 from hub_common.errors import HubError
 from hub_devstack.kafka import provide_kafka
-from hub_devstack.postgres import database_url_for, provide_postgres
+from hub_devstack.postgres import provide_postgres
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port, log_tail, terminate_child
 
 
@@ -38,6 +37,19 @@ class BenchSetupError(HubError):
 class Infra:
     kafka_bootstrap: str
     postgres_admin_url: str
+    db_roles: DatabaseRoles
+
+
+@dataclass(frozen=True)
+class Database:
+    """A benchmark's own database: the owner's URL to seed and check, each service's role URL to run it."""
+
+    name: str
+    owner_url: str
+    roles: DatabaseRoles
+
+    def url(self, component: str) -> str:
+        return self.roles.component_url(component, self.name)
 
 
 @asynccontextmanager
@@ -51,28 +63,20 @@ async def infra() -> AsyncIterator[Infra]:
         pg_cm = provide_postgres()
         admin_url = await asyncio.to_thread(pg_cm.__enter__)
         stack.push_async_callback(asyncio.to_thread, pg_cm.__exit__, None, None, None)
-        yield Infra(bootstrap, admin_url)
+        roles = DatabaseRoles.generate(admin_url)
+        await roles.provision()
+        yield Infra(bootstrap, admin_url, roles)
 
 
 @asynccontextmanager
-async def fresh_database(admin_url: str, prefix: str = "bench") -> AsyncIterator[str]:
-    """A new, migrated database; dropped on exit."""
+async def fresh_database(stack: Infra, prefix: str = "bench") -> AsyncIterator[Database]:
+    """A new, migrated database owned by the owner role; dropped on exit."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        owner_url = await stack.db_roles.create_database(name)
+        yield Database(name, owner_url, stack.db_roles)
     finally:
-        await conn.close()
-    url = database_url_for(admin_url, name)
-    try:
-        await migrate(url)
-        yield url
-    finally:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await stack.db_roles.drop_database(name)
 
 
 def topic_prefix(name: str) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make up` / `make test` need on a fresh machine: uv (via pip), and - only when missing and we are
-# root on Debian - Node.js (a tested example), a JDK and Maven (the Kafka broker from Maven Central jars) and
-# PostgreSQL server binaries.
+# root on Debian - Node.js (a tested example), a JDK, Maven and openssl (the Kafka broker from Maven Central jars,
+# and the secured one of the security tests) and PostgreSQL server binaries.
 # With Docker or KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, the system packages are not needed.
 set -euo pipefail
 
@@ -20,6 +20,21 @@ if ! have node; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
   else
     echo "bootstrap: node is missing: install Node.js 18+ (the tests run docs/examples/first-bet.mjs)" >&2
+  fi
+fi
+
+# The security tests (and `make up --secure`) run a secured broker from the Maven jars whatever provides the main
+# one, with TLS material made by openssl: a JDK, Maven and openssl are needed in every mode.
+secured=()
+have java || secured+=(openjdk-17-jre-headless)
+have mvn || secured+=(maven)
+have openssl || secured+=(openssl)
+if [ ${#secured[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "bootstrap: installing ${secured[*]} with apt-get (the secured Kafka broker)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${secured[@]}" >/dev/null
+  else
+    echo "bootstrap: missing ${secured[*]}: the security tests need them (a secured Kafka broker from its jars)" >&2
   fi
 fi
 

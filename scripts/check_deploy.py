@@ -5,6 +5,9 @@
    Custom resources: check-jsonschema against deploy/schemas (a kind with neither fails the check).
 3. kube-score on the production overlay: any CRITICAL fails (deliberate ignores are annotated in the manifests).
 4. promtool check rules + test rules; the PrometheusRule is the one generated from alerts.yml.
+   The Grafana dashboard (deploy/grafana): valid JSON, every query parses as PromQL and names only metrics the
+   services export (read off the code's registry, scripts/metrics_catalogue.py), a panel for every metric of the
+   runbook, and every alert's threshold drawn on the panel that names it.
 5. The manifests agree with the code: KafkaTopics = hub_common.kafka.hub_topics() with topic_configs(), a
    KafkaUser per service, the migration Job named after the image tag, no Secret in the production overlay.
 6. hadolint on every Dockerfile; docker-compose.yml against the Compose specification.
@@ -28,6 +31,7 @@ import yaml
 
 from hub_common.kafka import hub_topics, topic_configs
 from hub_dispatcher.settings import DEFAULT_RETRY_SCHEDULE_MS
+from scripts import metrics_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -136,6 +140,62 @@ def prometheus() -> None:
     print("  promtool: rules valid, " + " ".join(out.split()[-1:]).lower() + "; PrometheusRule = alerts.yml")
 
 
+RUNBOOK = ROOT / "docs" / "runbook.md"
+
+
+def runbook_metrics() -> list[str]:
+    """The bullets of the runbook's "Key Metrics to Monitor"."""
+    text = RUNBOOK.read_text()
+    section = text.split("### Key Metrics to Monitor", 1)[1].split("### Recommended Alerts", 1)[0]
+    return [line[2:].strip() for line in section.splitlines() if line.startswith("- ")]
+
+
+def dashboard(demo: list[Manifest]) -> None:
+    try:
+        panels = metrics_catalogue.panels()
+    except (ValueError, KeyError) as exc:
+        raise Failed(f"{metrics_catalogue.DASHBOARD.name} is not a dashboard: {exc}") from exc
+    exported = metrics_catalogue.exported_names()
+    queries = 0
+    for panel in panels:
+        for expr in metrics_catalogue.queries(panel):
+            queries += 1
+            try:
+                unknown = metrics_catalogue.metric_names(expr) - exported
+            except ValueError as exc:
+                raise Failed(f"dashboard panel {panel['title']!r}: not PromQL: {expr}\n{exc}") from exc
+            if unknown:
+                raise Failed(
+                    f"dashboard panel {panel['title']!r} queries metrics no service exports: {sorted(unknown)}"
+                )
+    titles = {p["title"] for p in panels}
+    missing = [m for m in runbook_metrics() if m not in titles]
+    if missing:
+        raise Failed(f"the runbook's metrics without a dashboard panel: {missing}")
+    alerts = {r["alert"]: r["expr"] for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+              for r in g["rules"]}  # fmt: skip
+    drawn = set()
+    for panel in panels:
+        for name in (line.removeprefix("Alert: ") for line in panel.get("description", "").splitlines()
+                     if line.startswith("Alert: ")):  # fmt: skip
+            if name not in alerts:
+                raise Failed(f"dashboard panel {panel['title']!r} names an unknown alert {name}")
+            limit = metrics_catalogue.threshold(alerts[name])
+            steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+            style = panel["fieldConfig"]["defaults"]["custom"].get("thresholdsStyle", {}).get("mode", "off")
+            if limit is not None and (limit not in [s["value"] for s in steps] or style == "off"):
+                raise Failed(f"dashboard panel {panel['title']!r} does not draw {name}'s threshold {limit}")
+            drawn.add(name)
+    undrawn = [a for a, expr in alerts.items() if a not in drawn and metrics_catalogue.threshold(expr) is not None]
+    if undrawn:
+        raise Failed(f"alerts whose threshold no dashboard panel draws: {undrawn}")
+    if not any(m["kind"] == "ConfigMap" and m["metadata"].get("labels", {}).get("grafana_dashboard") for m in demo):
+        raise Failed("the demo overlay has no grafana_dashboard ConfigMap")
+    print(
+        f"  dashboard: {len(panels)} panels, {queries} queries on exported metrics, thresholds of {len(drawn)} alerts"
+    )
+
+
 def of_kind(manifests: list[Manifest], kind: str) -> Iterator[Manifest]:
     return (m for m in manifests if m["kind"] == kind)
 
@@ -191,6 +251,7 @@ def main() -> int:
                 validate(overlay, manifests, workdir)
             kube_score(rendered["overlays/production"], workdir)
             prometheus()
+            dashboard(rendered["overlays/demo"])
             agreement(rendered["overlays/production"], rendered["overlays/demo"])
             images_and_compose()
     except Failed as exc:

@@ -12,6 +12,12 @@ from typing import Any
 
 import pytest
 
+from hub_common.secret_policy import DEV_MODE_ENV
+
+# Tests run services with generated, loopback-only settings (http webhook receivers, short demo secrets): the
+# development switch of the secret policy, exactly as `make up` sets it. Tests of the policy itself unset it.
+os.environ.setdefault(DEV_MODE_ENV, "1")
+
 
 @pytest.fixture(autouse=True)
 def _no_external_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:

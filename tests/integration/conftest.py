@@ -3,23 +3,25 @@
 Where they come from (hub_devstack): `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set, else Docker when it
 answers, else local processes (Kafka 4.x from its Maven Central jars, a private `initdb` cluster).
 If neither can be had the fixtures fail: integration tests error, they are never skipped.
+Databases belong to the owner role and services connect as their own roles (hub_common.db_access), as in
+production; `postgres_admin_url` (a superuser) is for what only an administrator may do.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from hub_common.db import migrate
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_devstack.kafka import delete_topics, provide_kafka
-from hub_devstack.postgres import database_url_for, provide_postgres
-from support.databases import fresh_database
+from hub_devstack.postgres import provide_postgres
+from hub_devstack.postgres_roles import DatabaseRoles
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture(scope="session")
@@ -36,28 +38,51 @@ def postgres_admin_url() -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def template_database(postgres_admin_url: str) -> str:
+async def db_roles(postgres_admin_url: str) -> DatabaseRoles:
+    """The owner and service roles (hub_common.db_access) with this session's passwords."""
+    roles = DatabaseRoles.generate(postgres_admin_url)
+    await roles.provision()
+    return roles
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def template_database(db_roles: DatabaseRoles) -> str:
     """A migrated database every test database is copied from (CREATE DATABASE ... TEMPLATE is ~50 ms)."""
     name = f"hub_template_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(postgres_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    await migrate(database_url_for(postgres_admin_url, name))
+    await db_roles.create_database(name)
     return name
 
 
 @pytest.fixture
-async def database_url(postgres_admin_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test; dropped afterwards."""
-    async with fresh_database(postgres_admin_url, template=template_database) as url:
-        yield url
+async def database_name(db_roles: DatabaseRoles, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, owned by the owner role; dropped afterwards."""
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    await db_roles.create_database(name, template=template_database)
+    yield name
+    await db_roles.drop_database(name)
+
+
+@pytest.fixture
+def database_url(db_roles: DatabaseRoles, database_name: str) -> str:
+    """The owner's URL of the test's database: for seeding and checking rows (services use `role_db_settings`)."""
+    return db_roles.owner_url(database_name)
 
 
 @pytest.fixture
 def db_settings(database_url: str) -> DatabaseSettings:
     return DatabaseSettings(url=SecretStr(database_url), pool_min_size=1, pool_max_size=5)
+
+
+@pytest.fixture
+def role_db_settings(db_roles: DatabaseRoles, database_name: str) -> RoleDbSettings:
+    """Database settings of one component (`gateway`, `ledger`, `webhook-dispatcher`, `reconciler`, `hubctl`):
+    its own least-privilege role on the test's database, as in production."""
+
+    def build(component: str, **overrides: Any) -> DatabaseSettings:
+        url = SecretStr(db_roles.component_url(component, database_name))
+        return DatabaseSettings(**{"url": url, "pool_min_size": 1, "pool_max_size": 5, **overrides})
+
+    return build
 
 
 @pytest.fixture

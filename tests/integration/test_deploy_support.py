@@ -21,13 +21,18 @@ from hub_common.errors import FatalError
 from hub_common.kafka import COMMANDS, KafkaConsumer, KafkaProbe, KafkaProducer, ensure_topics
 from hub_common.schemas import Balance
 from hub_common.settings import KafkaSettings
-from support.databases import fresh_database
+from hub_devstack.postgres_roles import DatabaseRoles
 
 
 @pytest.fixture
-async def empty_database(postgres_admin_url: str) -> AsyncIterator[str]:
-    async with fresh_database(postgres_admin_url) as url:
+async def empty_database(db_roles: DatabaseRoles) -> AsyncIterator[str]:
+    """An empty database owned by the owner role (migrating it also grants to the session's service roles)."""
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    url = await db_roles.create_database(name, migrated=False)
+    try:
         yield url
+    finally:
+        await db_roles.drop_database(name)
 
 
 async def _check(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

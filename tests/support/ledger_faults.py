@@ -33,9 +33,10 @@ READY_TIMEOUT_S = 30.0
 OPEN = ("PENDING", "PROCESSING")
 
 # Test instrumentation: the budget deletes grants once they leave its window, so keep a copy of each.
+# SECURITY DEFINER: the trigger fires in a ledger's session, whose role may not write the test's own table.
 GRANT_LOG = """
 CREATE TABLE it_grant_log (granted_at timestamptz NOT NULL, priority smallint NOT NULL);
-CREATE FUNCTION it_log_grant() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION it_log_grant() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     INSERT INTO it_grant_log VALUES (NEW.granted_at, NEW.priority);
     RETURN NEW;
@@ -229,7 +230,8 @@ class Rig:
     events: EventLog
     operator: OperatorAdminClient
     operator_service: Service
-    database_url: str
+    database_url: str  # the owner's, for seeding and checks
+    ledger_database_url: str  # the ledger role's, for ledger processes
     kafka: KafkaSettings
     log_dir: Path
 

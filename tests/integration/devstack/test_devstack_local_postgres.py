@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 import pytest
 
 from hub_devstack.errors import DevstackError
-from hub_devstack.postgres import database_url_for, provide_postgres, wait_for_postgres
+from hub_devstack.postgres import provide_postgres, wait_for_postgres
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port
-from hub_devstack.stack import create_database
 
 
 async def _tables(url: str) -> set[str]:
@@ -19,7 +21,7 @@ async def _tables(url: str) -> set[str]:
         await conn.close()
 
 
-async def test_local_cluster_serves_a_superuser_and_the_hub_schema() -> None:
+async def test_local_cluster_serves_a_superuser_the_roles_and_the_hub_schema() -> None:
     with provide_postgres("local") as admin_url:
         conn = await asyncpg.connect(admin_url)
         try:
@@ -29,10 +31,16 @@ async def test_local_cluster_serves_a_superuser_and_the_hub_schema() -> None:
             assert str(await conn.fetchval("SHOW server_version")).startswith("15")
         finally:
             await conn.close()
-        url = create_database(admin_url, "integration_hub")
-        assert url == database_url_for(admin_url, "integration_hub")
-        assert create_database(admin_url, "integration_hub") == url  # a second run finds it and migrates nothing
+        roles = DatabaseRoles.generate(admin_url)
+        await roles.provision()
+        url = await roles.create_database("integration_hub")
+        assert url == roles.owner_url("integration_hub")
+        assert await roles.create_database("integration_hub") == url  # a second run finds it, migrates nothing
         assert {"transactions", "idempotency_keys", "webhook_outbox", "audit_log"} <= await _tables(url)
+        # Password authentication, not trust: the generated passwords are what lets a role in.
+        without_password = urlunsplit(urlsplit(url)._replace(netloc=f"hub_owner@{urlsplit(url).netloc.split('@')[1]}"))
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(without_password)
     with pytest.raises(OSError):
         await asyncpg.connect(admin_url, timeout=3)
 

@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from hub_common.kafka import KafkaProducer
-from hub_common.settings import KafkaSettings
+from hub_common.settings import DatabaseSettings, KafkaSettings
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture
@@ -18,6 +19,12 @@ async def ledger(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaProducer]:
     await producer.start()
     yield producer
     await producer.stop()
+
+
+@pytest.fixture
+def dispatcher_db(role_db_settings: RoleDbSettings) -> DatabaseSettings:
+    """The dispatcher's own role on the test's database (as in production)."""
+    return role_db_settings("webhook-dispatcher")
 
 
 @pytest.fixture

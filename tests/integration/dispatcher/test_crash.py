@@ -25,7 +25,7 @@ KILLS_AT = (60, 180)
 
 async def test_kill_9_twice_mid_stream_loses_no_event(
     kafka_settings: KafkaSettings,
-    db_settings: DatabaseSettings,
+    dispatcher_db: DatabaseSettings,
     database_url: str,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
@@ -43,7 +43,7 @@ async def test_kill_9_twice_mid_stream_loses_no_event(
             await rgs.admin.set_behaviour(Behaviour(delay_ms=40))
             settings = dispatcher_settings(
                 kafka_settings,
-                db_settings,
+                dispatcher_db,
                 rgs.url,
                 max_concurrency_per_endpoint=CONCURRENCY,
                 retry_schedule_ms=[200, 400],

@@ -75,10 +75,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, receiver: Receiver) -> DispatcherSettings:
+def settings(kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, receiver: Receiver) -> DispatcherSettings:
     return DispatcherSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=dispatcher_db,
         endpoints={CLIENT: EndpointSettings(url=receiver.url, secrets=SECRETS)},
         retry_schedule_ms=[50, 100, 150],
         timeout_s=5,

@@ -48,12 +48,12 @@ class SlowRgs:
 
 
 async def test_never_more_than_the_endpoints_concurrency_in_flight(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, ledger: KafkaProducer, database_url: str
+    kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, ledger: KafkaProducer, database_url: str
 ) -> None:
     rgs = SlowRgs(delay_s=0.2)
     async with serve(rgs.app()) as base:
         endpoint = EndpointSettings(url=base + "/webhooks", secrets=SECRETS, max_concurrency=2)
-        settings = dispatcher_settings(kafka_settings, db_settings, base, endpoints={CLIENT: endpoint})
+        settings = dispatcher_settings(kafka_settings, dispatcher_db, base, endpoints={CLIENT: endpoint})
         events = [result_event(player=f"p-{i}") for i in range(12)]
         async with serve(create_app(settings)):
             await publish(ledger, *events)
@@ -68,12 +68,12 @@ async def test_never_more_than_the_endpoints_concurrency_in_flight(
 
 
 async def test_a_post_slower_than_the_endpoint_timeout_is_retried(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, ledger: KafkaProducer, database_url: str
+    kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, ledger: KafkaProducer, database_url: str
 ) -> None:
     rgs = SlowRgs(delay_s=0.0, slow_first=1, slow_s=2.0)
     async with serve(rgs.app()) as base:
         endpoint = EndpointSettings(url=base + "/webhooks", secrets=SECRETS, timeout_s=0.3)
-        settings = dispatcher_settings(kafka_settings, db_settings, base, endpoints={CLIENT: endpoint})
+        settings = dispatcher_settings(kafka_settings, dispatcher_db, base, endpoints={CLIENT: endpoint})
         event = result_event()
         async with serve(create_app(settings)):
             await publish(ledger, event)

@@ -23,6 +23,7 @@ from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 from hubctl.context import HubctlSettings
 from support.apps import serve
 from support.dispatcher_it import run_hubctl
+from support.roles import RoleDbSettings
 from support.waits import eventually
 
 CLIENT = "rgs-demo"
@@ -42,13 +43,13 @@ class Rgs:
 
 
 @asynccontextmanager
-async def stack(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: Rgs) -> AsyncIterator[None]:
+async def stack(kafka_settings: KafkaSettings, database: DatabaseSettings, rgs: Rgs) -> AsyncIterator[None]:
     app = web.Application()
     app.router.add_post("/webhooks", rgs.handle)
     async with serve(app) as base:
         settings = DispatcherSettings(
             kafka=kafka_settings,
-            database=db_settings,
+            database=database,
             endpoints={CLIENT: EndpointSettings(url=base + "/webhooks", secrets=[SecretStr("s")])},
             retry_schedule_ms=[50],
             sweep_interval_s=0.2,
@@ -85,10 +86,10 @@ def completed(player: str) -> tuple[str, bytes]:
 
 @pytest.mark.usefixtures("database_url")
 async def test_list_show_replay_and_redrive_dead_letters(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings
+    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings
 ) -> None:
     rgs = Rgs()
-    ctl = HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:test")
+    ctl = HubctlSettings(kafka=kafka_settings, database=role_db_settings("hubctl"), hubctl_actor="hubctl:test")
 
     async def run(*argv: str) -> Any:
         return await run_hubctl(ctl, *argv)
@@ -96,7 +97,7 @@ async def test_list_show_replay_and_redrive_dead_letters(
     db = await asyncpg.connect(db_settings.url.get_secret_value())
     producer = KafkaProducer(kafka_settings, client_id="test-ledger")
     try:
-        async with stack(kafka_settings, db_settings, rgs):
+        async with stack(kafka_settings, role_db_settings("webhook-dispatcher"), rgs):
             await producer.start()
             alice, alice_raw = completed("p-alice")
             bob, bob_raw = completed("p-bob")

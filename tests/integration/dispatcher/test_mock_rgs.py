@@ -33,6 +33,7 @@ from support.dispatcher_it import (
     run_hubctl,
     statuses,
 )
+from support.roles import RoleDbSettings
 from support.waits import eventually
 
 
@@ -43,13 +44,13 @@ async def rgs() -> AsyncIterator[Rgs]:
 
 
 @pytest.fixture
-def settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings, rgs: Rgs) -> DispatcherSettings:
-    return dispatcher_settings(kafka_settings, db_settings, rgs.url)
+def settings(kafka_settings: KafkaSettings, dispatcher_db: DatabaseSettings, rgs: Rgs) -> DispatcherSettings:
+    return dispatcher_settings(kafka_settings, dispatcher_db, rgs.url)
 
 
 @pytest.fixture
-def ctl(kafka_settings: KafkaSettings, db_settings: DatabaseSettings) -> HubctlSettings:
-    return HubctlSettings(kafka=kafka_settings, database=db_settings, hubctl_actor="hubctl:sre-test")
+def ctl(kafka_settings: KafkaSettings, role_db_settings: RoleDbSettings) -> HubctlSettings:
+    return HubctlSettings(kafka=kafka_settings, database=role_db_settings("hubctl"), hubctl_actor="hubctl:sre-test")
 
 
 def _sweeps() -> float:

@@ -6,18 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hub_devstack.kafka import LocalKafka, local_kafka
 from hub_gateway.settings import GatewaySettings
 from support.gateway_it import CLIENT_ID, OTHER_CLIENT, OTHER_SECRET, SECRET
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture
-def gateway_settings(kafka_settings: KafkaSettings, db_settings: DatabaseSettings) -> GatewaySettings:
+def gateway_settings(kafka_settings: KafkaSettings, role_db_settings: RoleDbSettings) -> GatewaySettings:
     return GatewaySettings(
         clients={CLIENT_ID: [SECRET], OTHER_CLIENT: [OTHER_SECRET]},
         kafka=kafka_settings,
-        database=db_settings.model_copy(update={"pool_max_size": 20}),
+        database=role_db_settings("gateway", pool_max_size=20),
         outcome_budget_s=0.5,
         backlog_refresh_s=0.05,
     )

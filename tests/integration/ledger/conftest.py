@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProducer, ensure_topics
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from mock_operator.admin_client import OperatorAdminClient
@@ -19,6 +19,7 @@ from mock_operator.models import PlayerSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
 from support.ledger_it import OPERATOR_SECRET, Harness, ledger_settings, watch_transactions
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture
@@ -40,10 +41,10 @@ async def operator_admin(operator_url: str) -> AsyncIterator[OperatorAdminClient
 
 @pytest.fixture
 def make_settings(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, operator_url: str
+    kafka_settings: KafkaSettings, role_db_settings: RoleDbSettings, operator_url: str
 ) -> Callable[..., LedgerSettings]:
     def make(**overrides: Any) -> LedgerSettings:
-        return ledger_settings(kafka_settings, db_settings, operator_url, **overrides)
+        return ledger_settings(kafka_settings, role_db_settings("ledger"), operator_url, **overrides)
 
     return make
 

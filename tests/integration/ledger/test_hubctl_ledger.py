@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import orjson
-from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
-from hub_common.settings import DatabaseSettings
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl as run_hubctl
 from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.roles import RoleDbSettings
 
 
 async def hubctl(settings: HubctlSettings, *argv: str) -> tuple[int, str]:
@@ -19,17 +18,17 @@ async def hubctl(settings: HubctlSettings, *argv: str) -> tuple[int, str]:
 
 
 async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
-    harness: Harness, database_url: str, operator_url: str
+    harness: Harness, role_db_settings: RoleDbSettings, operator_url: str
 ) -> None:
     settings = HubctlSettings(
-        database=DatabaseSettings(url=SecretStr(database_url)),
+        database=role_db_settings("hubctl"),
         operator_url=operator_url,
         operator_secret=OPERATOR_SECRET,
         hubctl_actor="jane.doe",
     )
     cmd = command("bet-stuck", TxType.BET, "p-1", 100)
     await insert_admitted(harness.pool, cmd)
-    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET))
+    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET), caller="hubctl")
     try:  # the operator applied it, but the ledger never learned the outcome
         await client.post_transaction(
             OperatorTransactionRequest(

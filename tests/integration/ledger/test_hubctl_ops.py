@@ -14,16 +14,18 @@ from hub_devstack.postgres import database_url_for
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl, hubctl_json
 from support.ledger_it import Harness, command, insert_admitted
+from support.roles import RoleDbSettings
 
 
 def _settings(database_url: str, actor: str | None = None) -> HubctlSettings:
-    return HubctlSettings(
-        database=DatabaseSettings(url=SecretStr(database_url)), hubctl_actor=actor, hub_dev_mode=False
-    )
+    return HubctlSettings(database=DatabaseSettings(url=SecretStr(database_url)), hubctl_actor=actor, dev_mode=False)
 
 
-async def test_keys_complete_only_marks_a_key_whose_transaction_is_final(harness: Harness, database_url: str) -> None:
-    ctl = _settings(database_url, actor="jane.doe")
+async def test_keys_complete_only_marks_a_key_whose_transaction_is_final(
+    harness: Harness, role_db_settings: RoleDbSettings
+) -> None:
+    sre = role_db_settings("hubctl").url.get_secret_value()
+    ctl = _settings(sre, actor="jane.doe")
     cmd = command("bet-key", TxType.BET, "p-1", 100)
     await insert_admitted(harness.pool, cmd)
     key = f"key-{cmd.ref_id}"
@@ -38,7 +40,7 @@ async def test_keys_complete_only_marks_a_key_whose_transaction_is_final(harness
     )
     no_reason = await hubctl(ctl, "keys", "complete", key)
     assert (no_reason.code, no_reason.err) == (1, "hubctl: give --reason (recorded in the audit row)\n")
-    nobody = await hubctl(_settings(database_url), "keys", "complete", key, "--reason", "INC-9")
+    nobody = await hubctl(_settings(sre), "keys", "complete", key, "--reason", "INC-9")
     assert nobody.code == 1 and "set HUBCTL_ACTOR" in nobody.err
     dry = await hubctl_json(ctl, "keys", "complete", key, "--dry-run")
     assert dry["result"] == "dry run: would mark the key COMPLETED"
@@ -64,7 +66,8 @@ async def test_keys_complete_only_marks_a_key_whose_transaction_is_final(harness
     assert again.code == 1 and "already COMPLETED" in again.err
 
 
-async def test_stats_shows_the_runbook_rate_and_bursts(harness: Harness, database_url: str) -> None:
+async def test_stats_shows_the_runbook_rate_and_bursts(harness: Harness, role_db_settings: RoleDbSettings) -> None:
+    sre = role_db_settings("hubctl").url.get_secret_value()
     for i in range(3):  # one burst: three admissions in the same second
         await insert_admitted(harness.pool, command(f"bet-burst-{i}", TxType.BET, "p-2", 100))
     await harness.pool.execute("UPDATE transactions SET created_at = date_trunc('second', now()), status = 'COMPLETED'")
@@ -74,17 +77,18 @@ async def test_stats_shows_the_runbook_rate_and_bursts(harness: Harness, databas
         "UPDATE transactions SET created_at = now() - interval '6 days', status = 'COMPLETED' WHERE ref_id = 'bet-old'"
     )
 
-    report = await hubctl_json(_settings(database_url), "stats")
+    report = await hubctl_json(_settings(sre), "stats")
     assert [r["transaction_count"] for r in report["transaction_rate"]] == [3]
     assert [r["count"] for r in report["bursts"]] == [3]
     assert [(r["player_id"], int(r["total_volume"])) for r in report["top_players"]] == [("p-3", 5_000), ("p-2", 300)]
-    one_day = await hubctl_json(_settings(database_url), "stats", "--days", "1")
+    one_day = await hubctl_json(_settings(sre), "stats", "--days", "1")
     assert [r["player_id"] for r in one_day["top_players"]] == ["p-2"]
-    text = await hubctl(_settings(database_url), "stats")
+    text = await hubctl(_settings(sre), "stats")
     assert text.code == 0 and "bursts:" in text.out and "transaction_rate:" in text.out
 
 
 async def test_db_maintenance_vacuums_and_reports_sizes_and_index_usage(database_url: str) -> None:
+    # VACUUM is the table owner's: maintenance runs with the owner's URL (DATABASE_OWNER_URL after `make up`).
     dry = await hubctl_json(_settings(database_url), "db", "maintenance", "--dry-run")
     assert dry["vacuum"] == []
     report = await hubctl_json(_settings(database_url), "db", "maintenance")

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
 from hub_common.schemas import TxType
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl_json
 from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.roles import RoleDbSettings
 from support.waits import eventually
 
 
 @pytest.fixture
-def settings(database_url: str, operator_url: str, kafka_settings: KafkaSettings) -> HubctlSettings:
+def settings(role_db_settings: RoleDbSettings, operator_url: str, kafka_settings: KafkaSettings) -> HubctlSettings:
     return HubctlSettings(
-        database=DatabaseSettings(url=SecretStr(database_url)),
+        database=role_db_settings("hubctl"),
         kafka=kafka_settings,
         operator_url=operator_url,
         operator_secret=OPERATOR_SECRET,
@@ -81,7 +81,7 @@ async def test_replay_is_refused_when_the_operator_has_the_transaction(
     cmd = command("win-applied", TxType.WIN, "p-4", 300)
     await insert_admitted(harness.pool, cmd)
     await fail(harness, "win-applied")
-    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET))
+    client = OperatorClient(OperatorSettings(url=operator_url, secret=OPERATOR_SECRET), caller="hubctl")
     try:  # the operator applied it; only the Hub's record says otherwise
         await client.post_transaction(
             OperatorTransactionRequest(

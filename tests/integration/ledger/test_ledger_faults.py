@@ -99,7 +99,7 @@ async def test_crash_after_send_is_resolved_by_lookup_on_redelivery(
     await harness.pool.execute(
         "UPDATE transactions SET status = 'PROCESSING', attempts = 1 WHERE ref_id = $1", cmd.ref_id
     )
-    client = OperatorClient(OperatorSettings(url=make_settings().operator.url, secret=OPERATOR_SECRET))
+    client = OperatorClient(OperatorSettings(url=make_settings().operator.url, secret=OPERATOR_SECRET), caller="ledger")
     try:
         await client.post_transaction(operator_request_of(cmd), correlation_id="c")
     finally:

@@ -14,6 +14,7 @@ from hub_common.schemas import TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from support.apps import serve
+from support.ledger_faults import GRANT_LOG
 from support.ledger_it import Harness, command
 from support.waits import eventually
 
@@ -21,17 +22,6 @@ RATE = 8
 WINDOW_S = 1.0
 MARGIN_S = 0.1
 SETTINGS = OperatorSettings(rate_per_minute=RATE, window_s=WINDOW_S, safety_margin_s=MARGIN_S, budget_poll_s=0.05)
-
-# Test instrumentation: the budget deletes grants once they leave the window, so keep a copy of each.
-GRANT_LOG = """
-CREATE TABLE it_grant_log (granted_at timestamptz NOT NULL, priority smallint NOT NULL);
-CREATE FUNCTION it_log_grant() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO it_grant_log VALUES (NEW.granted_at, NEW.priority);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER it_grant_log AFTER INSERT ON operator_budget_grants FOR EACH ROW EXECUTE FUNCTION it_log_grant();
-"""
 
 
 @pytest.fixture

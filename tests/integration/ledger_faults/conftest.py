@@ -14,10 +14,14 @@ from hub_common.settings import KafkaSettings
 from mock_operator.admin_client import OperatorAdminClient
 from support.ledger_faults import Rig, mock_operator_service, running
 from support.ledger_it import watch_transactions
+from support.roles import RoleDbSettings
 
 
 @pytest.fixture
-async def rig(kafka_settings: KafkaSettings, database_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(
+    kafka_settings: KafkaSettings, database_url: str, role_db_settings: RoleDbSettings, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    ledger_url = role_db_settings("ledger").url.get_secret_value()
     await ensure_topics(kafka_settings, [COMMANDS, TRANSACTIONS])
     operator = mock_operator_service(tmp_path, hang_ms=1_500)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=6)
@@ -30,7 +34,7 @@ async def rig(kafka_settings: KafkaSettings, database_url: str, tmp_path: Path) 
             watch_transactions(kafka_settings, producer) as events,
         ):
             admin = OperatorAdminClient(session, operator.url)
-            yield Rig(pool, producer, events, admin, operator, database_url, kafka_settings, tmp_path)
+            yield Rig(pool, producer, events, admin, operator, database_url, ledger_url, kafka_settings, tmp_path)
     finally:
         await producer.stop()
         await pool.close()

@@ -45,7 +45,11 @@ async def test_kill_9_at_random_moments_loses_nothing_and_applies_nothing_twice(
     # A little operator latency widens the moments between "sent" and "recorded" that a kill should hit.
     await rig.operator.set_faults(FaultConfig(latency_ms=5))
     ledger = ledger_service(
-        "ledger", rig.log_dir, kafka=rig.kafka, database_url=rig.database_url, operator_url=rig.operator_service.url
+        "ledger",
+        rig.log_dir,
+        kafka=rig.kafka,
+        database_url=rig.ledger_database_url,
+        operator_url=rig.operator_service.url,
     )
     # Kill points spread over the run (by progress, so each kill lands while transactions flow).
     targets = sorted(rng.sample(range(50, int(total * 0.85)), KILLS))

@@ -57,7 +57,7 @@ async def test_operator_faults_then_recovery_keep_the_money_right(rig: Rig) -> N
         "ledger",
         rig.log_dir,
         kafka=rig.kafka,
-        database_url=rig.database_url,
+        database_url=rig.ledger_database_url,
         operator_url=rig.operator_service.url,
         settings={"BET_DEADLINE_S": BET_DEADLINE_S, "OPERATOR__TIMEOUT_S": 0.5},
     )

@@ -86,7 +86,7 @@ async def test_three_ledger_processes_share_the_budget_to_the_full_and_serve_cre
             f"ledger-{i}",
             rig.log_dir,
             kafka=rig.kafka,
-            database_url=rig.database_url,
+            database_url=rig.ledger_database_url,
             operator_url=rig.operator_service.url,
             settings=settings,
         )

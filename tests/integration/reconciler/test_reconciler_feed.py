@@ -12,13 +12,14 @@ from pydantic import SecretStr
 
 from hub_common.kafka import OPERATOR_TRANSACTIONS, KafkaConsumer, KafkaProducer, ensure_topics
 from hub_common.operator import Budget, OperatorClient, OperatorRecord, OperatorSettings
-from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_common.settings import KafkaSettings
 from hub_reconciler.feed import FeedPolicy, FeedPoller
 from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.app import create_app as create_operator
 from mock_operator.models import FaultConfig, RecordSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
+from support.roles import RoleDbSettings
 
 SECRET = SecretStr("feed-secret")
 POLICY = FeedPolicy(
@@ -26,12 +27,15 @@ POLICY = FeedPolicy(
 )
 
 
-async def test_feed_stores_publishes_and_resumes(db_settings: DatabaseSettings, kafka_settings: KafkaSettings) -> None:
+async def test_feed_stores_publishes_and_resumes(
+    role_db_settings: RoleDbSettings, kafka_settings: KafkaSettings
+) -> None:
     created = datetime.now(UTC) - timedelta(minutes=10)
     ids = [f"op-{i}" for i in range(5)]
     operator_settings = OperatorSettings(secret=SECRET, rate_per_minute=600)
     await ensure_topics(kafka_settings, [OPERATOR_TRANSACTIONS])
-    pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=4)
+    # The reconciler's own role: the poller needs no more than the reconciler holds.
+    pool = await asyncpg.create_pool(role_db_settings("reconciler").url.get_secret_value(), min_size=1, max_size=4)
     producer = KafkaProducer(kafka_settings, client_id="test")
     await producer.start()
     async with serve(create_operator(MockOperatorSettings(secret=SECRET))) as url, aiohttp.ClientSession() as http:
@@ -40,7 +44,7 @@ async def test_feed_stores_publishes_and_resumes(db_settings: DatabaseSettings, 
             RecordSeed(transaction_id=i, amount_cents=100, currency="EUR", created_at=created) for i in ids
         )
         settings = operator_settings.model_copy(update={"url": url})
-        client, budget = OperatorClient(settings), Budget(pool, settings)
+        client, budget = OperatorClient(settings, caller="reconciler"), Budget(pool, settings)
         try:
             assert await FeedPoller(pool, client, budget, producer, POLICY).step() is True
             assert await pool.fetchval("SELECT count(*) FROM operator_transactions") == 2

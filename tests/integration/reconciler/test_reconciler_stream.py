@@ -24,6 +24,7 @@ from hub_reconciler.app import create_app
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
 from support.reconciliation_seed import feed_covered, hub_tx, op_record
+from support.roles import RoleDbSettings
 from support.waits import eventually
 
 WAIT_S = 60.0
@@ -86,7 +87,10 @@ async def conn(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Connectio
 
 
 async def test_join_survives_a_restart_mid_stream(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, conn: asyncpg.Connection, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    conn: asyncpg.Connection,
+    role_db_settings: RoleDbSettings,
+    tmp_path: Path,
 ) -> None:
     for ref in ("ok", "amount", "missing", "late"):
         await hub_tx(conn, ref, created=NOW, completed=NOW)
@@ -95,7 +99,7 @@ async def test_join_survives_a_restart_mid_stream(
     await feed_covered(conn, NOW + timedelta(hours=1))
     settings = ReconcilerSettings(
         kafka=kafka_settings,
-        database=db_settings,
+        database=role_db_settings("reconciler"),
         port=0,
         grace_window_s=1.5,
         sweep_interval_s=0.3,

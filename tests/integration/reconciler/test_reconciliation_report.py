@@ -13,6 +13,7 @@ import pytest
 
 from hub_common.reconciliation.report import FeedNotStartedError, InvalidRangeError, RangeReport
 from support.reconciliation_seed import T0, compensation, feed_covered, hub_tx, op_record
+from support.roles import RoleDbSettings
 
 DAY = date(2024, 1, 15)
 
@@ -55,9 +56,12 @@ def read_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-async def test_report_lists_exactly_the_seeded_mismatches(database_url: str, tmp_path: Path) -> None:
+async def test_report_lists_exactly_the_seeded_mismatches(
+    database_url: str, role_db_settings: RoleDbSettings, tmp_path: Path
+) -> None:
     conn = await asyncpg.connect(database_url)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    # As `hubctl reconcile` runs it: the SRE role's read rights are enough.
+    pool = await asyncpg.create_pool(role_db_settings("hubctl").url.get_secret_value(), min_size=1, max_size=2)
     try:
         await seed(conn)
         seen: list[tuple[int, int]] = []
@@ -99,8 +103,11 @@ async def test_report_lists_exactly_the_seeded_mismatches(database_url: str, tmp
     assert orjson.loads(read_bytes(summary["summary"]))["byKind"] == summary["byKind"]
 
 
-async def test_report_refuses_a_reversed_range_and_a_feed_that_never_ran(database_url: str, tmp_path: Path) -> None:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+async def test_report_refuses_a_reversed_range_and_a_feed_that_never_ran(
+    role_db_settings: RoleDbSettings, tmp_path: Path
+) -> None:
+    # As the reconciler's daily run does it, with its own role.
+    pool = await asyncpg.create_pool(role_db_settings("reconciler").url.get_secret_value(), min_size=1, max_size=2)
     try:
         report = RangeReport(pool, report_dir=tmp_path)
         with pytest.raises(InvalidRangeError):

@@ -74,7 +74,7 @@ async def operator() -> AsyncIterator[tuple[FakeOperator, str]]:
 
 
 def client_for(url: str, **overrides: Any) -> OperatorClient:
-    return OperatorClient(OperatorSettings(url=url, secret=SECRET, client_id="hub", **overrides))
+    return OperatorClient(OperatorSettings(url=url, secret=SECRET, client_id="hub", **overrides), caller="ledger")
 
 
 async def test_success_is_signed_and_carries_ids(operator: tuple[FakeOperator, str]) -> None:
@@ -178,7 +178,7 @@ async def test_get_resolves_known_and_unknown(operator: tuple[FakeOperator, str]
 
 async def test_bad_signature_is_technical_and_not_an_unknown_outcome(operator: tuple[FakeOperator, str]) -> None:
     _, url = operator
-    client = OperatorClient(OperatorSettings(url=url, secret=SecretStr("wrong"), client_id="hub"))
+    client = OperatorClient(OperatorSettings(url=url, secret=SecretStr("wrong"), client_id="hub"), caller="ledger")
     try:
         with pytest.raises(OperatorTechnicalError) as info:
             await client.post_transaction(REQUEST, correlation_id="c")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from hub_devstack.facts import StackFacts
+from hub_devstack.kafka_security import SecuredKafka
 from hub_devstack.stack_config import BY_NAME, DemoSecrets, StackConfig, service_env
 
 PORTS = {"mock-operator": 4001, "mock-rgs": 4002, "ledger": 4010, "webhook-dispatcher": 4011, "reconciler": 4012,
@@ -103,3 +105,41 @@ def test_env_file_is_private_and_a_shell_reads_back_every_value_exactly(tmp_path
     seen = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
     for key, value in facts.as_env().items():
         assert seen[key] == value
+
+
+def test_a_secured_stack_gives_each_service_its_principal_and_mocks_no_database(tmp_path: Path) -> None:
+    secured = SecuredKafka(
+        bootstrap="127.0.0.1:1",
+        mtls_bootstrap="127.0.0.1:2",
+        cafile=tmp_path / "ca.pem",
+        passwords={"hub-ledger": "ledger-password"},
+        certificates={},
+    )
+    config = StackConfig(state_dir=tmp_path, ports=PORTS, secured_kafka=secured)
+    ledger = service_env(
+        BY_NAME["ledger"],
+        config,
+        kafka_bootstrap=secured.bootstrap,
+        database_url="postgresql://hub_ledger:pw@db/hub",
+        kafka_env=secured.env_for("hub-ledger"),
+    )
+    assert ledger["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:1"
+    assert (ledger["KAFKA_SECURITY_PROTOCOL"], ledger["KAFKA_SASL_USERNAME"]) == ("SASL_SSL", "hub-ledger")
+    assert ledger["KAFKA_SASL_PASSWORD"] == "ledger-password"
+    assert ledger["KAFKA_SSL_CAFILE"] == str(tmp_path / "ca.pem")
+    assert ledger["KAFKA_CREATE_TOPICS"] == "false"
+    assert ledger["HUB_DEV_MODE"] == "1"
+    mock = service_env(BY_NAME["mock-rgs"], config, kafka_bootstrap=secured.bootstrap, database_url=None)
+    assert "DATABASE_URL" not in mock and "KAFKA_SASL_PASSWORD" not in mock
+
+
+def test_env_file_carries_the_owner_url_the_dev_switch_and_extra_credentials() -> None:
+    facts = dataclasses.replace(
+        _facts(),
+        database_owner_url="postgresql://hub_owner:pw@127.0.0.1:5432/integration_hub",
+        extra_env=(("KAFKA_SASL_USERNAME", "hub-hubctl"),),
+    )
+    env = facts.as_env()
+    assert env["DATABASE_OWNER_URL"].startswith("postgresql://hub_owner:")
+    assert env["HUB_DEV_MODE"] == "1"
+    assert env["KAFKA_SASL_USERNAME"] == "hub-hubctl"

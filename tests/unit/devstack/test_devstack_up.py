@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hub_devstack.errors import ToolMissingError
 from hub_devstack.procs import free_port
-from hub_devstack.stack_config import SERVICES
+from hub_devstack.stack_config import SERVICES, StackConfig
 from hub_devstack.up import main
 
 
@@ -35,3 +36,20 @@ def test_a_taken_port_exits_2_with_one_line_naming_port_and_variable(
     assert len(err.splitlines()) == 1
     assert f"port {port} (gateway)" in err
     assert "GATEWAY_PORT" in err
+
+
+@pytest.mark.parametrize(("argv", "secure_env", "secure"), [([], "", False), (["--secure"], "", True), ([], "1", True)])
+@pytest.mark.usefixtures("restore_signals")
+def test_one_flag_runs_the_stack_secured(
+    argv: list[str], secure_env: str, secure: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[StackConfig] = []
+
+    def fake_run_stack(config: StackConfig) -> Iterator[None]:
+        seen.append(config)
+        raise ToolMissingError("java", "install a JDK")
+
+    monkeypatch.setenv("HUB_SECURE", secure_env)
+    monkeypatch.setattr("hub_devstack.up.run_stack", fake_run_stack)
+    assert main(["--state-dir", str(tmp_path), *argv]) == 2
+    assert seen[0].secure_kafka is secure

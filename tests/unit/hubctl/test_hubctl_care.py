@@ -27,12 +27,12 @@ class FakeClock:
 
 def test_actor_is_required_outside_development() -> None:
     with pytest.raises(HubctlError, match="set HUBCTL_ACTOR"):
-        audit.actor(HubctlSettings(hubctl_actor=None, hub_dev_mode=False))
+        audit.actor(HubctlSettings(hubctl_actor=None, dev_mode=False))
     with pytest.raises(HubctlError):
-        audit.actor(HubctlSettings(hubctl_actor="  ", hub_dev_mode=False))
-    given = audit.actor(HubctlSettings(hubctl_actor=" jane.doe ", hub_dev_mode=False))
+        audit.actor(HubctlSettings(hubctl_actor="  ", dev_mode=False))
+    given = audit.actor(HubctlSettings(hubctl_actor=" jane.doe ", dev_mode=False))
     assert given == audit.Actor("jane.doe", os_user())
-    dev = audit.actor(HubctlSettings(hubctl_actor=None, hub_dev_mode=True))
+    dev = audit.actor(HubctlSettings(hubctl_actor=None, dev_mode=True))
     assert dev == audit.Actor(f"hubctl:{os_user()}", os_user())
 
 
@@ -40,11 +40,11 @@ def test_dev_mode_and_actor_come_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HUB_DEV_MODE", "1")
     monkeypatch.setenv("HUBCTL_ACTOR", "INC-42 jane")
     settings = HubctlSettings()
-    assert (settings.hub_dev_mode, settings.hubctl_actor) == (True, "INC-42 jane")
+    assert (settings.dev_mode, settings.hubctl_actor) == (True, "INC-42 jane")
     monkeypatch.setenv("HUB_DEV_MODE", "")
     monkeypatch.setenv("HUBCTL_ACTOR", "")
     unset = HubctlSettings()
-    assert (unset.hub_dev_mode, unset.hubctl_actor) == (False, None)
+    assert (unset.dev_mode, unset.hubctl_actor) == (False, None)
 
 
 def test_confirmation_without_a_terminal_needs_yes() -> None:

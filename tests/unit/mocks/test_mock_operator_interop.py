@@ -31,7 +31,8 @@ async def hub_client(
     real_clock_operator: str, operator_settings: MockOperatorSettings
 ) -> AsyncIterator[OperatorClient]:
     client = OperatorClient(
-        OperatorSettings(url=real_clock_operator, secret=operator_settings.secret, timeout_s=1.0, breaker_failures=100)
+        OperatorSettings(url=real_clock_operator, secret=operator_settings.secret, timeout_s=1.0, breaker_failures=100),
+        caller="ledger",
     )
     yield client
     await client.close()

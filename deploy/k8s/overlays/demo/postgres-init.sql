@@ -8,10 +8,4 @@ CREATE ROLE hub_dispatcher LOGIN PASSWORD '7c3588ae5bf4bf5b99fa4506';
 CREATE ROLE hub_reconciler LOGIN PASSWORD 'ffc56932e79b0726fc559004';
 CREATE ROLE hub_hubctl LOGIN PASSWORD '6de17769af5fdf2fb3f0ba82';
 CREATE DATABASE integration_hub OWNER hub_owner;
-\connect integration_hub
--- Until the migrations grant each role exactly its tables (docs/security.md), the services may use every table
--- the owner creates.
-ALTER DEFAULT PRIVILEGES FOR ROLE hub_owner IN SCHEMA public
-  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO hub_gateway, hub_ledger, hub_dispatcher, hub_reconciler, hub_hubctl;
-ALTER DEFAULT PRIVILEGES FOR ROLE hub_owner IN SCHEMA public
-  GRANT USAGE, SELECT ON SEQUENCES TO hub_gateway, hub_ledger, hub_dispatcher, hub_reconciler, hub_hubctl;
+-- Each role's table privileges are granted by hub-migrate (hub_common.db_access, docs/security.md §2.2).

@@ -20,7 +20,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub_common.errors import DatabaseUnavailableError, FatalError
+from hub_common import db_metrics
+from hub_common.db_access import apply_privileges
+from hub_common.errors import DatabaseUnavailableError, FatalError, HubError
 from hub_common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """A pool `reset` that sends nothing (asyncpg still rolls back a transaction left open)."""
 
 
+async def _instrument(conn: asyncpg.Connection) -> None:
+    """Each new pooled connection times its statements into `hub_db_query_duration_seconds`."""
+    conn.add_query_logger(db_metrics.observe)
+
+
 async def create_pool(
     settings: DatabaseSettings,
     *,
@@ -45,7 +52,8 @@ async def create_pool(
     server_settings: dict[str, str] | None = None,
     keep_idle: bool = False,
 ) -> asyncpg.Pool:
-    """A pool whose connections the `hub_db_pool_connections` gauge counts.
+    """A pool whose connections the `hub_db_pool_connections` gauge counts and whose statements are timed
+    (`hub_common.db_metrics`).
 
     `reset_session=False` skips the reset query asyncpg runs on every release (advisory unlock, CLOSE ALL,
     UNLISTEN, RESET ALL): one round trip per checkout saved. Only for code that never leaves session state
@@ -61,14 +69,35 @@ async def create_pool(
             statement_cache_size=settings.statement_cache_size,
             reset=None if reset_session else _keep_session,
             server_settings=server_settings,
+            init=_instrument,
             # 300 s is asyncpg's default; 0 never closes an idle connection.
             max_inactive_connection_lifetime=0 if keep_idle else 300.0,
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
     assert pool is not None
+    try:
+        await _refuse_superuser(pool)
+    except BaseException:
+        await pool.close()
+        raise
     _POOLS.add(pool)
     return pool
+
+
+async def _refuse_superuser(pool: asyncpg.Pool) -> None:
+    """A service connects as its own role (hub_common.db_access), never as a superuser: a superuser bypasses
+    every grant, so one compromised service could rewrite the audit log or drop the schema."""
+    try:
+        row = await pool.fetchrow("SELECT current_user AS role, rolsuper FROM pg_roles WHERE rolname = current_user")
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailableError(f"cannot query PostgreSQL: {type(exc).__name__}") from exc
+    if row is not None and row["rolsuper"]:
+        role = row["role"]
+        raise FatalError(
+            f"connected to PostgreSQL as superuser {role!r}: services must use their own role (docs/security.md)",
+            role=role,
+        )
 
 
 class _PoolCollector(Collector):
@@ -154,7 +183,8 @@ def load_migrations() -> list[Migration]:
 
 
 async def migrate(dsn: str) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction; returns the names applied."""
+    """Apply pending migrations in order, each in its own transaction, then the roles' privileges
+    (hub_common.db_access); returns the names applied. Run as the owner role of the schema."""
     conn = await asyncpg.connect(dsn)
     applied_now: list[str] = []
     try:
@@ -182,6 +212,8 @@ async def migrate(dsn: str) -> list[str]:
                 )
             applied_now.append(m.name)
             log.info("migration applied", extra={"migration": m.name})
+        # Every run, not only after a new migration: a changed matrix (or a hand-made grant) is corrected too.
+        await apply_privileges(conn)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await conn.close()
@@ -261,7 +293,10 @@ EXIT_CHANGED = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hub-migrate", description="Apply the Hub's database migrations.")
+    parser = argparse.ArgumentParser(
+        prog="hub-migrate",
+        description="Apply the Hub's database migrations, then the roles' privileges (run as the schema owner).",
+    )
     parser.add_argument("--database-url", help="defaults to DATABASE_URL")
     parser.add_argument(
         "--check",
@@ -280,8 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     dsn = args.database_url or DatabaseSettings().url.get_secret_value()
     if args.check:
         return _check(dsn, args.wait)
-    applied = asyncio.run(migrate(dsn))
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    try:
+        applied = asyncio.run(migrate(dsn))
+    except HubError as exc:
+        print(f"hub-migrate: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "") + "; privileges set")
     return 0
 
 

@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
     IllegalOperation,
+    IllegalSaslStateError,
     KafkaError,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedSaslMechanismError,
     UnsupportedVersionError,
+    for_code,
 )
 from prometheus_client import Gauge
 
@@ -39,7 +48,7 @@ __all__ = [
     "DLQ_SUFFIX",
     "MISMATCHES",
     "OPERATOR_TRANSACTIONS",
-    "SWEEP",
+    "RETRY_TOPIC_PREFIX",
     "TRANSACTIONS",
     "WEBHOOKS_DLQ",
     "Batch",
@@ -49,12 +58,16 @@ __all__ = [
     "RebalanceListener",
     "Record",
     "TopicPartition",
+    "admin_client",
+    "client_options",
     "ensure_topics",
     "group_lag",
     "hub_topics",
     "ping",
     "retry_topic",
+    "ssl_context",
     "topic_configs",
+    "topic_set",
     "translate",
 ]
 
@@ -65,23 +78,36 @@ TRANSACTIONS = "hub.transactions"
 WEBHOOKS_DLQ = "hub.webhooks.dlq"
 OPERATOR_TRANSACTIONS = "operator.transactions"
 MISMATCHES = "hub.reconciliation.mismatches"
+RETRY_TOPIC_PREFIX = "hub.webhooks.retry."
 DLQ_SUFFIX = ".dlq"
 
-
-SWEEP = "hub.reconciliation.sweep"
 
 _DAY_MS = 86_400_000
 
 
 def retry_topic(tier: int) -> str:
-    return f"hub.webhooks.retry.{tier}"
+    return f"{RETRY_TOPIC_PREFIX}{tier}"
+
+
+# Refusals that retrying cannot fix: wrong credentials, a missing ACL, a broker too old or too new.
+_FATAL = (
+    UnsupportedVersionError,
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    AuthenticationFailedError,
+    SaslAuthenticationFailed,
+    IllegalSaslStateError,
+    UnsupportedSaslMechanismError,
+)
 
 
 def hub_topics(retry_tiers: int) -> list[str]:
     """Every topic the Hub's services use, dead-letter topics included (not faust's internal topics, which the
     reconciler creates under its app id). Production creates exactly these (deploy/k8s KafkaTopic resources)."""
     main = [COMMANDS, TRANSACTIONS, *(retry_topic(t) for t in range(1, retry_tiers + 1))]
-    main += [OPERATOR_TRANSACTIONS, SWEEP, MISMATCHES]
+    main += [OPERATOR_TRANSACTIONS, MISMATCHES]
     return [*main, *(name + DLQ_SUFFIX for name in main), WEBHOOKS_DLQ]
 
 
@@ -99,9 +125,57 @@ def topic_configs(name: str, replication_factor: int) -> dict[str, str]:
 
 def translate(exc: BaseException) -> Exception:
     """Map an aiokafka exception to our error types."""
-    if isinstance(exc, UnsupportedVersionError | TopicAuthorizationFailedError):
+    if isinstance(exc, _FATAL):
         return FatalError(f"Kafka refused the request: {exc!r}")
     return KafkaUnavailableError(f"Kafka request failed: {exc!r}")
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context of `settings` (None for PLAINTEXT): verifies the broker, presents the client certificate."""
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+        if settings.ssl_certfile is not None:
+            password = settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None
+            context.load_cert_chain(
+                str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None, password
+            )
+    except (OSError, ssl.SSLError) as exc:
+        # OSError covers a missing file; the message names the file but never a key password.
+        raise FatalError(f"cannot load the Kafka TLS files: {exc}") from exc
+    return context
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection and authentication arguments every aiokafka client of ours takes (producer, consumer, admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    if settings.security_protocol == "SASL_SSL":
+        assert settings.sasl_password is not None  # KafkaSettings refuses SASL_SSL without credentials
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def admin_client(settings: KafkaSettings, *, request_timeout_ms: int | None = None) -> AIOKafkaAdminClient:
+    """A not yet started admin client with the settings' credentials; the caller starts and closes it."""
+    return AIOKafkaAdminClient(
+        **client_options(settings), request_timeout_ms=request_timeout_ms or settings.request_timeout_ms
+    )
+
+
+def topic_set(settings: KafkaSettings, names: Sequence[str], *, with_dlq: bool = True) -> list[str]:
+    """The prefixed names of `names` followed by their `.dlq` topics (none for a name that is a `.dlq`)."""
+    full = [settings.topic(n) for n in names]
+    dlqs = [n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else []
+    return list(dict.fromkeys(full + dlqs))
 
 
 async def ensure_topics(
@@ -109,23 +183,27 @@ async def ensure_topics(
 ) -> list[str]:
     """Create the (prefixed) topics that do not exist yet, plus their `.dlq`; returns the full names.
 
-    With `settings.create_topics` off (production: topics are KafkaTopic resources) nothing is created: a missing
-    topic stops the start-up with a FatalError naming it, rather than a consumer silently waiting for it.
+    With `settings.create_topics` off (production: KafkaTopic resources; a secured cluster: its admin step) nothing
+    is created: a missing topic stops the start-up with a FatalError naming it, rather than a consumer silently
+    waiting for it. Only `names` are checked then, not their `.dlq`: the admin step creates both together, and a
+    principal holds no right to see a `.dlq` it never writes (hub_common.kafka_access).
     """
     full = [settings.topic(n) for n in names]
-    wanted = full + ([n + DLQ_SUFFIX for n in full if not n.endswith(DLQ_SUFFIX)] if with_dlq else [])
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
-    )
+    wanted = topic_set(settings, names, with_dlq=with_dlq)
+    admin = admin_client(settings)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [n for n in dict.fromkeys(wanted) if n not in existing]
-        if missing and not settings.create_topics:
-            raise FatalError(
-                "Kafka topics missing (KAFKA_CREATE_TOPICS is off: create them first, see docs/deploy.md)",
-                topics=missing,
-            )
+        if not settings.create_topics:
+            absent = [n for n in full if n not in existing]
+            if absent:
+                raise FatalError(
+                    f"Kafka topics missing (or not visible to this principal): {', '.join(absent)}; "
+                    "KAFKA_CREATE_TOPICS=false: create them first (docs/deploy.md, docs/security.md)",
+                    topics=absent,
+                )
+            return full
+        missing = [n for n in wanted if n not in existing]
         if missing:
             prefix = len(settings.topic_prefix)
             new = [
@@ -137,9 +215,12 @@ async def ensure_topics(
                 )
                 for n in missing
             ]
-            # Another replica may win the race to create a topic; that is success too.
-            with suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+            response = await admin.create_topics(new, timeout_ms=settings.request_timeout_ms)
+            # The answer carries one error code per topic (aiokafka raises none of them).
+            for name, code, *_ in response.topic_errors:
+                # Another replica may win the race to create a topic; that is success too.
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise translate(for_code(code)(f"cannot create topic {name}"))
     except KafkaError as exc:
         raise translate(exc) from exc
     finally:
@@ -161,14 +242,11 @@ class KafkaProbe:
             async with asyncio.timeout(self._timeout_s):
                 if self._admin is None:
                     # Kept before start(): close() must reach a client that failed half-way through starting.
-                    self._admin = AIOKafkaAdminClient(
-                        bootstrap_servers=self._settings.bootstrap_servers,
-                        request_timeout_ms=int(self._timeout_s * 1000),
-                    )
+                    self._admin = admin_client(self._settings, request_timeout_ms=int(self._timeout_s * 1000))
                     await self._admin.start()
                 await self._admin.describe_cluster()
             return True
-        except (KafkaError, OSError, TimeoutError):
+        except (KafkaError, OSError, TimeoutError, FatalError):
             await self.close()
             return False
 
@@ -201,7 +279,7 @@ class KafkaProducer:
     def __init__(self, settings: KafkaSettings, *, client_id: str, linger_ms: int = 5, idempotent: bool = True) -> None:
         self._settings = settings
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             client_id=client_id,
             acks="all",
             enable_idempotence=idempotent,
@@ -344,7 +422,7 @@ class KafkaConsumer:
         self._lag_task: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
             *self._topics,
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,

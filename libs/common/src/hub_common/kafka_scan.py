@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from hub_common.kafka import translate
+from hub_common.kafka import admin_client, client_options, translate
 from hub_common.settings import KafkaSettings
 from hub_common.telemetry import KAFKA_CORRELATION_HEADER, header_value
 
@@ -68,9 +68,7 @@ async def partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[Top
 
 
 async def _with_admin(settings: KafkaSettings, work: Callable[[AIOKafkaAdminClient], Awaitable[T]]) -> T:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
-    )
+    admin = admin_client(settings)
     try:
         await admin.start()
         return await work(admin)
@@ -90,7 +88,7 @@ async def scan(
 ) -> Scan:
     """Read `topics` (full names; missing ones are skipped) and return the records `keep` accepts."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_options(settings),
         enable_auto_commit=False,
         request_timeout_ms=max(settings.request_timeout_ms, 40_000),
     )

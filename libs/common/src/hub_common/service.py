@@ -29,7 +29,9 @@ def load_settings(service: str, settings_cls: type[S]) -> S:
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             location = ".".join(str(part) for part in error["loc"])
-            print(f"{service}: invalid setting {location}: {error['msg']}", file=sys.stderr)
+            # A check across fields (the secret policy) has no single location; its message names the fields.
+            where = f"invalid setting {location}" if location else "refusing to start"
+            print(f"{service}: {where}: {error['msg']}", file=sys.stderr)
     except SettingsError as exc:
         print(f"{service}: invalid settings: {exc}", file=sys.stderr)
     sys.exit(EXIT_BAD_SETTINGS)

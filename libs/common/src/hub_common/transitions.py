@@ -95,7 +95,13 @@ async def lock(conn: db.Connection, *, ref_id: str) -> Locked | None:
 
 
 async def insert_from_command(
-    conn: db.Connection, cmd: TransactionCommand, correlation_id: str, *, key_ttl: timedelta, actor: str
+    conn: db.Connection,
+    cmd: TransactionCommand,
+    correlation_id: str,
+    *,
+    key_ttl: timedelta,
+    actor: str,
+    reason: str = "row missing at the ledger: inserted from the command",
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
     command was produced; None when a concurrent insert won (the caller reads that row)."""
@@ -143,7 +149,7 @@ async def insert_from_command(
             actor,
             None,
             snapshot(tx),
-            "row missing at the ledger: inserted from the command",
+            reason,
         ),
     )
     return record
@@ -285,6 +291,18 @@ async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, rea
         conn, audit.AuditEntry("transaction", str(tx.id), action, actor, snapshot(tx), snapshot(reopened), reason)
     )
     return reopened
+
+
+async def compensate(conn: db.Connection, tx_id: uuid.UUID, request: dict[str, Any]) -> None:
+    """Queue the compensating cancel of a FAILED bet (the ledger's compensation job sends it until the operator
+    confirms it); nothing when it is queued already."""
+    await conn.execute(
+        """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
+           VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING""",
+        tx_id,
+        request["transactionId"],
+        audit.to_json(request),
+    )
 
 
 def _audit(before: TxRow, after: TxRow, action: str, reason: str | None) -> _Audit:

@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub_common.secret_policy import DEV_MODE_ENV
+
 
 @dataclass(frozen=True)
 class StackFacts:
@@ -22,6 +24,10 @@ class StackFacts:
     webhook_secret: str
     service_urls: tuple[tuple[str, str], ...] = ()
     kafka_topic_prefix: str = ""
+    # The schema owner's URL (hub-migrate); DATABASE_URL is hubctl's least-privilege role.
+    database_owner_url: str = ""
+    # More variables for hubctl and friends (a secured stack: hubctl's Kafka credentials).
+    extra_env: tuple[tuple[str, str], ...] = ()
     players: tuple[str, ...] = ()
     currency: str = "EUR"
 
@@ -40,12 +46,15 @@ class StackFacts:
             "WEBHOOK_SECRET": self.webhook_secret,
             "HUB_PLAYERS": ",".join(self.players),
             "HUB_CURRENCY": self.currency,
-            # A development stack: hubctl then defaults HUBCTL_ACTOR to the OS user (and services may accept
-            # development secrets). Never set in production.
-            "HUB_DEV_MODE": "1",
+            # A development stack (loopback, generated secrets): hubctl then defaults HUBCTL_ACTOR to the OS user
+            # and the secret policy (hub_common.secret_policy) is relaxed. Never set in production.
+            DEV_MODE_ENV: "1",
         }
         for service, url in self.service_urls:
             env[f"HUB_{service.upper().replace('-', '_')}_URL"] = url
+        if self.database_owner_url:
+            env["DATABASE_OWNER_URL"] = self.database_owner_url
+        env.update(self.extra_env)
         return env
 
     def render_env(self) -> str:

@@ -22,6 +22,7 @@ from hub_devstack.docker_probe import docker_available
 from hub_devstack.errors import DevstackError
 from hub_devstack.kafka_jars import JarCache
 from hub_devstack.kafka_local import LocalKafka
+from hub_devstack.kafka_security import BrokerSecurity
 from hub_devstack.paths import find_infra_dir, kafka_cache_dir
 
 Mode = Literal["auto", "env", "docker", "local"]
@@ -40,12 +41,15 @@ def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> None:
         time.sleep(1.0)
 
 
-def local_kafka(*, cache_dir: Path | None = None, infra_dir: Path | None = None) -> LocalKafka:
-    """A not yet started broker from the jar cache (fetched now if the cache is incomplete)."""
+def local_kafka(
+    *, cache_dir: Path | None = None, infra_dir: Path | None = None, security: BrokerSecurity | None = None
+) -> LocalKafka:
+    """A not yet started broker from the jar cache (fetched now if the cache is incomplete); `security`: secured
+    listeners and ACLs (hub_devstack.kafka_security.secured_kafka)."""
     infra = infra_dir or find_infra_dir()
     jars = JarCache(cache_dir or kafka_cache_dir())
     jars.ensure(infra / "kafka" / "pom.xml")
-    return LocalKafka(jars, infra / "kafka" / "log4j2.properties")
+    return LocalKafka(jars, infra / "kafka" / "log4j2.properties", security=security)
 
 
 @contextmanager

@@ -7,12 +7,17 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from hub_devstack.errors import StartupError
 from hub_devstack.kafka_jars import JarCache
 from hub_devstack.procs import LOOPBACK, free_port, require_tool, terminate_child, wait_for_log_line
+
+if TYPE_CHECKING:
+    from hub_devstack.kafka_security import BrokerSecurity
 
 READY_LINE = "Kafka Server started"
 JVM_OPTS = (
@@ -21,8 +26,13 @@ JVM_OPTS = (
 )  # fmt: skip
 
 
-def server_properties(*, port: int, controller_port: int, log_dir: Path, host: str = LOOPBACK) -> str:
-    """A small test broker: static voters (so `format` needs no --standalone), RF 1, few threads, 16 MiB cleaner."""
+def server_properties(
+    *, port: int, controller_port: int, log_dir: Path, host: str = LOOPBACK, secured: Mapping[str, str] | None = None
+) -> str:
+    """A small test broker: static voters (so `format` needs no --standalone), RF 1, few threads, 16 MiB cleaner.
+
+    `secured`: listener and authorizer properties (hub_devstack.kafka_security) replacing the PLAINTEXT ones.
+    """
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -50,6 +60,7 @@ def server_properties(*, port: int, controller_port: int, log_dir: Path, host: s
         # The default 128 MiB on-heap dedupe buffer alone would need most of a 512 MiB heap.
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    props.update(secured or {})
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
@@ -72,8 +83,12 @@ class LocalKafka:
         port: int | None = None,
         controller_port: int | None = None,
         start_timeout_s: float = 90.0,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self._jars = jars
+        self._security = security
+        # The mutual-TLS listener's address when secured (`bootstrap` is then the SASL_SSL one).
+        self.mtls_bootstrap = ""
         self._log4j = log4j_config
         self._port = port
         self._controller_port = controller_port
@@ -92,13 +107,30 @@ class LocalKafka:
         self._dir = workdir
         port = self._port or free_port()
         controller_port = self._controller_port or free_port()
+        mtls_port = free_port() if self._security else 0
+        secured, scram_users = None, []
+        if self._security is not None:
+            try:
+                self._security.prepare(workdir)
+            except BaseException:
+                self.stop()
+                raise
+            secured = self._security.listener_properties(
+                host=LOOPBACK, port=port, mtls_port=mtls_port, controller_port=controller_port
+            )
+            scram_users = self._security.format_args()
         config = workdir / "server.properties"
-        config.write_text(server_properties(port=port, controller_port=controller_port, log_dir=workdir / "data"))
+        config.write_text(
+            server_properties(port=port, controller_port=controller_port, log_dir=workdir / "data", secured=secured)
+        )
+        config.chmod(0o600)
         log = workdir / "kafka.log"
         opts = [*JVM_OPTS, f"-Dlog4j2.configurationFile={self._log4j}", f"-Dkafka.logs.dir={workdir / 'logs'}"]
         base = [java, *opts, "-cp", self._jars.classpath]
         fmt = [*base, "kafka.tools.StorageTool", "format", "-t", random_cluster_id(), "-c", str(config)]
-        done = subprocess.run([*fmt, "--ignore-formatted"], capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*fmt, "--ignore-formatted", *scram_users], capture_output=True, text=True, timeout=120, check=False
+        )
         if done.returncode != 0:
             self.stop()
             raise StartupError("Kafka storage format", f"exit {done.returncode}", (done.stdout + done.stderr)[-3000:])
@@ -112,6 +144,7 @@ class LocalKafka:
             self.stop()  # the StartupError already carries the log tail; the temp dir goes
             raise
         self.bootstrap = f"{LOOPBACK}:{port}"
+        self.mtls_bootstrap = f"{LOOPBACK}:{mtls_port}" if mtls_port else ""
         return self.bootstrap
 
     def stop(self) -> None:

@@ -1,10 +1,11 @@
-"""A private PostgreSQL cluster: `initdb` into a temp dir, `pg_ctl start` on a free loopback port, trust auth."""
+"""A private PostgreSQL cluster: `initdb` into a temp dir, `pg_ctl start` on a free loopback port, password auth."""
 
 from __future__ import annotations
 
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -64,6 +65,13 @@ class LocalPostgres:
                 tail += "\n" + log_tail(self._dir / "postgres.log")
             raise StartupError(what, f"exit {done.returncode}", tail.strip())
 
+    def _hand_over(self, path: Path) -> None:
+        """Make `path` readable by the server account only (root runs initdb as that account)."""
+        path.chmod(0o600)
+        if self._is_root:
+            account = pwd.getpwnam(SERVER_USER)
+            os.chown(path, account.pw_uid, account.pw_gid)
+
     def _make_dir(self) -> Path:
         workdir = Path(tempfile.mkdtemp(prefix="hub-pg-"))
         if self._is_root:
@@ -84,11 +92,18 @@ class LocalPostgres:
         self._dir = workdir = self._make_dir()
         data = workdir / "data"
         port = self._port or free_port()
+        # Password authentication (not trust), so the roles' generated passwords are really checked.
+        password = secrets.token_urlsafe(32)
+        pwfile = workdir / "superuser-password"
         try:
+            pwfile.write_text(password + "\n")
+            self._hand_over(pwfile)
             self._run(
-                [initdb, "-D", str(data), "-U", SERVER_USER, "--auth=trust", "-E", "UTF8", "--no-sync"],
+                [initdb, "-D", str(data), "-U", SERVER_USER, "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                 "-E", "UTF8", "--no-sync"],
                 "PostgreSQL initdb",
-            )
+            )  # fmt: skip
+            pwfile.unlink()
             options = (
                 f"-p {port} -c listen_addresses={LOOPBACK} -k {workdir} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
@@ -104,7 +119,7 @@ class LocalPostgres:
         except BaseException:
             self.stop()
             raise
-        self.url = f"postgresql://{SERVER_USER}@{LOOPBACK}:{port}/postgres"
+        self.url = f"postgresql://{SERVER_USER}:{password}@{LOOPBACK}:{port}/postgres"
         return self.url
 
     def stop(self) -> None:

@@ -17,14 +17,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
-from hub_common.db import migrate
+from hub_common.db_access import ROLE_BY_COMPONENT
+from hub_common.kafka_access import BY_COMPONENT, HUBCTL
+from hub_common.settings import KafkaSettings
 from hub_devstack.aio import run_sync
-from hub_devstack.errors import StartupError
+from hub_devstack.errors import DevstackError, StartupError
 from hub_devstack.facts import StackFacts
 from hub_devstack.kafka import Mode, provide_kafka
-from hub_devstack.postgres import database_url_for, provide_postgres
+from hub_devstack.kafka_security import SecuredKafka, apply_access, secured_kafka
+from hub_devstack.postgres import provide_postgres
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import log_tail, terminate_child
 from hub_devstack.stack_config import ServiceSpec, StackConfig, check_ports, service_env
 
@@ -47,22 +49,9 @@ class RunningService:
     url: str
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # a concurrent launcher won
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def create_database(admin_url: str, name: str) -> str:
-    """Create `name` if missing and apply the migrations; returns its URL."""
-    url = database_url_for(admin_url, name)
-    run_sync(lambda: _create_database(admin_url, name))
-    run_sync(lambda: migrate(url))
-    return url
+def create_database(roles: DatabaseRoles, name: str) -> str:
+    """Create `name` (owned by the owner role) if missing, migrate it and apply the grants; returns the owner URL."""
+    return run_sync(lambda: roles.create_database(name))
 
 
 def _start_service(spec: ServiceSpec, config: StackConfig, extra: Mapping[str, str]) -> RunningService:
@@ -142,12 +131,27 @@ def exited(services: list[RunningService]) -> list[RunningService]:
 
 
 @contextmanager
-def _kafka(config: StackConfig, mode: Mode) -> Iterator[str]:
-    if config.kafka_bootstrap:
-        yield config.kafka_bootstrap
+def _kafka(config: StackConfig, mode: Mode) -> Iterator[tuple[str, SecuredKafka | None]]:
+    if config.secured_kafka is not None:
+        yield config.secured_kafka.bootstrap, config.secured_kafka
+    elif config.secure_kafka:
+        if config.kafka_bootstrap:
+            raise DevstackError("a secured stack starts its own broker: do not give it KAFKA_BOOTSTRAP_SERVERS")
+        with secured_kafka() as secured:
+            yield secured.bootstrap, secured
+    elif config.kafka_bootstrap:
+        yield config.kafka_bootstrap, None
     else:
         with provide_kafka(mode) as bootstrap:
-            yield bootstrap
+            yield bootstrap, None
+
+
+def _secure_topics(config: StackConfig, secured: SecuredKafka) -> None:
+    """The admin step of a secured stack: topics (with the services' partition count) and every ACL."""
+    default = KafkaSettings.model_fields["partitions"].default
+    partitions = int(config.extra_env.get("KAFKA_PARTITIONS", default))
+    admin = secured.admin_settings(topic_prefix=config.topic_prefix, partitions=partitions)
+    run_sync(lambda: apply_access(admin))
 
 
 @contextmanager
@@ -163,6 +167,7 @@ def _postgres(config: StackConfig, mode: Mode) -> Iterator[str]:
 class RunningStack:
     facts: StackFacts
     services: list[RunningService]
+    db_roles: DatabaseRoles
 
 
 @contextmanager
@@ -170,20 +175,35 @@ def run_stack(config: StackConfig, *, infra_mode: Mode = "auto") -> Iterator[Run
     """Start everything, yield once every service is ready, stop everything on exit (also on failure)."""
     check_ports(config)
     with ExitStack() as stack:
-        bootstrap = stack.enter_context(_kafka(config, infra_mode))
+        bootstrap, secured = stack.enter_context(_kafka(config, infra_mode))
         admin_url = stack.enter_context(_postgres(config, infra_mode))
-        database_url = create_database(admin_url, config.database_name)
-        envs = {
-            spec.name: service_env(spec, config, kafka_bootstrap=bootstrap, database_url=database_url)
-            for spec in config.services
-        }
+        roles = config.db_roles
+        if roles is None:
+            roles = DatabaseRoles.generate(admin_url)
+            run_sync(roles.provision)
+        database = config.database_name
+        owner_url = create_database(roles, database)
+        if secured is not None:
+            _secure_topics(config, secured)
+        envs = {}
+        for spec in config.services:
+            component = spec.name if spec.name in ROLE_BY_COMPONENT else None
+            envs[spec.name] = service_env(
+                spec,
+                config,
+                kafka_bootstrap=bootstrap,
+                database_url=roles.component_url(component, database) if component else None,
+                kafka_env=secured.env_for(BY_COMPONENT[component].user) if secured and component else None,
+            )
         services = stack.enter_context(run_services(config, envs))
         s = config.secrets
         facts = StackFacts(
             hub_url=config.url("gateway"),
             hub_client_id=s.client_id,
             hub_client_secret=s.client_secret,
-            database_url=database_url,
+            # hubctl's role: what an SRE at this shell may do; the owner's URL is for migrations only.
+            database_url=roles.component_url("hubctl", database),
+            database_owner_url=owner_url,
             kafka_bootstrap_servers=bootstrap,
             operator_url=config.url("mock-operator"),
             rgs_url=config.url("mock-rgs"),
@@ -192,5 +212,6 @@ def run_stack(config: StackConfig, *, infra_mode: Mode = "auto") -> Iterator[Run
             webhook_secret=s.webhook_secret,
             service_urls=tuple((spec.name, config.url(spec.name)) for spec in config.services),
             kafka_topic_prefix=config.topic_prefix,
+            extra_env=tuple(secured.env_for(HUBCTL.user).items()) if secured else (),
         )
-        yield RunningStack(facts, services)
+        yield RunningStack(facts, services, roles)

@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub_common.secret_policy import DEV_MODE_ENV
 from hub_devstack.errors import PortInUseError
+from hub_devstack.kafka_security import SecuredKafka
+from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import LOOPBACK, port_is_free
 
 
@@ -50,10 +53,10 @@ class DemoSecrets:
     def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
         return cls(
             client_id=client_id,
-            client_secret=secrets.token_urlsafe(24),
+            client_secret=secrets.token_urlsafe(32),
             operator_client_id="integration-hub",
-            operator_secret=secrets.token_urlsafe(24),
-            webhook_secret=secrets.token_urlsafe(24),
+            operator_secret=secrets.token_urlsafe(32),
+            webhook_secret=secrets.token_urlsafe(32),
         )
 
 
@@ -74,6 +77,13 @@ class StackConfig:
     # None: provide the infrastructure (env, Docker, or local processes). Given: use as is.
     kafka_bootstrap: str | None = None
     admin_database_url: str | None = None
+    # Roles already provisioned on the given cluster (roles are cluster-wide: the tests' session owns them).
+    # None: the launcher generates passwords and creates the roles (docs/security.md).
+    db_roles: DatabaseRoles | None = None
+    # Kafka with TLS, SCRAM/mTLS principals and ACLs (`hub-up --secure`): a secured local broker is started,
+    # or `secured_kafka` (already running) is used. Off: PLAINTEXT on loopback.
+    secure_kafka: bool = False
+    secured_kafka: SecuredKafka | None = None
     database_name: str = "integration_hub"
     topic_prefix: str = ""
     operator_rate_per_minute: int = 60
@@ -99,8 +109,18 @@ def check_ports(config: StackConfig) -> None:
             raise PortInUseError(port, spec.port_env, spec.name)
 
 
-def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str, database_url: str) -> dict[str, str]:
-    """The variables one service gets on top of the caller's environment (names per docs/architecture.md)."""
+def service_env(
+    spec: ServiceSpec,
+    config: StackConfig,
+    *,
+    kafka_bootstrap: str,
+    database_url: str | None,
+    kafka_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The variables one service gets on top of the caller's environment (names per docs/architecture.md).
+
+    `database_url`: the service's own role (None: a mock, which has no database); `kafka_env`: the `KAFKA_*`
+    credentials of its principal on a secured broker."""
     s = config.secrets
     operator = {
         "URL": config.url("mock-operator"),
@@ -111,8 +131,11 @@ def service_env(spec: ServiceSpec, config: StackConfig, *, kafka_bootstrap: str,
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": config.topic_prefix,
-        "DATABASE_URL": database_url,
+        **({"DATABASE_URL": database_url} if database_url is not None else {}),
+        **(kafka_env or {}),
         "PYTHONUNBUFFERED": "1",
+        # A development stack: loopback http webhook receiver, generated secrets; see hub_common.secret_policy.
+        DEV_MODE_ENV: "1",
         spec.port_env: str(config.ports[spec.name]),
         f"{spec.env_prefix}HOST": LOOPBACK,
     }

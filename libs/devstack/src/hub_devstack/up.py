@@ -23,6 +23,8 @@ from hub_devstack.facts import StackFacts
 from hub_devstack.stack import RunningStack, exited, run_stack
 from hub_devstack.stack_config import StackConfig, ports_from_env
 
+SECURE_ENV = "HUB_SECURE"
+
 
 class _Stop(Exception):
     """Raised from the SIGTERM handler so the `with` blocks unwind exactly as on Ctrl-C."""
@@ -93,11 +95,18 @@ def _serve(running: RunningStack, env_file: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub-up", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".hub"), help="logs and env file (default .hub)")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        default=os.environ.get(SECURE_ENV, "").strip().lower() in ("1", "true", "yes", "on"),
+        help=f"Kafka with TLS, one SCRAM principal per service and ACLs (also: {SECURE_ENV}=1; docs/security.md)",
+    )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir
-    config = StackConfig(state_dir=state_dir, ports=ports_from_env(os.environ))
+    config = StackConfig(state_dir=state_dir, ports=ports_from_env(os.environ), secure_kafka=args.secure)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    print("Starting Kafka, PostgreSQL and the Hub services (first run may download the Kafka jars)...", flush=True)
+    kafka = "a secured Kafka (TLS, SCRAM, ACLs)" if args.secure else "Kafka"
+    print(f"Starting {kafka}, PostgreSQL and the Hub services (first run may download the Kafka jars)...", flush=True)
     try:
         with run_stack(config) as running:
             code = _serve(running, state_dir / "env")

@@ -16,7 +16,7 @@ from hubctl.cli import invoke
 from hubctl.context import HubctlSettings, load_env_file
 
 # Each module exposes `register(subparsers)`, declaring its commands with `hubctl.cli.command`.
-COMMAND_MODULES = ("health", "topics", "tx", "trace", "keys", "stats", "db", "webhooks", "dlq", "reconcile")
+COMMAND_MODULES = ("health", "topics", "tx", "trace", "keys", "stats", "db", "webhooks", "dlq", "reconcile", "recovery")
 
 
 def build_parser() -> argparse.ArgumentParser:

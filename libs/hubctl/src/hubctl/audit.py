@@ -40,7 +40,7 @@ def actor(settings: HubctlSettings) -> Actor:
     user = os_user()
     if settings.hubctl_actor and settings.hubctl_actor.strip():
         return Actor(settings.hubctl_actor.strip(), user)
-    if settings.hub_dev_mode:
+    if settings.dev_mode:
         return Actor(f"hubctl:{user}", user)
     raise HubctlError(
         "set HUBCTL_ACTOR (your name or ticket, e.g. HUBCTL_ACTOR=jane.doe) before changing anything; "

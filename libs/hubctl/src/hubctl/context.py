@@ -8,16 +8,18 @@ import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
 import asyncpg
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from hub_common.errors import DatabaseUnavailableError
+from hub_common.secret_policy import OptionalSecret, SecuredSettings
 from hub_common.settings import DatabaseSettings, KafkaSettings
 
 
-class HubctlSettings(BaseSettings):
+class HubctlSettings(SecuredSettings):
     # An empty variable (`HUBCTL_ACTOR=`) counts as unset.
     model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
 
@@ -28,12 +30,13 @@ class HubctlSettings(BaseSettings):
     dispatcher_url: str = "http://127.0.0.1:3011"
     reconciler_url: str = "http://127.0.0.1:3012"
     operator_client_id: str = "integration-hub"
-    operator_secret: SecretStr = SecretStr("")
+    # Only the commands that ask the operator need it.
+    operator_secret: Annotated[SecretStr, OptionalSecret()] = SecretStr("")
     # Who runs a command that changes something (`HUBCTL_ACTOR`): recorded in its audit rows. Required unless
     # `HUB_DEV_MODE` is set (see `hubctl.audit`).
     hubctl_actor: str | None = None
-    # `HUB_DEV_MODE=1`: a development stack (`make up` writes it to `.hub/env`); never set in production.
-    hub_dev_mode: bool = False
+    # `dev_mode` (SecuredSettings, `HUB_DEV_MODE=1`): a development stack (`make up` writes it to `.hub/env`);
+    # never set in production.
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 

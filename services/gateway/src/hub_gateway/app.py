@@ -106,7 +106,7 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
         yield
 
     async def operator(app: web.Application) -> AsyncIterator[None]:
-        client = OperatorClient(settings.operator)
+        client = OperatorClient(settings.operator, caller=SERVICE)
         budget = Budget(app[POOL], settings.operator)
         app[BALANCES] = OperatorBalanceService(client, budget, budget_timeout_s=settings.balance_budget_timeout_s)
         yield

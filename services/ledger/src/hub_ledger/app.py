@@ -64,7 +64,7 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
         await hub_kafka.ensure_topics(settings.kafka, [COMMANDS, TRANSACTIONS])
         pool = await db.create_pool(settings.database, reset_session=False)  # no session state is ever left
         producer = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
-        client = OperatorClient(settings.operator)
+        client = OperatorClient(settings.operator, caller=SERVICE)
         budget = Budget(pool, settings.operator)
         queues = PlayerQueues()
         store = Store(

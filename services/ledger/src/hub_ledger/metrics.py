@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from hub_common.transactions import TxRow
+
 TRANSITIONS = Counter("hub_ledger_transactions_total", "Final ledger outcomes", ["type", "status"])
 COMMANDS = Counter("hub_ledger_commands_total", "Commands consumed from hub.commands", ["outcome"])
 IN_FLIGHT = Gauge("hub_ledger_in_flight", "Commands fetched but not yet handled")
@@ -18,6 +20,17 @@ KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired ide
 KEY_CLEANUP_RUNS = Counter("hub_ledger_key_cleanup_runs_total", "Idempotency key cleanup runs", ["result"])
 GAUGE_RUNS = Counter("hub_ledger_state_gauge_runs_total", "Refreshes of the database state gauges", ["result"])
 COMPENSATION_RUNS = Counter("hub_ledger_compensation_runs_total", "Compensation job runs", ["result"])
+# The runbook's "average transaction duration": admission (created_at) to the final status (completed_at).
+DURATION = Histogram(
+    "hub_transaction_duration_seconds",
+    "Time from admission to the final status, by type and final status",
+    ["type", "status"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400),
+)
+# The runbook's operator "retry count": operator calls the ledger makes again after a failed one.
+OPERATOR_RETRIES = Counter(
+    "hub_ledger_operator_retries_total", "Operator calls to be made again after a failure", ["reason"]
+)
 
 # Children created at import (service start) at 0: increase() over a counter whose series appears with its first
 # event misses that event, and the credit alert must fire on the very first one.
@@ -26,6 +39,18 @@ for _type in ("WIN", "REFUND", "CANCEL"):
 for _type in ("BET", "WIN", "REFUND"):
     for _status in ("COMPLETED", "REJECTED", "FAILED"):
         TRANSITIONS.labels(_type, _status)
+        DURATION.labels(_type, _status)
+for _reason in ("rate_limited", "technical"):
+    OPERATOR_RETRIES.labels(_reason)
 DB_BATCH_SIZE = Histogram(
     "hub_ledger_db_batch_size", "Items per grouped database step", ["step"], buckets=(1, 2, 5, 10, 20, 50, 100, 200)
 )
+
+
+def finished(tx: TxRow) -> None:
+    """Count a transaction that reached its final status (`tx` as written) and time it from its admission."""
+    TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
+    if tx.completed_at is not None:
+        DURATION.labels(tx.type.value, tx.status.value).observe(
+            max((tx.completed_at - tx.created_at).total_seconds(), 0)
+        )

@@ -26,10 +26,9 @@ from hub_common.operator import (
     OperatorRejected,
     OperatorTechnicalError,
     OperatorTransaction,
-    OperatorTransactionRequest,
     Priority,
-    cancel_id,
-    operator_id,
+    cancel_request,
+    operator_request,
 )
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_common.transactions import TxRow
@@ -42,35 +41,6 @@ from hub_ledger.store import Store
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def operator_request(tx: TxRow) -> OperatorTransactionRequest:
-    return OperatorTransactionRequest(
-        transaction_id=operator_id(tx.client_id, tx.ref_id),
-        player_id=tx.player_id,
-        type=tx.type,
-        amount_cents=tx.amount_cents,
-        currency=tx.currency,
-        round_id=tx.round_id,
-        game_id=tx.game_id,
-        # The bet a WIN/REFUND refers to, under the id the operator knows it by.
-        original_transaction_id=operator_id(tx.client_id, tx.original_ref_id) if tx.original_ref_id else None,
-    )
-
-
-def cancel_request(tx: TxRow) -> OperatorTransactionRequest:
-    """The compensating REFUND of a BET: its own operator id, pointing at the bet's."""
-    bet_id = operator_id(tx.client_id, tx.ref_id)
-    return OperatorTransactionRequest(
-        transaction_id=cancel_id(bet_id),
-        player_id=tx.player_id,
-        type=TxType.REFUND,
-        amount_cents=tx.amount_cents,
-        currency=tx.currency,
-        round_id=tx.round_id,
-        game_id=tx.game_id,
-        original_transaction_id=bet_id,
-    )
 
 
 def completed(record: OperatorTransaction) -> Finish:
@@ -129,7 +99,7 @@ class Processor:
             return
         self._on_commit()
         if isinstance(decision, Finish):
-            metrics.TRANSITIONS.labels(tx.type.value, tx.status.value).inc()
+            metrics.finished(tx)
             return
         outcome = await self._settle(tx, attempt_noted=decision.attempt_noted)
         if outcome is None:
@@ -137,7 +107,7 @@ class Processor:
         done = await self._store.finish(tx.id, outcome)
         if done is not None:
             self._on_commit()
-            metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()
+            metrics.finished(done)
 
     def _deadline(self, tx: TxRow) -> datetime:
         seconds = self._settings.bet_deadline_s if tx.type is TxType.BET else self._settings.credit_deadline_s
@@ -182,12 +152,14 @@ class Processor:
                 continue
             except OperatorRateLimited as exc:
                 last_error = exc.message
+                metrics.OPERATOR_RETRIES.labels("rate_limited").inc()
                 await self._budget.defer(exc.retry_after_s)
             except CircuitOpenError:
                 continue
             except OperatorTechnicalError as exc:
                 last_error = exc.message
                 must_resolve = must_resolve or exc.outcome_unknown
+                metrics.OPERATOR_RETRIES.labels("technical").inc()
                 log.info("operator call failed; will retry", extra={"refId": tx.ref_id, "error": exc.message})
                 await self._sleep(min(backoff.next(), max(remaining, 0.0)))
                 await self._store.touch(tx.id)
@@ -240,4 +212,4 @@ class Processor:
                 log.error("credit not confirmed by its deadline", extra={"refId": tx.ref_id})
         if done is not None:
             self._on_commit()
-            metrics.TRANSITIONS.labels(done.type.value, done.status.value).inc()
+            metrics.finished(done)

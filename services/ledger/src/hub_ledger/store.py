@@ -198,13 +198,7 @@ class Store:
             tx = TxRow.from_record(record)
             done = (await transitions.finish_many(conn, [(tx, outcome)], record["tx_now"], actor=ACTOR))[tx.id]
             if done is not None:
-                await conn.execute(
-                    """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
-                       VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING""",
-                    tx_id,
-                    request["transactionId"],
-                    audit.to_json(request),
-                )
+                await transitions.compensate(conn, tx_id, request)
             return done
 
     # --- background jobs ---------------------------------------------------------------------------------

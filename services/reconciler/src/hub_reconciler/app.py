@@ -15,6 +15,7 @@ from aiohttp import web
 from hub_common import db, kafka
 from hub_common.http import CleanupCtx, Ops, background, closing, request_shutdown
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
+from hub_common.kafka_groups import GroupLagWatcher
 from hub_common.operator import Budget, OperatorClient
 from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
 from hub_reconciler import store
@@ -23,7 +24,7 @@ from hub_reconciler.feed import FeedPolicy, FeedPoller
 from hub_reconciler.join import JoinState
 from hub_reconciler.metrics import REPORT_SECONDS
 from hub_reconciler.settings import ReconcilerSettings
-from hub_reconciler.stream import JoinStream, OnFatal
+from hub_reconciler.stream import JOIN_TOPICS, JoinStream, OnFatal
 
 SERVICE = "reconciler"
 # The join's and the report's queries are estimated far above JIT's thresholds (a subquery per column of the
@@ -110,7 +111,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
     async def operator(_: web.Application) -> AsyncIterator[None]:
         # Feed pages are operator calls too: they wait their turn in the budget every process shares.
         app[BUDGET] = Budget(app[POOL], settings.operator)
-        app[OPERATOR] = OperatorClient(settings.operator)
+        app[OPERATOR] = OperatorClient(settings.operator, caller=SERVICE)
         yield
         await app[OPERATOR].close()
         await app[BUDGET].close()
@@ -139,7 +140,9 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
 
 
 def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list[CleanupCtx]:
-    jobs: list[CleanupCtx] = []
+    # faust's consumer is not hub_common's KafkaConsumer: its group (the app id) is measured from outside.
+    lag = GroupLagWatcher(settings.kafka, settings.kafka.topic(settings.app_id), JOIN_TOPICS)
+    jobs: list[CleanupCtx] = [background("consumer-lag", lambda _: lag.run(), on_fatal=request_shutdown)]
     if settings.feed_enabled:
 
         async def poll_feed(_: web.Application) -> None:

@@ -24,9 +24,10 @@ import orjson
 
 from hub_common.envelope import schema_of
 from hub_common.errors import InfrastructureError
-from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer
+from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer, ssl_context
 from hub_common.operator import OperatorRecord, operator_id
 from hub_common.schemas import TransactionEvent, TxStatus, TxType
+from hub_common.settings import KafkaSettings
 from hub_reconciler.join import JoinState, Touch
 from hub_reconciler.metrics import JOINED_RECORDS, SWEEPS
 from hub_reconciler.settings import ReconcilerSettings
@@ -51,6 +52,22 @@ class PoisonRecord(ValueError):
 
 def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap_servers.split(",") if host.strip())
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """faust's form of the credentials hub_common.kafka gives every other client (None: PLAINTEXT)."""
+    context = ssl_context(kafka)
+    if kafka.security_protocol == "SASL_SSL":
+        assert kafka.sasl_password is not None  # KafkaSettings refuses SASL_SSL without credentials
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
 
 
 def hub_key(value: bytes | None) -> tuple[str, bool] | None:
@@ -117,6 +134,7 @@ class JoinStream:
         self._app = faust.App(
             kafka.topic(settings.app_id),
             broker=broker_url(kafka.bootstrap_servers),
+            broker_credentials=broker_credentials(kafka),
             datadir=str(settings.data_dir),
             autodiscover=False,
             web_enabled=False,

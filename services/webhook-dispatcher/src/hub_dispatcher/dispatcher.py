@@ -234,6 +234,7 @@ class Dispatcher:
                 delivery, entry, reason=f"retries exhausted after {attempt} attempts: {entry.error or 'failed'}"
             )
         endpoint.count(_result_label(entry))
+        endpoint.ended(entry.outcome, attempt)
 
     async def _call(
         self, endpoint: Endpoint, delivery: Delivery, attempt: int, *, replay: bool

@@ -33,6 +33,7 @@ class Endpoint:
     client_timeout: aiohttp.ClientTimeout = field(init=False)
     latency: Histogram = field(init=False)
     _results: dict[str, Counter] = field(init=False, default_factory=dict)
+    _retries: dict[Outcome, Histogram] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signer = WebhookSigner(self.secrets)
@@ -41,6 +42,14 @@ class Endpoint:
         # Every result's child exists from the start at 0, so increase()/rate() see the first event of each.
         for result in (*(o.value for o in Outcome), "circuit_open"):
             self._results[result] = metrics.DELIVERIES.labels(endpoint=self.client_id, result=result)
+        for outcome in (Outcome.DELIVERED, Outcome.DEAD_LETTER):
+            self._retries[outcome] = metrics.RETRIES_PER_DELIVERY.labels(self.client_id, outcome.value)
+
+    def ended(self, outcome: Outcome, attempt: int) -> None:
+        """A delivery ended (delivered or dead-lettered) at its `attempt`-th attempt."""
+        histogram = self._retries.get(outcome)
+        if histogram is not None:
+            histogram.observe(attempt - 1)
 
     def count(self, result: str) -> None:
         child = self._results.get(result)

@@ -15,6 +15,14 @@ LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# The runbook's retries per webhook (its "average retry count"): how many retries a delivery needed before it
+# ended, delivered or dead-lettered.
+RETRIES_PER_DELIVERY = Histogram(
+    "hub_webhook_retries_per_delivery",
+    "Retries a webhook needed before it was delivered or dead-lettered.",
+    ["endpoint", "outcome"],
+    buckets=(0, 1, 2, 3, 4, 5, 6, 7, 10),
+)
 DEAD_LETTERS = Counter("hub_webhook_dlq_total", "Webhooks sent to the dead-letter topic.", ["endpoint", "reason"])
 BREAKER_STATE = Gauge(
     "hub_webhook_circuit_state", "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.", ["endpoint"]

@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from hub_common.secret_policy import DEV_MODE_ENV, HttpsUrl
 from hub_common.settings import BackendSettings, parse_secret_list
 
 # Contract section 4: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt.
@@ -17,7 +18,8 @@ DEFAULT_RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 3
 class EndpointSettings(BaseModel):
     """One RGS client's webhook endpoint. Several secrets are active during a rotation; each signs."""
 
-    url: str = Field(pattern=r"^https?://")
+    # https outside development: the payload names players and amounts, and the receiver's answer decides retries.
+    url: Annotated[str, HttpsUrl()] = Field(pattern=r"^https?://")
     secrets: Annotated[list[SecretStr], BeforeValidator(parse_secret_list)] = Field(min_length=1)
     # None: the service-wide defaults below.
     timeout_s: float | None = Field(default=None, gt=0)
@@ -85,8 +87,10 @@ def _plain(value: Any) -> Any:
 def to_environment(settings: DispatcherSettings) -> dict[str, str]:
     """The environment under which `python -m hub_dispatcher` loads exactly `settings` (secrets in clear):
     for launchers that run the dispatcher as a process (crash tests, benchmarks)."""
-    env = {}
+    env = {DEV_MODE_ENV: "1" if settings.dev_mode else "0"}
     for name, value in settings:
+        if name == "dev_mode":
+            continue  # one stack-wide switch, not a DISPATCHER_ variable
         plain = _plain(value)
         if plain is None:
             continue  # unset is the default; "null" would read back as a string

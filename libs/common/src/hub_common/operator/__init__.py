@@ -17,6 +17,7 @@ from hub_common.operator.errors import (
     OperatorTechnicalError,
 )
 from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
+from hub_common.operator.requests import cancel_request, operator_request
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "OperatorTransactionRequest",
     "Priority",
     "cancel_id",
+    "cancel_request",
     "operator_id",
     "operator_id_sql",
+    "operator_request",
 ]

@@ -34,14 +34,21 @@ from hub_common.telemetry import CORRELATION_HEADER, http_trace_headers
 
 log = logging.getLogger(__name__)
 
+# `caller` names who spends the operator's limit: `ledger`, `gateway` (balance reads), `reconciler` (the feed),
+# `hubctl` (resolve, replay, recovery).
 OPERATOR_CALLS = Counter(
-    "hub_operator_calls_total", "Operator API calls by endpoint and outcome", ["endpoint", "outcome"]
+    "hub_operator_calls_total", "Operator API calls by caller, endpoint and outcome", ["caller", "endpoint", "outcome"]
 )
-OPERATOR_LATENCY = Histogram("hub_operator_call_seconds", "Operator API call latency", ["endpoint"])
-# At 0 from the start for the outcomes the alerts count with increase(): their first event is then seen.
-for _endpoint in ("post", "get", "balance"):
-    for _outcome in ("429", "500", "502", "503"):
-        OPERATOR_CALLS.labels(_endpoint, _outcome)
+OPERATOR_LATENCY = Histogram("hub_operator_call_seconds", "Operator API call latency", ["caller", "endpoint"])
+# The endpoints each caller uses, and the outcomes alerts count with increase(): those children are at 0 from
+# the client's creation (the service's start), so the first event is seen.
+CALLER_ENDPOINTS = {
+    "ledger": ("post", "get"),
+    "gateway": ("balance",),
+    "reconciler": ("feed",),
+    "hubctl": ("get",),
+}
+ALERTED_OUTCOMES = ("200", "429", "500", "502", "503")
 
 _DEFAULT_RETRY_AFTER_S = 1.0
 FEED_PATH = "/v2/transactions"
@@ -137,10 +144,15 @@ def _iso(moment: datetime) -> str:
 
 
 class OperatorClient:
-    """One instance per process; owns its aiohttp session (call `close`)."""
+    """One instance per process; owns its aiohttp session (call `close`). `caller` labels its metrics."""
 
-    def __init__(self, settings: OperatorSettings, *, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, settings: OperatorSettings, *, caller: str, breaker: CircuitBreaker | None = None) -> None:
         self._settings = settings
+        self._caller = caller
+        for endpoint in CALLER_ENDPOINTS.get(caller, ()):
+            OPERATOR_LATENCY.labels(caller, endpoint)
+            for outcome in ALERTED_OUTCOMES:
+                OPERATOR_CALLS.labels(caller, endpoint, outcome)
         self._base = settings.url.rstrip("/")
         self.breaker = breaker or CircuitBreaker(
             "operator", failure_threshold=settings.breaker_failures, open_s=settings.breaker_reset_s
@@ -239,7 +251,7 @@ class OperatorClient:
     ) -> tuple[int, Any, dict[str, str]]:
         wait = self.breaker.acquire()
         if wait > 0:
-            OPERATOR_CALLS.labels(endpoint, "circuit_open").inc()
+            OPERATOR_CALLS.labels(self._caller, endpoint, "circuit_open").inc()
             raise CircuitOpenError(wait)
         raw = orjson.dumps(payload) if payload is not None else b""
         headers = {
@@ -251,7 +263,7 @@ class OperatorClient:
         if payload is not None:
             headers["Content-Type"] = "application/json"
         try:
-            with OPERATOR_LATENCY.labels(endpoint).time():
+            with OPERATOR_LATENCY.labels(self._caller, endpoint).time():
                 async with self._session.request(
                     method,
                     # Sent exactly as signed: the operator verifies the raw request target.
@@ -281,9 +293,9 @@ class OperatorClient:
         else:
             # Any other answer (429 included: the operator protecting itself) shows the operator is up.
             self.breaker.record_success()
-            OPERATOR_CALLS.labels(endpoint, str(status)).inc()
+            OPERATOR_CALLS.labels(self._caller, endpoint, str(status)).inc()
         return status, body, resp_headers
 
     def _failed(self, endpoint: str, outcome: str) -> None:
         self.breaker.record_failure()
-        OPERATOR_CALLS.labels(endpoint, outcome).inc()
+        OPERATOR_CALLS.labels(self._caller, endpoint, outcome).inc()

@@ -6,10 +6,9 @@ import argparse
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from hub_common.kafka import translate
+from hub_common.kafka import admin_client, client_options, translate
 from hub_common.settings import KafkaSettings
 from hubctl.cli import Subparsers, command
 from hubctl.context import HubctlSettings
@@ -21,8 +20,8 @@ def register(sub: Subparsers) -> None:
 
 
 async def collect(settings: KafkaSettings) -> list[dict[str, Any]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    admin = admin_client(settings, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     try:
         await admin.start()
         await consumer.start()

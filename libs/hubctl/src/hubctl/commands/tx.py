@@ -156,7 +156,7 @@ async def _operator_record(
     pool: asyncpg.Pool, operator: OperatorSettings, row: asyncpg.Record
 ) -> OperatorTransaction | None:
     """The operator's record of the row's refId (None: it never applied it), spending the shared budget."""
-    client = OperatorClient(operator)
+    client = OperatorClient(operator, caller="hubctl")
     budget = Budget(pool, operator)
     try:
         await budget.acquire(Priority.CREDIT, timeout_s=120)
