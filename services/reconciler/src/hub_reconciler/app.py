@@ -1,5 +1,6 @@
-"""Composition root: the aiohttp ops server (/health /ready /metrics) with the faust join, the feed poller and
-the daily run owned by its cleanup contexts, all in one process and one event loop."""
+"""Composition root: the aiohttp ops server (/health /ready /metrics) with the continuous join (its consumer and
+its sweep), the feed poller and the daily run owned by its cleanup contexts, all in one process and one event
+loop."""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ import asyncpg
 from aiohttp import web
 
 from hub_common import db, kafka
-from hub_common.http import CleanupCtx, Ops, background, closing, request_shutdown
+from hub_common.http import CleanupCtx, OnFatal, Ops, background, closing, request_shutdown
+from hub_common.jobs import every
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
-from hub_common.kafka_groups import GroupLagWatcher
 from hub_common.operator import Budget, OperatorClient
 from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
 from hub_reconciler import store
 from hub_reconciler.daily import DailyRuns
 from hub_reconciler.feed import FeedPolicy, FeedPoller
 from hub_reconciler.join import JoinState
-from hub_reconciler.metrics import REPORT_SECONDS
+from hub_reconciler.metrics import REPORT_SECONDS, SWEEP_RUNS
 from hub_reconciler.settings import ReconcilerSettings
-from hub_reconciler.stream import JOIN_TOPICS, JoinStream, OnFatal
+from hub_reconciler.stream import JoinStream
 
 SERVICE = "reconciler"
 # The join's and the report's queries are estimated far above JIT's thresholds (a subquery per column of the
@@ -40,10 +41,6 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 OPERATOR = web.AppKey("operator", OperatorClient)
 BUDGET = web.AppKey("budget", Budget)
 STREAM = web.AppKey("stream", JoinStream)
-
-
-def _fatal(exc: BaseException) -> None:
-    request_shutdown(f"join agent failed: {exc!r}")
 
 
 def feed_policy(settings: ReconcilerSettings) -> FeedPolicy:
@@ -79,7 +76,7 @@ def daily_runs(settings: ReconcilerSettings, pool: asyncpg.Pool) -> DailyRuns:
     )
 
 
-def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> web.Application:
+def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = request_shutdown) -> web.Application:
     app = web.Application()
 
     kafka_probe = KafkaProbe(settings.kafka)
@@ -88,7 +85,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         return POOL in app and await db.ping(app[POOL])
 
     async def stream_ok() -> bool:
-        return STREAM in app and app[STREAM].healthy
+        return STREAM in app and app[STREAM].running
 
     ops = Ops(SERVICE, {"kafka": kafka_probe.ping, "database": database_ok, "stream": stream_ok})
     ops.add_routes(app)
@@ -126,23 +123,34 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
         )
         # Events decided before a crash and not yet confirmed on Kafka go out first.
         await join.flush()
-        app[STREAM] = JoinStream(settings, pool=app[POOL], producer=app[PRODUCER], join=join, on_fatal=on_fatal)
+        app[STREAM] = JoinStream(settings, pool=app[POOL], producer=app[PRODUCER], join=join)
         await app[STREAM].start()
+        yield
+        await app[STREAM].stop()
+
+    async def ready(_: web.Application) -> AsyncIterator[None]:
         ops.ready = True
         yield
         ops.ready = False
-        await app[STREAM].stop()
 
     app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, operator, stream])
-
-    app.cleanup_ctx.extend(_background_jobs(app, settings))
+    app.cleanup_ctx.extend(
+        [
+            background("reconciler-join", lambda app: app[STREAM].run(), on_fatal=on_fatal),
+            background(
+                "reconciler-sweep",
+                lambda app: every(settings.sweep_interval_s, app[STREAM].sweep, SWEEP_RUNS, wake=app[STREAM].wake),
+                on_fatal=on_fatal,
+            ),
+            ready,
+        ]
+    )
+    app.cleanup_ctx.extend(_background_jobs(app, settings, on_fatal))
     return app
 
 
-def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list[CleanupCtx]:
-    # faust's consumer is not hub_common's KafkaConsumer: its group (the app id) is measured from outside.
-    lag = GroupLagWatcher(settings.kafka, settings.kafka.topic(settings.app_id), JOIN_TOPICS)
-    jobs: list[CleanupCtx] = [background("consumer-lag", lambda _: lag.run(), on_fatal=request_shutdown)]
+def _background_jobs(app: web.Application, settings: ReconcilerSettings, on_fatal: OnFatal) -> list[CleanupCtx]:
+    jobs: list[CleanupCtx] = []
     if settings.feed_enabled:
 
         async def poll_feed(_: web.Application) -> None:
@@ -159,13 +167,13 @@ def _background_jobs(app: web.Application, settings: ReconcilerSettings) -> list
                 await asyncio.sleep(_PURGE_INTERVAL_S)
 
         jobs += [
-            background("operator-feed-poller", poll_feed, on_fatal=request_shutdown),
-            background("operator-records-purge", purge_operator_records, on_fatal=request_shutdown),
+            background("operator-feed-poller", poll_feed, on_fatal=on_fatal),
+            background("operator-records-purge", purge_operator_records, on_fatal=on_fatal),
         ]
     if settings.daily_enabled:
 
         async def daily(_: web.Application) -> None:
             await daily_runs(settings, app[POOL]).run_forever()
 
-        jobs.append(background("daily-reconciliation", daily, on_fatal=request_shutdown))
+        jobs.append(background("daily-reconciliation", daily, on_fatal=on_fatal))
     return jobs

@@ -151,14 +151,21 @@ SELECT j.*, {VERDICT} AS verdict FROM (
 ) j OFFSET 0"""
 
 
-# The two selections: Hub entries created (and operator records created) in [$2, $3); or by operator id ($2).
+# The two selections: Hub entries created (and operator records created) in [$2, $3); or by operator id
+# (`by_keys`; `BY_KEYS`: the ids in $2).
 IN_RANGE = joined_query("t.created_at >= $2 AND t.created_at < $3", "o.created_at >= $2 AND o.created_at < $3")
-# By key: the transactions named (or whose cancel is named), found by index first; an OR of the two conditions
-# would scan the whole table.
-BY_KEYS = joined_query(
-    f"""t.id = ANY(ARRAY(SELECT x.id FROM transactions x WHERE {operator_id_sql("x")} = ANY($2::text[])
-                        UNION ALL
-                        SELECT k.transaction_id FROM ledger_compensations k
-                        WHERE k.operator_transaction_id = ANY($2::text[])))""",
-    "o.transaction_id = ANY($2::text[])",
-)
+
+
+def by_keys(keys: str) -> str:
+    """`joined_query` for the operator ids the SQL set `keys` names (a bet whose cancel is named comes too); the
+    transactions are found by index first (an OR of the two conditions would scan the whole table)."""
+    return joined_query(
+        f"""t.id = ANY(ARRAY(SELECT x.id FROM transactions x WHERE {operator_id_sql("x")} IN ({keys})
+                            UNION ALL
+                            SELECT k.transaction_id FROM ledger_compensations k
+                            WHERE k.operator_transaction_id IN ({keys})))""",
+        f"o.transaction_id IN ({keys})",
+    )
+
+
+BY_KEYS = by_keys("SELECT unnest($2::text[])")
