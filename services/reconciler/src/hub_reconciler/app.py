@@ -176,4 +176,10 @@ def _background_jobs(app: web.Application, settings: ReconcilerSettings, on_fata
             await daily_runs(settings, app[POOL]).run_forever()
 
         jobs.append(background("daily-reconciliation", daily, on_fatal=on_fatal))
+    else:
+        # The CronJob form runs the days: the service still exports what the daily-run alerts watch.
+        async def observe(_: web.Application) -> None:
+            await daily_runs(settings, app[POOL]).observe_forever()
+
+        jobs.append(background("daily-reconciliation-observer", observe, on_fatal=on_fatal))
     return jobs
