@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -89,6 +90,7 @@ async def test_join_survives_a_restart_mid_stream(
     kafka_settings: KafkaSettings,
     conn: asyncpg.Connection,
     role_db_settings: RoleDbSettings,
+    tmp_path: Path,
 ) -> None:
     for ref in ("ok", "amount", "missing", "late"):
         await hub_tx(conn, ref, created=NOW, completed=NOW)
@@ -104,6 +106,7 @@ async def test_join_survives_a_restart_mid_stream(
         batch_within_s=0.05,
         feed_enabled=False,
         daily_enabled=False,
+        data_dir=tmp_path / "faust",
     )
     failures: list[str] = []
     producer = KafkaProducer(kafka_settings, client_id="test")

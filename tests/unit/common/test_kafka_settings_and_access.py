@@ -31,7 +31,7 @@ from hub_devstack.tls import CertificateAuthority
 from hub_dispatcher.settings import DispatcherSettings
 from hub_ledger.settings import LedgerSettings
 from hub_reconciler.settings import ReconcilerSettings
-from hub_reconciler.stream import JOIN_TOPICS
+from hub_reconciler.stream import JOIN_TOPICS, broker_credentials
 
 PASSWORD = SecretStr("Zq8vN3kLp0Wm7Rt2Yx5Bc9Hd4Jf6Gs1A")
 
@@ -72,7 +72,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert "Zq8v" not in repr(kafka)
 
 
-def test_sasl_and_tls_reach_every_client(tmp_path: Path) -> None:
+def test_sasl_and_tls_reach_every_client_and_faust(tmp_path: Path) -> None:
     ca = CertificateAuthority(tmp_path)
     settings = KafkaSettings(
         security_protocol="SASL_SSL", sasl_username="hub-reconciler", sasl_password=PASSWORD, ssl_cafile=ca.certfile
@@ -86,6 +86,12 @@ def test_sasl_and_tls_reach_every_client(tmp_path: Path) -> None:
     context = options["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    credentials = broker_credentials(settings)
+    assert (credentials.username, credentials.mechanism.value, credentials.protocol.value) == (
+        "hub-reconciler",
+        "SCRAM-SHA-512",
+        "SASL_SSL",
+    )
 
 
 def test_mutual_tls_loads_the_client_certificate(tmp_path: Path) -> None:
@@ -95,7 +101,7 @@ def test_mutual_tls_loads_the_client_certificate(tmp_path: Path) -> None:
         security_protocol="SSL", ssl_cafile=ca.certfile, ssl_certfile=cert.certfile, ssl_keyfile=cert.keyfile
     )
     assert isinstance(ssl_context(settings), ssl.SSLContext)
-    assert client_options(settings)["security_protocol"] == "SSL"
+    assert broker_credentials(settings).protocol.value == "SSL"
     missing = settings.model_copy(update={"ssl_keyfile": tmp_path / "absent.key"})
     with pytest.raises(FatalError, match="cannot load the Kafka TLS files"):
         ssl_context(missing)

@@ -347,24 +347,6 @@ class Batch:
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """A record as it came from the broker: for a consumer that reads a field or two of very many records."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-
-
-@dataclass
-class RawBatch:
-    records: list[RawRecord] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-
 CONSUMER_LAG = Gauge(
     "hub_kafka_consumer_lag",
     "Records of a topic not yet committed by a consumer group, summed over the topic's partitions. Every member "
@@ -542,22 +524,6 @@ class KafkaConsumer:
                         timestamp_ms=msg.timestamp,
                     )
                 )
-        return batch
-
-    async def getmany_raw(self, *, timeout_ms: int = 1000, max_records: int | None = None) -> RawBatch:
-        """Undecoded records (no envelope parsed): the caller parks what it cannot use with `dead_letter`."""
-        try:
-            fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        except KafkaError as exc:
-            raise translate(exc) from exc
-        batch = RawBatch()
-        for tp, messages in fetched.items():
-            if not messages:
-                continue
-            batch.offsets[tp] = messages[-1].offset + 1
-            batch.records += [
-                RawRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ())) for m in messages
-            ]
         return batch
 
     async def dead_letter(

@@ -73,6 +73,7 @@ def _start_service(spec: ServiceSpec, config: StackConfig, extra: Mapping[str, s
 def run_services(config: StackConfig, envs: Mapping[str, Mapping[str, str]]) -> Iterator[list[RunningService]]:
     """Start `config.services` in order with their extra env, yield once all are ready, stop all on exit."""
     config.log_dir.mkdir(parents=True, exist_ok=True)
+    (config.state_dir / "reconciler").mkdir(exist_ok=True)
     services: list[RunningService] = []
     try:
         for spec in config.services:

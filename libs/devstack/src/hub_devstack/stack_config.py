@@ -149,7 +149,8 @@ def service_env(
         endpoint = {"url": config.url("mock-rgs") + "/webhooks", "secrets": [s.webhook_secret]}
         env["DISPATCHER_ENDPOINTS"] = json.dumps({s.client_id: endpoint})
     elif spec.name == "reconciler":
-        # Its reports live with the stack's other run-time files, not in the caller's working dir.
+        # faust's files and the reports live with the stack's other run-time files, not in the caller's working dir.
+        env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
         env["RECONCILER_REPORT_DIR"] = str(config.state_dir / "reconciliation-reports")
         # A local stack starts empty and is looked at within minutes: the feed reads every few seconds (its
         # calls wait behind every money movement in the shared budget) and findings wait 30 s, not 10 min.

@@ -1,5 +1,5 @@
-"""Composition root: the aiohttp ops server (/health /ready /metrics) with the continuous join (its consumer and
-its sweep), the feed poller and the daily run owned by its cleanup contexts, all in one process and one event
+"""Composition root: the aiohttp ops server (/health /ready /metrics) with the continuous join (its faust agent
+and its sweep), the feed poller and the daily run owned by its cleanup contexts, all in one process and one event
 loop."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hub_common import db, kafka
 from hub_common.http import CleanupCtx, OnFatal, Ops, background, closing, request_shutdown
 from hub_common.jobs import every
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProbe, KafkaProducer
+from hub_common.kafka_groups import GroupLagWatcher
 from hub_common.operator import Budget, OperatorClient
 from hub_common.reconciliation.report import RangeReport, day_bounds, wait_for_coverage
 from hub_reconciler import store
@@ -25,7 +26,7 @@ from hub_reconciler.feed import FeedPolicy, FeedPoller
 from hub_reconciler.join import JoinState
 from hub_reconciler.metrics import REPORT_SECONDS, SWEEP_RUNS
 from hub_reconciler.settings import ReconcilerSettings
-from hub_reconciler.stream import JoinStream
+from hub_reconciler.stream import JOIN_TOPICS, JoinStream
 
 SERVICE = "reconciler"
 # The join's and the report's queries are estimated far above JIT's thresholds (a subquery per column of the
@@ -123,7 +124,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = request_shut
         )
         # Events decided before a crash and not yet confirmed on Kafka go out first.
         await join.flush()
-        app[STREAM] = JoinStream(settings, pool=app[POOL], producer=app[PRODUCER], join=join)
+        app[STREAM] = JoinStream(settings, pool=app[POOL], producer=app[PRODUCER], join=join, on_fatal=on_fatal)
         await app[STREAM].start()
         yield
         await app[STREAM].stop()
@@ -136,7 +137,6 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = request_shut
     app.cleanup_ctx.extend([closing(kafka_probe.close), topics, producer, pool, operator, stream])
     app.cleanup_ctx.extend(
         [
-            background("reconciler-join", lambda app: app[STREAM].run(), on_fatal=on_fatal),
             background(
                 "reconciler-sweep",
                 lambda app: every(settings.sweep_interval_s, app[STREAM].sweep, SWEEP_RUNS, wake=app[STREAM].wake),
@@ -150,7 +150,9 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = request_shut
 
 
 def _background_jobs(app: web.Application, settings: ReconcilerSettings, on_fatal: OnFatal) -> list[CleanupCtx]:
-    jobs: list[CleanupCtx] = []
+    # faust's consumer is not hub_common's KafkaConsumer: its group (the app id) is measured from outside.
+    lag = GroupLagWatcher(settings.kafka, settings.kafka.topic(settings.app_id), JOIN_TOPICS)
+    jobs: list[CleanupCtx] = [background("consumer-lag", lambda _: lag.run(), on_fatal=on_fatal)]
     if settings.feed_enabled:
 
         async def poll_feed(_: web.Application) -> None:

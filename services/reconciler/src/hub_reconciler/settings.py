@@ -22,8 +22,10 @@ class ReconcilerSettings(BackendSettings):
     # The operator and the budget every replica of every service shares (same `budget_name` as the ledger's).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
-    # The join's consumer group (the Kafka topic prefix is added).
+    # faust app id: the join's consumer group and its internal topics' prefix (the Kafka topic prefix is added).
     app_id: str = "hub-reconciler"
+    # faust's own files (it keeps no table here; see stream.py).
+    data_dir: Path = Path(".cache/reconciler")
     # The join reads its input in batches of up to `batch_max` records, or what arrived within `batch_within_s`.
     batch_max: int = Field(default=5000, ge=1)
     batch_within_s: float = Field(default=0.2, gt=0)
