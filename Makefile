@@ -42,3 +42,20 @@ check-deploy: setup ## Render deploy/ and check it: kubernetes-validate, kube-sc
 
 migrate: setup ## Apply database migrations to DATABASE_URL
 	@$(UV) run --locked hub-migrate
+
+# ---- containers: images built without a registry, the testcontainers suite, the compose stack -------------------
+# The images `make images` builds; docker-compose.yml and `make test-docker` use the same names.
+HUB_IMAGE ?= integration-hub:local
+HUB_KAFKA_IMAGE ?= integration-hub/kafka:4.1.1
+HUB_POSTGRES_IMAGE ?= integration-hub/postgres:15
+CONTAINER_IMAGES := HUB_IMAGE="$(HUB_IMAGE)" HUB_KAFKA_IMAGE="$(HUB_KAFKA_IMAGE)" HUB_POSTGRES_IMAGE="$(HUB_POSTGRES_IMAGE)"
+
+.PHONY: images test-docker
+
+images: setup ## Build the Hub, Kafka and PostgreSQL images (no registry needed) and print their sizes
+	@$(CONTAINER_IMAGES) UV="$(UV)" scripts/images.sh
+
+test-docker: setup ## Integration tests on Kafka/PostgreSQL testcontainers, then the image and compose tests
+	@status=0; $(CONTAINER_IMAGES) HUB_INFRA=docker $(UV) run --locked pytest tests/integration tests/containers \
+		--ignore=tests/integration/devstack || status=$$?; \
+	$(UV) run --locked python -m hub_devstack.docker_containers; exit $$status

@@ -2,7 +2,8 @@
 # Installs what `make up` / `make test` need on a fresh machine: uv (via pip), and - only when missing and we are
 # root on Debian - Node.js (a tested example), a JDK, Maven and openssl (the Kafka broker from Maven Central jars,
 # and the secured one of the security tests) and PostgreSQL server binaries.
-# With Docker or KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, the system packages are not needed.
+# With KAFKA_BOOTSTRAP_SERVERS/DATABASE_URL set, or HUB_INFRA=docker|env, PostgreSQL's binaries are not needed.
+# (HUB_INFRA=auto may still fall back to local processes when Docker lacks the images, so they are installed.)
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -38,6 +39,8 @@ if [ ${#secured[@]} -gt 0 ]; then
   fi
 fi
 
+case ${HUB_INFRA:-auto} in docker | env) exit 0 ;; esac
+
 missing=()
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   have java || missing+=(openjdk-17-jre-headless)
@@ -47,14 +50,11 @@ if [ -z "${DATABASE_URL:-}" ]; then
   pg_bin || missing+=(postgresql)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  if docker info >/dev/null 2>&1; then
-    exit 0  # Docker will provide Kafka and PostgreSQL
-  fi
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "bootstrap: installing ${missing[*]} with apt-get" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: missing ${missing[*]}: install them, or set KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, or run Docker" >&2
+    echo "bootstrap: missing ${missing[*]}: install them, or set KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, or use Docker (make images, HUB_INFRA=docker)" >&2
     exit 2
   fi
 fi

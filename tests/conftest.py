@@ -1,6 +1,7 @@
 """Unit tests must not reach the network: a connect to anything but loopback fails the test.
 
-Tests under tests/integration are marked `integration` automatically and may use the real broker and database.
+Tests under tests/integration and tests/containers are marked `integration` automatically and may use the real
+broker and database (tests/containers: the images and the compose stack; `make test-docker` runs them).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _no_external_network(monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "/integration/" in str(item.path):
+        if "/integration/" in str(item.path) or "/tests/containers/" in str(item.path):
             item.add_marker(pytest.mark.integration)
 
 

@@ -1,7 +1,8 @@
 """One real Kafka broker and one PostgreSQL cluster per test session; topics and databases isolated per test.
 
-Where they come from (hub_devstack): `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set, else Docker when it
-answers, else local processes (Kafka 4.x from its Maven Central jars, a private `initdb` cluster).
+Where they come from (hub_devstack.infra, `HUB_INFRA=auto|env|docker|local`): `KAFKA_BOOTSTRAP_SERVERS` /
+`DATABASE_URL` when set, else Docker when it answers and has (or can pull) the images, else local processes
+(Kafka 4.x from its Maven Central jars, a private `initdb` cluster). The line saying which (and why) is printed.
 If neither can be had the fixtures fail: integration tests error, they are never skipped.
 Databases belong to the owner role and services connect as their own roles (hub_common.db_access), as in
 production; `postgres_admin_url` (a superuser) is for what only an administrator may do.
@@ -10,7 +11,7 @@ production; `postgres_admin_url` (a superuser) is for what only an administrator
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +19,37 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_devstack.infra import say
 from hub_devstack.kafka import delete_topics, provide_kafka
 from hub_devstack.postgres import provide_postgres
 from hub_devstack.postgres_roles import DatabaseRoles
 from support.roles import RoleDbSettings
 
 
+def _terminal(config: pytest.Config) -> Callable[[str], None]:
+    """Where the devstack's infrastructure line goes: the terminal, past output capturing."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return say
+
+    def show(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"infra: {line}", yellow=True)
+
+    return show
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    with provide_kafka() as bootstrap:
+def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
+    with provide_kafka(report=_terminal(pytestconfig)) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> Iterator[str]:
+def postgres_admin_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """URL of a superuser connection to the session's cluster (database `postgres`)."""
-    with provide_postgres() as url:
+    with provide_postgres(report=_terminal(pytestconfig)) as url:
         yield url
 
 

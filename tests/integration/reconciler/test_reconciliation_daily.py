@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from hub_common.reconciliation.report import RangeReport
 from hub_reconciler.daily import _DAILY_LOCK, DailyRuns
-from support.reconciliation_seed import feed_covered, hub_tx, op_record
+from support.reconciliation_seed import feed_covered, hub_tx, op_id, op_record
 from support.roles import RoleDbSettings
 
 DAYS = [date(2024, 3, 1) + timedelta(days=n) for n in range(3)]
@@ -46,7 +46,7 @@ async def seed(owner: asyncpg.Connection) -> None:
     for day in DAYS:
         noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
         await hub_tx(owner, f"bet-{day}", created=noon)
-        await op_record(owner, f"bet-{day}", created=noon)
+        await op_record(owner, op_id(f"bet-{day}"), created=noon)
 
 
 def runs(pool: asyncpg.Pool, tmp_path: Path, *, clock: datetime = NOW) -> DailyRuns:

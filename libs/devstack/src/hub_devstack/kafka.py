@@ -1,32 +1,27 @@
-"""A real Kafka broker for tests and `make up`.
-
-Order (mode "auto"): `KAFKA_BOOTSTRAP_SERVERS` when set; else the `apache/kafka` image when Docker answers;
-else a local broker from Maven Central jars (needs java and mvn). A mode can be forced: "env", "docker", "local".
+"""A real Kafka broker for tests and `make up`, from where `HUB_INFRA` says (see hub_devstack.infra):
+`KAFKA_BOOTSTRAP_SERVERS`, a container from `HUB_KAFKA_IMAGE`, or a local broker from Maven Central jars.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub_common.kafka import ping
 from hub_common.settings import KafkaSettings
 from hub_devstack.aio import run_sync
-from hub_devstack.docker_probe import docker_available
 from hub_devstack.errors import DevstackError
+from hub_devstack.infra import KAFKA, Mode, provide, say
 from hub_devstack.kafka_jars import JarCache
 from hub_devstack.kafka_local import LocalKafka
 from hub_devstack.kafka_security import BrokerSecurity
 from hub_devstack.paths import find_infra_dir, kafka_cache_dir
 
-Mode = Literal["auto", "env", "docker", "local"]
-ENV_VAR = "KAFKA_BOOTSTRAP_SERVERS"
+ENV_VAR = KAFKA.env_var
 
 __all__ = ["ENV_VAR", "LocalKafka", "Mode", "delete_topics", "local_kafka", "provide_kafka", "wait_for_kafka"]
 
@@ -52,23 +47,28 @@ def local_kafka(
     return LocalKafka(jars, infra / "kafka" / "log4j2.properties", security=security)
 
 
-@contextmanager
-def provide_kafka(mode: Mode = "auto", *, ready_timeout_s: float = 60.0) -> Iterator[str]:
-    """Yield bootstrap servers of a ready broker; stop whatever this call started on exit."""
-    given = os.environ.get(ENV_VAR)
-    if mode == "env" or (mode == "auto" and given):
-        if not given:
-            raise DevstackError(f"{ENV_VAR} is not set")
-        wait_for_kafka(given, timeout_s=ready_timeout_s)
-        yield given
-    elif mode == "docker" or (mode == "auto" and docker_available()):
-        from hub_devstack.kafka_docker import ApacheKafkaContainer  # noqa: PLC0415 - only with Docker
+def _in_docker(image: str) -> AbstractContextManager[str]:
+    # testcontainers (and the Docker SDK) are imported only when Docker is used.
+    from hub_devstack.docker_containers import kafka_in_docker  # noqa: PLC0415
 
-        with ApacheKafkaContainer() as container:
-            yield container.get_bootstrap_server()
-    else:
-        with local_kafka() as bootstrap:
-            yield bootstrap
+    return kafka_in_docker(image)
+
+
+@contextmanager
+def provide_kafka(
+    mode: Mode | None = None, *, ready_timeout_s: float = 60.0, report: Callable[[str], None] = say
+) -> Iterator[str]:
+    """Yield bootstrap servers of a ready broker; stop whatever this call started on exit.
+
+    `mode` None: `HUB_INFRA` decides. `report` gets the one line saying which container runs, or why auto mode
+    did not use Docker.
+    """
+
+    def ready(bootstrap: str) -> None:
+        wait_for_kafka(bootstrap, timeout_s=ready_timeout_s)
+
+    with provide(KAFKA, mode, report, ready=ready, docker=_in_docker, local=local_kafka) as bootstrap:
+        yield bootstrap
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> list[str]:

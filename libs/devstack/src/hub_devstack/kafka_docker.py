@@ -1,4 +1,4 @@
-"""The `apache/kafka` image under testcontainers (its KafkaContainer drives Confluent images only).
+"""The `apache/kafka` image (or infra/kafka's) under testcontainers (its KafkaContainer drives Confluent images only).
 
 The advertised listener must name the host port Docker mapped, known only after the container started, so the
 container's command waits for a start script that we copy in afterwards (testcontainers-java's approach).
@@ -12,9 +12,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from hub_devstack.kafka_local import READY_LINE
-from hub_devstack.paths import KAFKA_VERSION
 
-IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 START_SCRIPT = "/tmp/hub_kafka_start.sh"  # noqa: S108 - a path inside the container
 CLIENT_PORT = 9092
 
@@ -42,10 +40,14 @@ ENV = {
 
 
 class ApacheKafkaContainer(DockerContainer):
-    def __init__(self, image: str = IMAGE, *, startup_timeout_s: int = 90) -> None:
+    """The official image, or infra/kafka's (same variables, same start script path)."""
+
+    def __init__(self, image: str, *, startup_timeout_s: int = 90, labels: dict[str, str] | None = None) -> None:
         super().__init__(image)
         self._startup_timeout_s = startup_timeout_s
         self.with_exposed_ports(CLIENT_PORT)
+        if labels:
+            self.with_kwargs(labels=labels)
         for key, value in ENV.items():
             self.with_env(key, value)
         self.with_command(["sh", "-c", f"while [ ! -f {START_SCRIPT} ]; do sleep 0.1; done; exec sh {START_SCRIPT}"])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from hub_devstack.errors import DevstackError
-from hub_devstack.paths import KAFKA_VERSION
+from hub_devstack.paths import KAFKA_VERSION, find_infra_dir, kafka_cache_dir
 from hub_devstack.procs import require_tool
 
 MARKER = "COMPLETE"
@@ -82,3 +83,22 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main() -> int:
+    """`python -m hub_devstack.kafka_jars`: fill the cache (if needed) and print its jar directory.
+
+    `make images` copies that directory into the Kafka image, so the image runs the very jars the local broker does.
+    """
+    cache = JarCache(kafka_cache_dir())
+    try:
+        cache.ensure(find_infra_dir() / "kafka" / "pom.xml")
+    except DevstackError as exc:
+        print(f"kafka jars: {exc.message}", file=sys.stderr)
+        return 1
+    print(cache.libs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

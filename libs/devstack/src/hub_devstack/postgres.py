@@ -1,28 +1,22 @@
-"""A real PostgreSQL cluster for tests and `make up`.
-
-Order (mode "auto"): `DATABASE_URL` when set; else `postgres:15` under testcontainers when Docker answers;
-else a private `initdb` cluster. A mode can be forced: "env", "docker", "local".
+"""A real PostgreSQL cluster for tests and `make up`, from where `HUB_INFRA` says (see hub_devstack.infra):
+`DATABASE_URL`, a container from `HUB_POSTGRES_IMAGE`, or a private `initdb` cluster.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Literal
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from hub_devstack.aio import run_sync
-from hub_devstack.docker_probe import docker_available
 from hub_devstack.errors import DevstackError
+from hub_devstack.infra import POSTGRES, Mode, provide, say
 from hub_devstack.postgres_local import LocalPostgres
 
-Mode = Literal["auto", "env", "docker", "local"]
-ENV_VAR = "DATABASE_URL"
-IMAGE = "postgres:15"
+ENV_VAR = POSTGRES.env_var
 
 __all__ = ["ENV_VAR", "LocalPostgres", "Mode", "database_url_for", "provide_postgres", "wait_for_postgres"]
 
@@ -52,21 +46,25 @@ def wait_for_postgres(url: str, *, timeout_s: float = 60.0) -> None:
         time.sleep(1.0)
 
 
-@contextmanager
-def provide_postgres(mode: Mode = "auto", *, ready_timeout_s: float = 60.0) -> Iterator[str]:
-    """Yield a superuser URL to database `postgres`; stop whatever this call started on exit."""
-    given = os.environ.get(ENV_VAR)
-    if mode == "env" or (mode == "auto" and given):
-        if not given:
-            raise DevstackError(f"{ENV_VAR} is not set")
-        wait_for_postgres(given, timeout_s=ready_timeout_s)
-        yield given
-    elif mode == "docker" or (mode == "auto" and docker_available()):
-        from testcontainers.community.postgres import PostgresContainer  # noqa: PLC0415 - only with Docker
+def _in_docker(image: str) -> AbstractContextManager[str]:
+    # testcontainers (and the Docker SDK) are imported only when Docker is used.
+    from hub_devstack.docker_containers import postgres_in_docker  # noqa: PLC0415
 
-        container = PostgresContainer(IMAGE, username="postgres", password="postgres", dbname="postgres")  # noqa: S106 - throwaway container
-        with container:
-            yield container.get_connection_url(driver=None)
-    else:
-        with LocalPostgres() as url:
-            yield url
+    return postgres_in_docker(image)
+
+
+@contextmanager
+def provide_postgres(
+    mode: Mode | None = None, *, ready_timeout_s: float = 60.0, report: Callable[[str], None] = say
+) -> Iterator[str]:
+    """Yield a superuser URL to database `postgres`; stop whatever this call started on exit.
+
+    `mode` None: `HUB_INFRA` decides. `report` gets the one line saying which container runs, or why auto mode
+    did not use Docker.
+    """
+
+    def ready(url: str) -> None:
+        wait_for_postgres(url, timeout_s=ready_timeout_s)
+
+    with provide(POSTGRES, mode, report, ready=ready, docker=_in_docker, local=LocalPostgres) as url:
+        yield url

@@ -16,6 +16,8 @@ from hub_devstack.errors import DevstackError, StartupError, ToolMissingError
 from hub_devstack.procs import LOOPBACK, free_port, log_tail, wait_until
 
 SERVER_USER = "postgres"
+# A throwaway test/demo cluster: durability off (nothing survives it anyway), room for one test session's pools.
+SERVER_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=300")
 _HINT = "install the PostgreSQL server (e.g. `apt-get install postgresql-15`) or set DATABASE_URL"
 
 
@@ -104,9 +106,8 @@ class LocalPostgres:
                 "PostgreSQL initdb",
             )  # fmt: skip
             pwfile.unlink()
-            options = (
-                f"-p {port} -c listen_addresses={LOOPBACK} -k {workdir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            options = f"-p {port} -c listen_addresses={LOOPBACK} -k {workdir} " + " ".join(
+                f"-c {setting}" for setting in SERVER_SETTINGS
             )
             self._run(
                 [self._pg_ctl, "start", "-D", str(data), "-l", str(workdir / "postgres.log"), "-o", options,

@@ -23,7 +23,8 @@ from hub_common.settings import KafkaSettings
 from hub_devstack.aio import run_sync
 from hub_devstack.errors import DevstackError, StartupError
 from hub_devstack.facts import StackFacts
-from hub_devstack.kafka import Mode, provide_kafka
+from hub_devstack.infra import Mode
+from hub_devstack.kafka import provide_kafka
 from hub_devstack.kafka_security import SecuredKafka, apply_access, secured_kafka
 from hub_devstack.postgres import provide_postgres
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -131,7 +132,7 @@ def exited(services: list[RunningService]) -> list[RunningService]:
 
 
 @contextmanager
-def _kafka(config: StackConfig, mode: Mode) -> Iterator[tuple[str, SecuredKafka | None]]:
+def _kafka(config: StackConfig, mode: Mode | None) -> Iterator[tuple[str, SecuredKafka | None]]:
     if config.secured_kafka is not None:
         yield config.secured_kafka.bootstrap, config.secured_kafka
     elif config.secure_kafka:
@@ -155,7 +156,7 @@ def _secure_topics(config: StackConfig, secured: SecuredKafka) -> None:
 
 
 @contextmanager
-def _postgres(config: StackConfig, mode: Mode) -> Iterator[str]:
+def _postgres(config: StackConfig, mode: Mode | None) -> Iterator[str]:
     if config.admin_database_url:
         yield config.admin_database_url
     else:
@@ -171,8 +172,11 @@ class RunningStack:
 
 
 @contextmanager
-def run_stack(config: StackConfig, *, infra_mode: Mode = "auto") -> Iterator[RunningStack]:
-    """Start everything, yield once every service is ready, stop everything on exit (also on failure)."""
+def run_stack(config: StackConfig, *, infra_mode: Mode | None = None) -> Iterator[RunningStack]:
+    """Start everything, yield once every service is ready, stop everything on exit (also on failure).
+
+    `infra_mode` None: `HUB_INFRA` decides where Kafka and PostgreSQL come from.
+    """
     check_ports(config)
     with ExitStack() as stack:
         bootstrap, secured = stack.enter_context(_kafka(config, infra_mode))
@@ -212,6 +216,8 @@ def run_stack(config: StackConfig, *, infra_mode: Mode = "auto") -> Iterator[Run
             webhook_secret=s.webhook_secret,
             service_urls=tuple((spec.name, config.url(spec.name)) for spec in config.services),
             kafka_topic_prefix=config.topic_prefix,
+            hub_second_client_id=s.second_client_id if s.second_client_secret else "",
+            hub_second_client_secret=s.second_client_secret,
             extra_env=tuple(secured.env_for(HUBCTL.user).items()) if secured else (),
         )
         yield RunningStack(facts, services, roles)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub_common.secret_policy import DEV_MODE_ENV
+from hub_common.services import SERVICES as CATALOG
 from hub_devstack.errors import PortInUseError
 from hub_devstack.kafka_security import SecuredKafka
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -29,15 +30,8 @@ class ServiceSpec:
         return f"{self.env_prefix}PORT"
 
 
-# Start order: the mocks first (peers of the Hub services), the gateway last (it takes traffic).
-SERVICES = (
-    ServiceSpec("mock-operator", "mock_operator", "MOCK_OPERATOR_", 3001),
-    ServiceSpec("mock-rgs", "mock_rgs", "MOCK_RGS_", 3002),
-    ServiceSpec("ledger", "hub_ledger", "LEDGER_", 3010),
-    ServiceSpec("webhook-dispatcher", "hub_dispatcher", "DISPATCHER_", 3011),
-    ServiceSpec("reconciler", "hub_reconciler", "RECONCILER_", 3012),
-    ServiceSpec("gateway", "hub_gateway", "GATEWAY_", 3000),
-)
+# Start order (hub_common.services): the mocks first (peers of the Hub services), the gateway last (it takes traffic).
+SERVICES = tuple(ServiceSpec(s.name, s.module, s.env_prefix, s.default_port) for s in CATALOG)
 BY_NAME = {spec.name: spec for spec in SERVICES}
 
 
@@ -48,6 +42,9 @@ class DemoSecrets:
     operator_client_id: str
     operator_secret: str
     webhook_secret: str
+    # A second RGS client, so cross-client requests can be tried (its refIds, bets and tombstones are its own).
+    second_client_id: str = "rgs-demo-2"
+    second_client_secret: str = ""
 
     @classmethod
     def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
@@ -57,7 +54,15 @@ class DemoSecrets:
             operator_client_id="integration-hub",
             operator_secret=secrets.token_urlsafe(32),
             webhook_secret=secrets.token_urlsafe(32),
+            second_client_secret=secrets.token_urlsafe(32),
         )
+
+    def clients(self) -> dict[str, str]:
+        """Every demo RGS client and its secret."""
+        found = {self.client_id: self.client_secret}
+        if self.second_client_secret:
+            found[self.second_client_id] = self.second_client_secret
+        return found
 
 
 def ports_from_env(environ: Mapping[str, str]) -> dict[str, int]:
@@ -147,7 +152,7 @@ def service_env(
         env["MOCK_RGS_SECRETS"] = json.dumps([s.webhook_secret])
     elif spec.name == "webhook-dispatcher":
         endpoint = {"url": config.url("mock-rgs") + "/webhooks", "secrets": [s.webhook_secret]}
-        env["DISPATCHER_ENDPOINTS"] = json.dumps({s.client_id: endpoint})
+        env["DISPATCHER_ENDPOINTS"] = json.dumps({client: endpoint for client in s.clients()})
     elif spec.name == "reconciler":
         # faust's files and the reports live with the stack's other run-time files, not in the caller's working dir.
         env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
@@ -164,7 +169,7 @@ def service_env(
             }
         )
     elif spec.name == "gateway":
-        env["GATEWAY_CLIENTS"] = json.dumps({s.client_id: [s.client_secret]})
+        env["GATEWAY_CLIENTS"] = json.dumps({client: [secret] for client, secret in s.clients().items()})
     if config.topic_prefix:
         # A prefixed stack shares the broker with others: its consumer groups must not join theirs.
         env.update(

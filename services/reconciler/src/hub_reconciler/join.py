@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,26 +41,26 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OP_ID = operator_id_sql("t")
 
 
-# The ids a batch names, plus their partners (the cancel of a FAILED bet and the bet are judged together): a FAILED
-# bet's cancel is looked up from the bet ($2, few), a cancel's bet from the cancel ($3, a probe of the small
-# compensations table). An id already pending keeps its row untouched: it is judged when its grace ends anyway.
-# An id judged before and named again (a late record) is pending again with its old, past due time: counted, so
-# the caller can have it judged at once.
+# The ids a batch names: operator ids ($1), the Hub transactions' (by id, $2: their stored operator id column),
+# plus their partners (the cancel of a FAILED bet and the bet are judged together): a FAILED bet's cancel is looked
+# up from the bet ($3, few), a cancel's bet from the cancel ($1, a probe of the small compensations table). An id
+# already pending keeps its row untouched: it is judged when its grace ends anyway. An id judged before and named
+# again (a late record) is pending again with its old, past due time: counted, so the caller can have it judged at
+# once.
 _TOUCH = f"""
 WITH keys AS (
         SELECT unnest($1::text[]) AS key
-        UNION SELECT c.operator_transaction_id
-              FROM transactions t JOIN ledger_compensations c ON c.transaction_id = t.id
-              WHERE {_OP_ID} = ANY($2::text[])
+        UNION SELECT {_OP_ID} FROM transactions t WHERE t.id = ANY($2::uuid[])
+        UNION SELECT c.operator_transaction_id FROM ledger_compensations c WHERE c.transaction_id = ANY($3::uuid[])
         UNION SELECT {_OP_ID} FROM ledger_compensations c JOIN transactions t ON t.id = c.transaction_id
-              WHERE c.operator_transaction_id = ANY($3::text[])),
+              WHERE c.operator_transaction_id = ANY($1::text[])),
      stored AS (
         INSERT INTO reconciliation_join AS j (operator_id, first_seen_at, due_at, pending, updated_at)
         SELECT key, $4::timestamptz, $4::timestamptz + $5::interval, true, $4::timestamptz FROM keys
         ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at WHERE NOT j.pending
         RETURNING xmax::text <> '0' AS reopened)
 SELECT count(*) FILTER (WHERE reopened) FROM stored
-"""
+"""  # noqa: S608 - _OP_ID is the operator id column (hub_common.operator.ids)
 
 
 _SETTLED = ", ".join(f"'{o.value}'" for o in SETTLED)
@@ -92,19 +93,17 @@ WITH due AS MATERIALIZED (
 SELECT (SELECT count(*) FROM due) AS n,
        (SELECT jsonb_agg(jsonb_build_object('key', j.operator_id, 'open', j.open, 'events', j.events, 'row', j.row))
         FROM judged j WHERE NOT (j.later OR j.quiet)) AS rest
-"""
+"""  # noqa: S608 - by_keys over a constant set, the outcomes are constants of hub_common.reconciliation.rules
 
 
 @dataclass
 class Touch:
-    """The operator ids one batch of the two topics names."""
+    """What one batch of the two topics names: Hub transactions (by id: the join reads their stored operator id,
+    never derives it), the FAILED bets among them, and operator ids."""
 
-    hub: list[str] = field(default_factory=list)
-    failed_bets: list[str] = field(default_factory=list)
+    transactions: list[uuid.UUID] = field(default_factory=list)
+    failed_bets: list[uuid.UUID] = field(default_factory=list)
     operator: list[str] = field(default_factory=list)
-
-    def keys(self) -> list[str]:
-        return [*self.hub, *self.operator]
 
 
 @dataclass(frozen=True)
@@ -134,9 +133,9 @@ class JoinState:
 
     async def touch(self, conn: db.Connection | asyncpg.Pool, touch: Touch) -> int:
         """Mark the ids pending; returns how many had been judged already (due again at once)."""
-        if not (touch.hub or touch.operator):
+        if not (touch.transactions or touch.operator):
             return 0
-        args = (touch.keys(), touch.failed_bets, touch.operator, self._clock(), self._grace)
+        args = (touch.operator, touch.transactions, touch.failed_bets, self._clock(), self._grace)
         return int(await conn.fetchval(_TOUCH, *args) or 0)
 
     async def settle(self, *, limit: int) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ from hub_common.envelope import schema_of
 from hub_common.errors import InfrastructureError
 from hub_common.http import OnFatal
 from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer, ssl_context
-from hub_common.operator import OperatorRecord, operator_id
+from hub_common.operator import OperatorRecord
 from hub_common.schemas import TransactionEvent, TxStatus, TxType
 from hub_common.settings import KafkaSettings
 from hub_reconciler.join import JoinState, Touch
@@ -78,19 +79,23 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
-def hub_key(value: bytes | None) -> tuple[str, bool] | None:
-    """The operator id a hub.transactions record touches, and whether it is a FAILED bet (its cancel is judged
-    with it); None: not final yet, nothing to reconcile."""
+def hub_transaction(value: bytes | None) -> tuple[uuid.UUID, bool] | None:
+    """The Hub transaction a hub.transactions record touches, and whether it is a FAILED bet (its cancel is judged
+    with it); None: not final yet, nothing to reconcile.
+
+    By its transactionId: the join finds its operator id in the row (`transactions.operator_id`), never derives
+    it (a row admitted before refIds were per client was sent under its refId)."""
     envelope = _envelope(value, _HUB_SCHEMA)
     try:
-        payload = envelope["payload"]
-        tx = payload["transaction"]
+        tx = envelope["payload"]["transaction"]
         status = tx["status"]
         if status not in _FINAL:
             return None
-        return operator_id(str(payload["clientId"]), str(tx["refId"])), status == _FAILED and tx.get("type") == _BET
+        return uuid.UUID(str(tx["transactionId"])), status == _FAILED and tx.get("type") == _BET
     except (KeyError, TypeError) as exc:
         raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: missing {exc}") from None
+    except ValueError:
+        raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: transactionId is not a uuid") from None
 
 
 def operator_key(value: bytes | None) -> str:
@@ -196,9 +201,9 @@ class JoinStream:
                 if source == OPERATOR_TRANSACTIONS:
                     touch.operator.append(operator_key(value))
                 else:
-                    touched = hub_key(value)
+                    touched = hub_transaction(value)
                     if touched is not None:
-                        touch.hub.append(touched[0])
+                        touch.transactions.append(touched[0])
                         if touched[1]:
                             touch.failed_bets.append(touched[0])
             except PoisonRecord as exc:

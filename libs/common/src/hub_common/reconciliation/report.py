@@ -56,7 +56,7 @@ _SLICE = f"""
 SELECT CASE WHEN j.verdict[1] IN ({_OUTCOMES}) THEN j.verdict[1] ELSE 'M' END,
        CASE WHEN j.verdict[1] IN ({_OUTCOMES}) THEN NULL ELSE to_jsonb(j) END
 FROM ({IN_RANGE}) j WHERE j.verdict[1] <> 'MATCHED'
-"""
+"""  # noqa: S608 - IN_RANGE and the outcomes are constants of hub_common.reconciliation.rules
 _MISMATCH_LINE = b'M,"'
 # JIT compiling the wide verdict expression costs more than it saves on these rows (measured: 1-2 s of compiling
 # for a day whose join runs in about two).
