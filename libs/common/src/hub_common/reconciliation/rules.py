@@ -46,6 +46,8 @@ class Outcome(StrEnum):
 
 SETTLED = frozenset({Outcome.MATCHED, Outcome.NO_EFFECT, Outcome.CANCELLED})
 UNDECIDED = frozenset({Outcome.IN_FLIGHT, Outcome.AWAITING_FEED})
+# The verdicts that are not mismatches, as a SQL text[] literal (`NOT (verdict <@ '...'::text[])`: a mismatch).
+NOT_MISMATCHES = "{" + ",".join(o.value for o in Outcome) + "}"
 
 _OP_ID = operator_id_sql("t")
 
