@@ -15,7 +15,7 @@ import sys
 from bench.report import Report
 from hub_common.secret_policy import DEV_MODE_ENV
 
-BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler")
+BENCHMARKS = ("gateway", "ledger", "dispatcher", "reconciler", "overload")
 
 
 def main(argv: list[str] | None = None) -> int:

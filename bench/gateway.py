@@ -2,9 +2,9 @@
 
 The gateway runs as `python -m hub_gateway` with real Kafka and PostgreSQL, GATEWAY_OUTCOME_BUDGET_S=0 (an
 admitted command answers 202 at once: this measures verify + validate + idempotent admit + acked produce, not
-the ledger) and no backlog bound. The baseline is this module run as `python -m bench.gateway`: an aiohttp app
-that reads the body and answers 201. One client session drives signed POSTs, each with its own refId and key,
-pre-built before the clock starts.
+the ledger) and a lifted operator budget (admission control never refuses). The baseline is this module run as
+`python -m bench.gateway`: an aiohttp app that reads the body and answers 201. One client session drives signed
+POSTs, each with its own refId and key, pre-built before the clock starts.
 
 `gateway_cpu_pct` is the gateway process's CPU use during a level (100 = one core): at 100 the gateway itself is
 the bound; below it, the machine (database, broker, the client) is. With `BENCH_PROFILE=<dir>` the gateway runs
@@ -180,7 +180,8 @@ async def run(quick: bool) -> Report:
             topic_prefix=prefix,
             extra_env={
                 "GATEWAY_OUTCOME_BUDGET_S": "0",
-                "GATEWAY_MAX_BACKLOG": "0",
+                # No ledger drains the queue: a lifted operator budget keeps every BET within its useful life.
+                "GATEWAY_OPERATOR__RATE_PER_MINUTE": str(10**9),
                 "TELEMETRY_LOG_LEVEL": "WARNING",
             },
         )

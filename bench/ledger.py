@@ -32,6 +32,7 @@ from bench.report import Report, Target
 from bench.stack import Database, PeakRss, Service, fresh_database, infra, service, topic_prefix
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, ensure_topics
+from hub_common.operator import operator_id
 from hub_common.schemas import TransactionCommand, TxType
 from hub_common.settings import KafkaSettings
 from hub_common.telemetry import kafka_headers
@@ -134,6 +135,7 @@ async def preload_rows(database_url: str, commands: list[TransactionCommand]) ->
                     "correlation_id",
                     "created_at",
                     "updated_at",
+                    "operator_id",
                 ],
                 records=[
                     (
@@ -154,6 +156,7 @@ async def preload_rows(database_url: str, commands: list[TransactionCommand]) ->
                         c.ref_id,
                         c.admitted_at,
                         c.admitted_at,
+                        operator_id(c.client_id, c.ref_id),
                     )
                     for c in commands
                 ],

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from bench.report import Report, Target, rss_mb
 from bench.stack import PeakRss, fresh_database, infra, service, topic_prefix
 from hub_common.kafka import OPERATOR_TRANSACTIONS, TRANSACTIONS, ensure_topics
+from hub_common.operator.ids import operator_id_expr
 from hub_common.settings import KafkaSettings
 
 FULL_ROWS = 1_000_000
@@ -36,35 +37,38 @@ TARGET_RATIO = 2.0
 TARGET_STREAM_PER_S = 20_000.0
 TARGET_RSS_MB = 300.0
 
-# Category by i % 1000 (0.1 % each); everything else is a matched COMPLETED BET.
-_SEED = """
+# Category by i % 1000 (0.1 % each); everything else is a matched COMPLETED BET. The operator knows row i as
+# the operator id of refId 'r' || i of the client (hub_common.operator.ids).
+_OP_ID = operator_id_expr("'rgs-demo'", "'r' || i")
+_SEED = f"""
 INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash, status,
-                          attempts, created_at, updated_at, completed_at)
+                          attempts, created_at, updated_at, completed_at, operator_id)
 SELECT md5('t' || i)::uuid, 'rgs-demo', 'r' || i,
        CASE WHEN i % 1000 = 2 THEN 'REFUND' ELSE 'BET' END, 'p-' || (i % 5000), 100 + i % 1000, 'EUR', 'h',
        CASE i % 1000 WHEN 1 THEN 'REJECTED' WHEN 8 THEN 'PROCESSING' ELSE 'COMPLETED' END,
        CASE WHEN i % 1000 = 2 THEN 0 ELSE 1 END,
        $1::timestamptz + (i * 86399.0 / $2) * interval '1 second',
        $1::timestamptz + (i * 86399.0 / $2) * interval '1 second',
-       CASE WHEN i % 1000 = 8 THEN NULL ELSE $1::timestamptz + (i * 86399.0 / $2 + 0.5) * interval '1 second' END
+       CASE WHEN i % 1000 = 8 THEN NULL ELSE $1::timestamptz + (i * 86399.0 / $2 + 0.5) * interval '1 second' END,
+       {_OP_ID}
 FROM generate_series(1, $2) AS i WHERE i % 1000 <> 7;
 INSERT INTO operator_transactions (transaction_id, operator_transaction_id, player_id, type, amount_cents, currency,
                                    status, created_at, seen_at, record)
-SELECT CASE WHEN i % 1000 = 7 THEN 'ghost' || i ELSE 'r' || i END, 'op-' || i, 'p-' || (i % 5000), 'BET',
+SELECT CASE WHEN i % 1000 = 7 THEN 'ghost' || i ELSE {_OP_ID} END, 'op-' || i, 'p-' || (i % 5000), 'BET',
        CASE WHEN i % 1000 = 4 THEN 1 ELSE 100 + i % 1000 END,
        CASE WHEN i % 1000 = 5 THEN 'USD' ELSE 'EUR' END,
        CASE WHEN i % 1000 = 6 THEN 'REVERSED' ELSE 'COMPLETED' END,
-       $1::timestamptz + (i * 86399.0 / $2 + 0.2) * interval '1 second', $1::timestamptz + interval '2 days', '{}'
+       $1::timestamptz + (i * 86399.0 / $2 + 0.2) * interval '1 second', $1::timestamptz + interval '2 days', '{{}}'
 FROM generate_series(1, $2) AS i WHERE i % 1000 NOT IN (1, 2, 3, 8);
 INSERT INTO operator_feed_state (name, window_from, window_to, cursor, covered_to)
 VALUES ('operator', $1::timestamptz, $1::timestamptz + interval '2 days', NULL, $1::timestamptz + interval '2 days');
 ANALYZE transactions; ANALYZE operator_transactions;
-"""
+"""  # noqa: S608 - _OP_ID is hub_common.operator.ids' expression over literals
 
 _UNSETTLED = "SELECT EXISTS (SELECT 1 FROM reconciliation_join WHERE pending AND due_at < now() - interval '2 s')"
 _PLAIN_JOIN = """
 SELECT t.ref_id, t.type, t.status, t.amount_cents, t.currency, o.transaction_id, o.status, o.amount_cents, o.currency
-FROM transactions t FULL OUTER JOIN operator_transactions o ON o.transaction_id = t.ref_id
+FROM transactions t FULL OUTER JOIN operator_transactions o ON o.transaction_id = t.operator_id
 """
 
 
@@ -109,7 +113,9 @@ async def publish_events(kafka: KafkaSettings, database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
-            async for r in conn.cursor("SELECT ref_id, status FROM transactions WHERE status <> 'PROCESSING'"):
+            async for r in conn.cursor(
+                "SELECT id::text AS id, ref_id, status FROM transactions WHERE status <> 'PROCESSING'"
+            ):
                 value = orjson.dumps(
                     {
                         "schema": "TransactionEvent/1",
@@ -118,7 +124,7 @@ async def publish_events(kafka: KafkaSettings, database_url: str) -> int:
                         "correlationId": "bench",
                         "payload": {
                             "clientId": "rgs-demo",
-                            "transaction": {"refId": r["ref_id"], "status": r["status"]},
+                            "transaction": {"transactionId": r["id"], "refId": r["ref_id"], "status": r["status"]},
                         },
                     }
                 )

@@ -29,6 +29,7 @@ import yaml
 from pydantic import SecretStr
 
 from hub_client import verify_webhook
+from hub_common.operator import operator_id
 from hub_devstack.docker_engine import DockerEngine
 from hub_devstack.procs import free_port
 from hub_gateway.client import GatewayClient, GatewayResponse
@@ -252,7 +253,7 @@ async def test_signed_requests_are_answered_201_and_202_and_their_webhooks_verif
         completed = await _final(gateway, win)
         assert completed.body["balanceCents"] == 10_750
         assert (await operator.player(player)).balance_cents == 10_750
-        assert (await operator.ledger()).apply_counts[win] == 1
+        assert (await operator.ledger()).apply_counts[operator_id("rgs-demo", win)] == 1
 
         for ref_id in (bet, win):
             delivery = await _webhook(rgs, ref_id)

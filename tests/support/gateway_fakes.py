@@ -78,5 +78,5 @@ class FakeTransactions:
 class FakeBalances:
     balances: dict[str, Balance] = field(default_factory=dict)
 
-    async def balance(self, player_id: str, correlation_id: str) -> Balance:
+    async def balance(self, client_id: str, player_id: str, correlation_id: str) -> Balance:
         return self.balances[player_id]

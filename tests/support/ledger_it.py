@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from hub_common.envelope import wrap
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProducer
-from hub_common.operator import OperatorSettings
+from hub_common.operator import OperatorSettings, operator_id
 from hub_common.schemas import TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_ledger.settings import LedgerSettings
@@ -25,6 +25,11 @@ from mock_operator.admin_client import OperatorAdminClient
 
 OPERATOR_SECRET = SecretStr("it-operator-secret")
 CLIENT_ID = "rgs-demo"
+
+
+def op_id(ref_id: str, client_id: str = CLIENT_ID) -> str:
+    """The id the operator knows the client's `ref_id` by (hub_common.operator.ids)."""
+    return operator_id(client_id, ref_id)
 
 
 def ledger_settings(
@@ -54,6 +59,8 @@ def ledger_settings(
         "retry_max_s": 0.2,
         "sweep_interval_s": 0.5,
         "compensation_interval_s": 0.2,
+        # Above the operator timeout plus the margin a call needs; short, so an expired lease is quick to test.
+        "lease_ttl_s": 6.0,
     }
     base.update(overrides)
     return LedgerSettings(**base)
@@ -68,6 +75,8 @@ def command(
     round_id: str | None = "r-1",
     original_ref_id: str | None = None,
     currency: str = "EUR",
+    client_id: str = CLIENT_ID,
+    send_by: datetime | None = None,
 ) -> TransactionCommand:
     body = {
         "refId": ref_id,
@@ -80,7 +89,7 @@ def command(
     }
     return TransactionCommand(
         transaction_id=str(uuid.uuid4()),
-        client_id=CLIENT_ID,
+        client_id=client_id,
         idempotency_key=f"key-{ref_id}",
         request_hash=hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(),
         ref_id=ref_id,
@@ -91,6 +100,7 @@ def command(
         round_id=round_id,
         original_ref_id=original_ref_id,
         admitted_at=datetime.now(UTC),
+        send_by=send_by,
     )
 
 
@@ -99,8 +109,8 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                   original_ref_id, request_hash, status, correlation_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11)""",
+                   original_ref_id, request_hash, status, correlation_id, operator_id, send_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING', $11, $12, $13)""",
             uuid.UUID(cmd.transaction_id),
             cmd.client_id,
             cmd.ref_id,
@@ -112,6 +122,8 @@ async def insert_admitted(pool: asyncpg.Pool, cmd: TransactionCommand) -> None:
             cmd.original_ref_id,
             cmd.request_hash,
             f"corr-{cmd.ref_id}",
+            operator_id(cmd.client_id, cmd.ref_id),
+            cmd.send_by,
         )
         await conn.execute(
             """INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, expires_at)

@@ -10,7 +10,19 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import orjson
 
+from hub_common.operator import cancel_id, operator_id
+
 T0 = datetime(2024, 1, 15, 10, tzinfo=UTC)
+CLIENT_ID = "rgs-demo"
+
+
+def op_id(ref_id: str) -> str:
+    """The operator id of the seeded client's `ref_id` (what the gateway stores at admission)."""
+    return operator_id(CLIENT_ID, ref_id)
+
+
+def cancel_of(ref_id: str) -> str:
+    return cancel_id(op_id(ref_id))
 
 
 async def hub_tx(
@@ -24,13 +36,16 @@ async def hub_tx(
     currency: str = "EUR",
     created: datetime = T0,
     completed: datetime | None = None,
+    sent_as: str | None = None,
 ) -> uuid.UUID:
+    """A transaction as the ledger leaves it; `sent_as`: its operator id when not `op_id(ref_id)` (a row admitted
+    before refIds were per client keeps its refId)."""
     tx_id = uuid.uuid4()
     final = status in ("COMPLETED", "REJECTED", "FAILED")
     await conn.execute(
         """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,
-                                     status, attempts, created_at, updated_at, completed_at)
-           VALUES ($1, 'rgs-demo', $2, $3, 'p-1', $4, $5, 'h', $6, $7, $8, $8, $9)""",
+                                     status, attempts, created_at, updated_at, completed_at, operator_id)
+           VALUES ($1, $11, $2, $3, 'p-1', $4, $5, 'h', $6, $7, $8, $8, $9, $10)""",
         tx_id,
         ref_id,
         type,
@@ -40,6 +55,8 @@ async def hub_tx(
         1 if sent else 0,
         created,
         (completed or created + timedelta(seconds=1)) if final else None,
+        sent_as or op_id(ref_id),
+        CLIENT_ID,
     )
     return tx_id
 
@@ -54,14 +71,14 @@ async def compensation(
     currency: str = "EUR",
     updated: datetime = T0 + timedelta(minutes=5),
 ) -> str:
-    cancel = f"{ref_id}:cancel"
+    cancel = cancel_of(ref_id)
     request = {
         "transactionId": cancel,
         "playerId": "p-1",
         "type": "REFUND",
         "amountCents": amount,
         "currency": currency,
-        "originalTransactionId": ref_id,
+        "originalTransactionId": op_id(ref_id),
     }
     await conn.execute(
         """INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request, status, created_at,

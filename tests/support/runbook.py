@@ -21,6 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from hub_common.operator import operator_id
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The runbook's source of truth sits beside the repository; docs/runbook.md is the copy versioned with the code
 # (for clones without ../shared). When both exist they must agree, so the copy can never go stale unnoticed.
@@ -151,15 +153,17 @@ async def _transaction(
     tx_id = uuid.uuid4()
     await conn.execute(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                request_hash, status, reason, operator_transaction_id, created_at, updated_at, completed_at)
+                request_hash, status, reason, operator_transaction_id, created_at, updated_at, completed_at,
+                operator_id)
             VALUES ($1, 'rgs-demo', $2, $3, 'p-runbook', 250, 'EUR', 'r-1', 'hash', $4, $5, $6,
-                    now() - interval '{age}', now() - interval '{age}', {"now()" if completed else "NULL"})""",
+                    now() - interval '{age}', now() - interval '{age}', {"now()" if completed else "NULL"}, $7)""",  # noqa: S608 - {age} is one of the test's literal intervals
         tx_id,
         ref_id,
         tx_type,
         status,
         None if status in ("PENDING", "PROCESSING") else f"{status.lower()} in the seed",
         "op-seed" if status == "COMPLETED" else None,
+        operator_id("rgs-demo", ref_id),
     )
     return tx_id
 
@@ -170,7 +174,7 @@ async def _key(conn: asyncpg.Connection, key: str, status: str, tx_id: uuid.UUID
         f"""INSERT INTO idempotency_keys (id, key, scope, request_hash, status, transaction_id, created_at,
                 expires_at)
             VALUES ($1, $2, 'rgs-demo', 'hash', $3, $4, now() - interval '{age}',
-                    now() - interval '{age}' + interval '24 hours')""",
+                    now() - interval '{age}' + interval '24 hours')""",  # noqa: S608 - {age} is one of the test's literal intervals
         key_id,
         key,
         status,

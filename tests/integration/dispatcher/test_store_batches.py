@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 import pytest
 
+from hub_common.operator import operator_id
 from hub_common.schemas import Attempt, Outcome
 from hub_dispatcher.store import Claim, Finished, NewRow, OutboxStore
 
@@ -44,9 +45,11 @@ async def test_new_rows_are_created_claimed_and_linked_to_their_transaction(pool
     store = OutboxStore(pool)
     tx_id = str(uuid.uuid4())
     await pool.execute(
-        """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash)
-           VALUES ($1::uuid, 'rgs-demo', 'ref-1', 'BET', 'p-1', 100, 'EUR', 'h')""",
+        """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,
+                                     operator_id)
+           VALUES ($1::uuid, 'rgs-demo', 'ref-1', 'BET', 'p-1', 100, 'EUR', 'h', $2)""",
         tx_id,
+        operator_id("rgs-demo", "ref-1"),
     )
     linked, orphan = new_row(tx_id), new_row()
 

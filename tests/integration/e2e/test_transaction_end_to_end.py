@@ -10,6 +10,7 @@ import orjson
 from pydantic import SecretStr
 
 from hub_client import verify_webhook
+from hub_common.operator import operator_id
 from hub_devstack.stack import RunningStack
 from hub_gateway.client import GatewayClient
 from mock_operator.admin_client import OperatorAdminClient
@@ -64,11 +65,12 @@ async def test_signed_bet_is_completed_applied_once_and_its_webhook_verifies(sta
         assert response.body["balanceCents"] == 9_750
         correlation_id = response.headers["X-Correlation-ID"]
 
-        # The operator applied it exactly once, under transactionId = refId.
+        # The operator applied it exactly once, under transactionId = `{clientId}:{refId}`.
         assert (await operator.player(player)).balance_cents == 9_750
         ledger = await operator.ledger()
-        assert ledger.apply_counts[ref_id] == 1
-        assert [r.transaction_id for r in ledger.transactions if r.player_id == player] == [ref_id]
+        sent_as = operator_id(facts.hub_client_id, ref_id)
+        assert ledger.apply_counts[sent_as] == 1
+        assert [r.transaction_id for r in ledger.transactions if r.player_id == player] == [sent_as]
 
         deliveries = await _webhooks_for(rgs, ref_id)
 

@@ -20,7 +20,7 @@ def gateway_settings(kafka_settings: KafkaSettings, role_db_settings: RoleDbSett
         kafka=kafka_settings,
         database=role_db_settings("gateway", pool_max_size=20),
         outcome_budget_s=0.5,
-        backlog_refresh_s=0.05,
+        forecast_refresh_s=0.05,
     )
 
 

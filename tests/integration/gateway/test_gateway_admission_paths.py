@@ -13,10 +13,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hub_common.operator import operator_id
 from hub_common.settings import KafkaSettings
 from hub_gateway.app import ADMISSION_POOL
 from hub_gateway.settings import GatewaySettings
-from support.gateway_it import CLIENT_ID, read_commands, running_gateway, table_counts
+from support.gateway_it import CLIENT_ID, OTHER_CLIENT, read_commands, running_gateway, table_counts
 
 
 def bet(ref_id: str) -> dict[str, Any]:
@@ -67,10 +68,12 @@ async def test_a_reused_key_with_a_new_ref_id_leaves_no_row_behind(
 
 async def _hold_ref(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash)
-           VALUES ($1, $2, 'bet-1', 'BET', 'p-1', 250, 'EUR', 'h')""",
+        """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,
+                                     operator_id)
+           VALUES ($1, $2, 'bet-1', 'BET', 'p-1', 250, 'EUR', 'h', $3)""",
         uuid.uuid4(),
         CLIENT_ID,
+        operator_id(CLIENT_ID, "bet-1"),
     )
 
 
@@ -110,3 +113,30 @@ async def test_a_rival_admission_still_open_answers_in_progress(
     assert await table_counts(database_url) == {"transactions": 1, "idempotency_keys": 1, "audit_log": 1}
     # The lock wait cost no connection: the admission pool is still whole.
     assert pool_size == settings.admission_pool_size
+
+
+async def test_a_ref_id_whose_operator_id_an_older_row_holds_is_a_duplicate(
+    gateway_settings: GatewaySettings, kafka_settings: KafkaSettings, database_url: str
+) -> None:
+    # A row admitted before refIds were per client kept its refId as its operator id; that refId may look like
+    # another client's `{clientId}:{refId}`. The operator has one id space: that request cannot be sent.
+    legacy = operator_id(OTHER_CLIENT, "bet-9")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,
+                                         operator_id)
+               VALUES ($1, $2, $3, 'BET', 'p-1', 250, 'EUR', 'h', $3)""",
+            uuid.uuid4(),
+            CLIENT_ID,
+            legacy,
+        )
+    finally:
+        await conn.close()
+    async with running_gateway(gateway_settings) as gw:
+        taken = await gw.other.post_transaction(bet("bet-9"), idempotency_key="k-9")
+        hidden = await gw.other.get_transaction("bet-9")
+    assert (taken.status, taken.error_code) == (409, "DUPLICATE_REF_ID")
+    assert legacy not in str(taken.body)  # nothing about the other transaction is revealed
+    assert hidden.status == 404
+    assert await read_commands(kafka_settings) == []

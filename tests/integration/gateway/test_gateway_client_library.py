@@ -9,9 +9,9 @@ import pytest
 
 import hub_client
 from hub_client import AsyncHubClient, FollowPolicy, HubClient, RetryPolicy, bet
+from hub_common.operator import OperatorSettings
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus
 from hub_common.settings import KafkaSettings
-from hub_gateway.app import BACKLOG
 from hub_gateway.settings import GatewaySettings
 from support.gateway_it import CLIENT_ID, SECRET, fake_ledger, running_gateway
 
@@ -95,8 +95,10 @@ async def test_requests_the_gateway_refuses_raise_their_typed_error(
 async def test_429_is_retried_after_retry_after_with_the_same_key(
     gateway_settings: GatewaySettings, kafka_settings: KafkaSettings, database_url: str
 ) -> None:
-    # Two transactions wait for a ledger that is not there yet: over a bound of 1, admission answers 429.
-    settings = gateway_settings.model_copy(update={"outcome_budget_s": 0.0, "max_backlog": 1})
+    # 2 operator calls per 2 s and no ledger yet: 4 BETs fit in a 3 s useful life, the 5th would wait 4 s (429).
+    operator = OperatorSettings(rate_per_minute=2, window_s=2.0, safety_margin_s=0.0)
+    update = {"outcome_budget_s": 0.0, "operator": operator, "bet_useful_life_s": 3.0, "client_bet_share": 1.0}
+    settings = gateway_settings.model_copy(update=update)
     answers: list[tuple[int, str | None]] = []
     refused = asyncio.Event()
 
@@ -109,14 +111,11 @@ async def test_429_is_retried_after_retry_after_with_the_same_key(
     http = httpx.AsyncClient(event_hooks={"response": [record]})
     retry = RetryPolicy(attempts=10, max_retry_after_s=60)
     async with running_gateway(settings) as gw, client(gw.url, retry=retry, http=http) as hub:
-        for ref in ("bet-1", "bet-2"):
+        for ref in ("bet-1", "bet-2", "bet-4", "bet-5"):
             await hub.submit(bet(ref, "p-1", 1, "EUR"), follow=False)
-        async with asyncio.timeout(30):  # the backlog is counted in the background
-            while gw.app[BACKLOG].current < 2:  # noqa: ASYNC110 - a polled count has no event
-                await asyncio.sleep(0.05)
         submitted = asyncio.create_task(hub.submit(bet("bet-3", "p-1", 1, "EUR")))
         await asyncio.wait_for(refused.wait(), timeout=30)
-        # The ledger drains the backlog; the client's retry after Retry-After is admitted and followed.
+        # The ledger drains the queue; the client's retry after Retry-After (1 s) is admitted and followed.
         async with fake_ledger(kafka_settings, database_url, decide):
             done = await asyncio.wait_for(submitted, timeout=60)
     await http.aclose()

@@ -87,3 +87,27 @@ async def test_rejected_requests_log_their_correlation_id_but_no_secret(
         for secret in client_secrets:
             assert secret.get_secret_value() not in text
     assert "sha256=00" not in text
+
+
+async def test_the_callers_trace_context_is_taken_only_after_authentication(
+    gateway_settings: GatewaySettings,
+) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
+    with collected_spans() as exporter:
+        async with running_gateway(gateway_settings) as gw:
+            forged = await gw.client.request(
+                "GET", "/v1/transactions/bet-1", headers={**traceparent, "X-Signature": "sha256=00"}
+            )
+            signed = await gw.client.request("GET", "/v1/transactions/bet-1", headers=traceparent)
+        spans = [s for s in exporter.get_finished_spans() if s.name == "GET /v1/transactions/{ref_id}"]
+    assert (forged.status, signed.status) == (401, 404)
+    [refused_span] = [s for s in spans if s.attributes and s.attributes["http.response.status_code"] == 401]
+    [served_span] = [s for s in spans if s.attributes and s.attributes["http.response.status_code"] == 404]
+    assert refused_span.context is not None and served_span.context is not None
+    # Refused: a trace of the Hub's own, whatever the request claimed.
+    assert refused_span.parent is None
+    assert format(refused_span.context.trace_id, "032x") != caller_trace
+    # Authenticated: joined to the caller's trace.
+    assert format(served_span.context.trace_id, "032x") == caller_trace
+    assert served_span.parent is not None and served_span.parent.is_remote

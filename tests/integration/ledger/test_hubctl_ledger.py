@@ -8,7 +8,7 @@ from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransa
 from hub_common.schemas import TxType
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl as run_hubctl
-from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted, op_id
 from support.roles import RoleDbSettings
 
 
@@ -32,7 +32,7 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     try:  # the operator applied it, but the ledger never learned the outcome
         await client.post_transaction(
             OperatorTransactionRequest(
-                transaction_id="bet-stuck", player_id="p-1", type=TxType.BET, amount_cents=100, currency="EUR"
+                transaction_id=op_id("bet-stuck"), player_id="p-1", type=TxType.BET, amount_cents=100, currency="EUR"
             ),
             correlation_id="c",
         )
@@ -46,6 +46,7 @@ async def test_resolve_completes_a_stuck_transaction_the_operator_applied(
     code, out = await hubctl(settings, "tx", "resolve", "bet-stuck")
     assert code == 0
     assert orjson.loads(out)["status"] == "COMPLETED"
+    assert orjson.loads(out)["clientId"] == "rgs-demo"
     row = await harness.row("bet-stuck")
     assert (row["status"], row["balance_cents"]) == ("COMPLETED", 9_900)
     assert await harness.pool.fetchval("SELECT count(*) FROM event_outbox WHERE key = 'bet-stuck'") == 1

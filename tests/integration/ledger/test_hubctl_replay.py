@@ -10,7 +10,7 @@ from hub_common.schemas import TxType
 from hub_common.settings import KafkaSettings
 from hubctl.context import HubctlSettings
 from support.hubctl import hubctl_json
-from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted, op_id
 from support.roles import RoleDbSettings
 from support.waits import eventually
 
@@ -57,7 +57,7 @@ async def test_failed_win_the_operator_never_saw_is_replayed_and_completes(
     assert (await ledger.row("win-lost"))["status"] == "FAILED"
 
     done = await replay(settings, "win-lost", "--reason", "INC-42 operator outage")
-    assert done == {"refId": "win-lost", "result": "replayed", "previousStatus": "FAILED"}
+    assert done == {"refId": "win-lost", "clientId": "rgs-demo", "result": "replayed", "previousStatus": "FAILED"}
 
     async def completed() -> bool:
         return str((await ledger.row("win-lost"))["status"]) == "COMPLETED"
@@ -85,7 +85,7 @@ async def test_replay_is_refused_when_the_operator_has_the_transaction(
     try:  # the operator applied it; only the Hub's record says otherwise
         await client.post_transaction(
             OperatorTransactionRequest(
-                transaction_id="win-applied", player_id="p-4", type=TxType.WIN, amount_cents=300, currency="EUR"
+                transaction_id=op_id("win-applied"), player_id="p-4", type=TxType.WIN, amount_cents=300, currency="EUR"
             ),
             correlation_id="c",
         )
@@ -115,7 +115,7 @@ async def test_replay_of_an_open_transaction_is_audited(harness: Harness, settin
 
     done = await replay(settings, "win-open", "--reason", "INC-43 command lost")
 
-    assert done == {"refId": "win-open", "result": "replayed", "previousStatus": "PENDING"}
+    assert done == {"refId": "win-open", "clientId": "rgs-demo", "result": "replayed", "previousStatus": "PENDING"}
     row = await harness.row("win-open")
     audit = await harness.pool.fetchrow(
         "SELECT actor, os_user, after, reason FROM audit_log WHERE action = 'manual-replay' AND entity_id = $1",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
+from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest, cancel_id
 from hub_common.schemas import ErrorCode, TransactionCommand, TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
 from mock_operator.models import FaultConfig
 from support.apps import serve
-from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted
+from support.ledger_it import OPERATOR_SECRET, Harness, command, insert_admitted, op_id
 from support.waits import eventually
 
 
@@ -24,7 +24,7 @@ async def test_timeout_after_apply_is_resolved_by_lookup_not_resent(
 
     assert event.transaction.status is TxStatus.COMPLETED
     assert event.transaction.balance_cents == 9_900
-    assert (await harness.operator.ledger()).apply_counts == {"bet-unknown": 1}
+    assert (await harness.operator.ledger()).apply_counts == {op_id("bet-unknown"): 1}
     by_endpoint = (await harness.operator.stats()).by_endpoint
     assert by_endpoint["POST /v2/transactions"] == 1
     assert by_endpoint["GET /v2/transactions"] >= 1
@@ -47,8 +47,8 @@ async def test_bet_unresolved_by_its_deadline_fails_and_is_refunded(
         await eventually(compensated)
 
     records = {r.transaction_id: r for r in (await harness.operator.ledger()).transactions}
-    cancel = records["bet-deadline:cancel"]
-    assert (cancel.type, cancel.original_transaction_id) == (TxType.REFUND, "bet-deadline")
+    cancel = records[cancel_id(op_id("bet-deadline"))]
+    assert (cancel.type, cancel.original_transaction_id) == (TxType.REFUND, op_id("bet-deadline"))
     assert (await harness.operator.player("p-2")).balance_cents == 10_000
 
 
@@ -70,7 +70,7 @@ async def test_sweeper_finishes_a_transaction_whose_command_was_lost(
     async with serve(create_app(make_settings(sweep_age_s=0.5))):
         event = await harness.events.wait_final(cmd.ref_id)
     assert event.transaction.status is TxStatus.COMPLETED
-    assert (await harness.operator.ledger()).apply_counts == {"bet-lost": 1}
+    assert (await harness.operator.ledger()).apply_counts == {op_id("bet-lost"): 1}
 
 
 async def test_expired_keys_are_deleted(harness: Harness, make_settings: Callable[..., LedgerSettings]) -> None:
@@ -109,7 +109,7 @@ async def test_crash_after_send_is_resolved_by_lookup_on_redelivery(
         event = await harness.settle(cmd, row=False)  # the redelivered command
 
     assert (event.transaction.status, event.transaction.balance_cents) == (TxStatus.COMPLETED, 9_900)
-    assert (await harness.operator.ledger()).apply_counts == {"bet-crash": 1}
+    assert (await harness.operator.ledger()).apply_counts == {op_id("bet-crash"): 1}
     by_endpoint = (await harness.operator.stats()).by_endpoint
     assert by_endpoint["POST /v2/transactions"] == 1  # ours above; the ledger only looked it up
     assert by_endpoint["GET /v2/transactions"] == 1
@@ -117,7 +117,7 @@ async def test_crash_after_send_is_resolved_by_lookup_on_redelivery(
 
 def operator_request_of(cmd: TransactionCommand) -> OperatorTransactionRequest:
     return OperatorTransactionRequest(
-        transaction_id=cmd.ref_id,
+        transaction_id=op_id(cmd.ref_id),
         player_id=cmd.player_id,
         type=cmd.type,
         amount_cents=cmd.amount_cents,

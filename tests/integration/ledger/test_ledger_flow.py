@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
-from support.ledger_it import Harness, command
+from support.ledger_it import Harness, command, op_id
 from support.waits import eventually
 
 
@@ -20,7 +20,7 @@ async def test_bet_completes_with_the_operator_balance_moved_once(ledger: Harnes
     assert all(key == cmd.ref_id for key, e in ledger.events.events if e.transaction.ref_id == cmd.ref_id)
 
     assert (await ledger.operator.player("p-1")).balance_cents == 9_750
-    assert (await ledger.operator.ledger()).apply_counts == {cmd.ref_id: 1}
+    assert (await ledger.operator.ledger()).apply_counts == {op_id(cmd.ref_id): 1}
 
     row = await ledger.row(cmd.ref_id)
     assert (row["status"], row["balance_cents"]) == ("COMPLETED", 9_750)
@@ -47,7 +47,7 @@ async def test_replayed_command_does_not_call_the_operator_again(ledger: Harness
     marker = command("bet-replay-marker", TxType.BET, "p-2", 1)
     await ledger.settle(marker)
 
-    assert (await ledger.operator.ledger()).apply_counts == {cmd.ref_id: 1, marker.ref_id: 1}
+    assert (await ledger.operator.ledger()).apply_counts == {op_id(cmd.ref_id): 1, op_id(marker.ref_id): 1}
     assert (await ledger.operator.stats()).total_calls == calls_before + 1  # the marker's only
     assert ledger.events.of(cmd.ref_id) == [TxStatus.PROCESSING, TxStatus.COMPLETED]
     assert (await ledger.operator.player("p-2")).balance_cents == 9_899

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub_common.schemas import ErrorCode, TxStatus, TxType
-from support.ledger_it import Harness, command
+from support.ledger_it import Harness, command, op_id
 
 
 async def test_refund_of_unknown_bet_completes_then_that_bet_is_rejected(ledger: Harness) -> None:
@@ -25,7 +25,7 @@ async def test_refund_after_a_win_on_the_round_is_rejected_already_settled(ledge
     event = await ledger.settle(command("refund-s", TxType.REFUND, "p-2", 100, original_ref_id="bet-s"))
 
     assert (event.transaction.status, event.error_code) == (TxStatus.REJECTED, ErrorCode.BET_ALREADY_SETTLED)
-    assert "refund-s" not in (await ledger.operator.ledger()).apply_counts
+    assert op_id("refund-s") not in (await ledger.operator.ledger()).apply_counts
     assert (await ledger.operator.player("p-2")).balance_cents == 10_300
 
 
@@ -49,8 +49,8 @@ async def test_second_refund_replays_the_first(ledger: Harness) -> None:
     assert second.transaction.balance_cents == first.transaction.balance_cents == 10_000
     assert second.transaction.operator_transaction_id == first.transaction.operator_transaction_id
     counts = (await ledger.operator.ledger()).apply_counts
-    assert "refund-2r-b" not in counts
-    assert counts["refund-2r-a"] == 1
+    assert op_id("refund-2r-b") not in counts
+    assert counts[op_id("refund-2r-a")] == 1
     assert (await ledger.operator.player("p-4")).balance_cents == 10_000
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 import pytest
 
-from hub_common.operator import Budget, OperatorSettings, Priority
+from hub_common.operator import Budget, OperatorSettings, Priority, read_outlook
 from hub_common.schemas import TxStatus, TxType
 from hub_ledger.app import create_app
 from hub_ledger.settings import LedgerSettings
@@ -175,3 +175,46 @@ async def test_waiting_calls_are_granted_together_within_the_rate(pools: tuple[a
     # One transaction grants a batch (all at one time), at most a tenth of the rate: small bursts.
     assert max(times.count(t) for t in times) == rate // 10
     assert max_in_any_window(times, WINDOW_S + MARGIN_S) == rate
+
+
+async def test_a_promoted_waiter_goes_with_the_credits(pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> None:
+    """Priority inheritance: the BET of a player with a WIN queued behind it is served before other BETs."""
+    budget = Budget(pools[0], SETTINGS)
+    order: list[str] = []
+
+    async def take(name: str, key: str) -> None:
+        await budget.acquire(Priority.DEBIT, timeout_s=30, key=key)
+        order.append(name)
+
+    try:
+        await asyncio.gather(*(budget.acquire(Priority.DEBIT) for _ in range(RATE)))  # the window is full
+        others = [asyncio.create_task(take(f"bet-{i}", f"p-{i}")) for i in range(3)]
+        mine = asyncio.create_task(take("bet-mine", "p-mine"))
+        await eventually(lambda: len(budget._heap) == 4, what="four waiters")
+        assert budget.promote("p-mine", Priority.CREDIT) == 1
+        assert budget.promote("p-nobody", Priority.CREDIT) == 0
+        await asyncio.wait_for(asyncio.gather(*others, mine), 20)
+    finally:
+        await budget.close()
+    assert order[0] == "bet-mine"
+
+
+async def test_grants_name_their_caller_and_the_outlook_reads_the_schedule(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    settings = SETTINGS.model_copy(update={"window_s": 60.0})
+    ledger, reads = Budget(pools[0], settings, caller="ledger"), Budget(pools[1], settings, caller="balance:rgs-a")
+    try:
+        await asyncio.gather(*(ledger.acquire(Priority.DEBIT) for _ in range(5)))
+        await asyncio.gather(*(reads.acquire(Priority.DEBIT) for _ in range(2)))
+        await ledger.defer(30)
+    finally:
+        await ledger.close()
+        await reads.close()
+    outlook = await read_outlook(pools[0], settings)
+    assert outlook.spent == {"ledger": 5, "balance:rgs-a": 2}
+    assert 29 < outlook.pause_s <= 30
+    # One slot left now (after the pause), the seven used free again a window after their grants.
+    assert outlook.slot_s(1) == outlook.pause_s
+    assert 59 < outlook.slot_s(2) <= settings.window_s + settings.safety_margin_s + 1.1
+    assert 59 < outlook.next_expiry_s["balance:rgs-a"] <= 62

@@ -8,6 +8,7 @@ import asyncpg
 from prometheus_client import REGISTRY
 
 from hub_common import db
+from hub_common.operator import operator_id
 from hub_ledger import gauges
 
 
@@ -15,12 +16,13 @@ async def _tx(conn: db.Connection, status: str, age_s: float) -> uuid.UUID:
     tx_id = uuid.uuid4()
     await conn.execute(
         """INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, request_hash,
-                                     status, created_at)
-           VALUES ($1, 'rgs', $2, 'BET', 'p', 1, 'EUR', 'h', $3, now() - make_interval(secs => $4))""",
+                                     status, created_at, operator_id)
+           VALUES ($1, 'rgs', $2, 'BET', 'p', 1, 'EUR', 'h', $3, now() - make_interval(secs => $4), $5)""",
         tx_id,
         f"ref-{tx_id}",
         status,
         age_s,
+        operator_id("rgs", f"ref-{tx_id}"),
     )
     return tx_id
 

@@ -21,16 +21,17 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_reconciler.app import create_app
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
-from support.reconciliation_seed import feed_covered, hub_tx
+from support.reconciliation_seed import feed_covered, hub_tx, op_id
 from support.roles import RoleDbSettings
 
 WAIT_S = 60.0
 NOW = datetime.now(UTC)
 
 
-def hub_event(ref_id: str, status: str) -> TransactionEvent:
+def hub_event(tx_id: str, ref_id: str, status: str) -> TransactionEvent:
+    # The join finds the event's operator id in the row its transactionId names.
     tx = Transaction(
-        transaction_id="00000000-0000-4000-8000-000000000001",
+        transaction_id=tx_id,
         ref_id=ref_id,
         type=TxType.BET,
         player_id="p-1",
@@ -44,12 +45,15 @@ def hub_event(ref_id: str, status: str) -> TransactionEvent:
 
 
 def record(ref_id: str, amount: int = 100) -> OperatorRecord:
-    return OperatorRecord(transaction_id=ref_id, amount_cents=amount, currency="EUR", status="COMPLETED")
+    return OperatorRecord(transaction_id=op_id(ref_id), amount_cents=amount, currency="EUR", status="COMPLETED")
 
 
-async def publish(producer: KafkaProducer, hub: list[tuple[str, str]], operator: list[OperatorRecord]) -> None:
+async def publish(
+    producer: KafkaProducer, hub: list[tuple[str, str]], operator: list[OperatorRecord], tx_ids: dict[str, str]
+) -> None:
     for ref_id, status in hub:
-        await producer.send(TRANSACTIONS, wrap(hub_event(ref_id, status), correlation_id="c"), key=ref_id)
+        event = hub_event(tx_ids[ref_id], ref_id, status)
+        await producer.send(TRANSACTIONS, wrap(event, correlation_id="c"), key=ref_id)
     for item in operator:
         await producer.send(OPERATOR_TRANSACTIONS, wrap(item, correlation_id="feed"), key=item.transaction_id)
 
@@ -72,11 +76,14 @@ async def test_join_survives_a_restart_mid_stream(
     kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings, tmp_path: Path
 ) -> None:
     conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    tx_ids: dict[str, str] = {}
     try:
         for ref in ("ok", "amount", "missing", "late"):
-            await hub_tx(conn, ref, created=NOW, completed=NOW)
-        await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
-        await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW)
+            tx_ids[ref] = str(await hub_tx(conn, ref, created=NOW, completed=NOW))
+        tx_ids["tombstone"] = str(
+            await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
+        )
+        tx_ids["rejected"] = str(await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW))
         await feed_covered(conn, NOW + timedelta(hours=1))
     finally:
         await conn.close()
@@ -94,11 +101,15 @@ async def test_join_survives_a_restart_mid_stream(
     failures: list[BaseException] = []
     producer = KafkaProducer(kafka_settings, client_id="test")
     await producer.start()
-    expected = {("amount", "AMOUNT_MISMATCH"), ("missing", "MISSING_IN_OPERATOR"), ("late", "MISSING_IN_OPERATOR")}
-    expected |= {("ghost", "MISSING_IN_HUB")}
+    expected = {
+        (op_id("amount"), "AMOUNT_MISMATCH"),
+        (op_id("missing"), "MISSING_IN_OPERATOR"),
+        (op_id("late"), "MISSING_IN_OPERATOR"),
+    }
+    expected |= {(op_id("ghost"), "MISSING_IN_HUB")}
     try:
         async with serve(create_app(settings, on_fatal=failures.append)):
-            await publish(producer, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")])
+            await publish(producer, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")], tx_ids)
             await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"poison")
             pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=1)
             try:
@@ -113,6 +124,7 @@ async def test_join_survives_a_restart_mid_stream(
             producer,
             [("missing", "COMPLETED"), ("late", "COMPLETED"), ("tombstone", "COMPLETED"), ("rejected", "REJECTED")],
             [record("amount", amount=90), record("ghost")],
+            tx_ids,
         )
         async with serve(create_app(settings, on_fatal=failures.append)):
             consumer = KafkaConsumer(
@@ -122,7 +134,7 @@ async def test_join_survives_a_restart_mid_stream(
             try:
                 events = await drain(consumer, lambda e: opened(e) >= expected)
                 # The late record clears its MISSING_IN_OPERATOR.
-                await publish(producer, [], [record("late")])
+                await publish(producer, [], [record("late")], tx_ids)
                 events += await drain(consumer, lambda e: any(s == "MismatchResolved/1" for s, _, _ in e))
                 # Sweeps go on; nothing may be repeated under a new eventId.
                 await asyncio.sleep(1.0)
@@ -139,8 +151,8 @@ async def test_join_survives_a_restart_mid_stream(
             ids_per_finding.setdefault((payload["operatorId"], payload["kind"]), set()).add(event_id)
     assert all(len(ids) == 1 for ids in ids_per_finding.values()), ids_per_finding
     resolved = [MismatchResolved.model_validate(p) for s, _, p in events if s == "MismatchResolved/1"]
-    assert [(r.operator_id, r.kind.value) for r in resolved] == [("late", "MISSING_IN_OPERATOR")]
-    late_open = next(i for s, i, p in events if s == "Mismatch/1" and p["operatorId"] == "late")
+    assert [(r.operator_id, r.kind.value) for r in resolved] == [(op_id("late"), "MISSING_IN_OPERATOR")]
+    late_open = next(i for s, i, p in events if s == "Mismatch/1" and p["operatorId"] == op_id("late"))
     assert resolved[0].resolves == late_open
     amount = next(
         Mismatch.model_validate(p) for s, _, p in events if s == "Mismatch/1" and p["kind"] == "AMOUNT_MISMATCH"

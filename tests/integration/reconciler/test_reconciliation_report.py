@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from hub_common.reconciliation.report import FeedNotStartedError, InvalidRangeError, RangeReport
-from support.reconciliation_seed import T0, compensation, feed_covered, hub_tx, op_record
+from support.reconciliation_seed import T0, cancel_of, compensation, feed_covered, hub_tx, op_id, op_record
 from support.roles import RoleDbSettings
 
 DAY = date(2024, 1, 15)
@@ -20,30 +20,30 @@ DAY = date(2024, 1, 15)
 
 async def seed(conn: asyncpg.Connection) -> None:
     await hub_tx(conn, "ok")
-    await op_record(conn, "ok")
+    await op_record(conn, op_id("ok"))
     await hub_tx(conn, "amount", amount=100)
-    await op_record(conn, "amount", amount=150)
+    await op_record(conn, op_id("amount"), amount=150)
     await hub_tx(conn, "=cmd|'/c calc'!A1", currency="EUR")  # a refId a spreadsheet would run
-    await op_record(conn, "=cmd|'/c calc'!A1", currency="USD")
+    await op_record(conn, op_id("=cmd|'/c calc'!A1"), currency="USD")
     await hub_tx(conn, "lost")
-    await op_record(conn, "ghost")
+    await op_record(conn, op_id("ghost"))
     await hub_tx(conn, "rejected-applied", status="REJECTED")
-    await op_record(conn, "rejected-applied")
+    await op_record(conn, op_id("rejected-applied"))
     # Consistent: they must not appear.
     await hub_tx(conn, "tombstone", type="REFUND", sent=False)
     await hub_tx(conn, "refund-of-rejected", type="REFUND", sent=False)
     await hub_tx(conn, "rejected", status="REJECTED")
     bet = await hub_tx(conn, "cancelled", status="FAILED")
     await compensation(conn, bet, "cancelled", status="COMPLETED")
-    await op_record(conn, "cancelled")
-    await op_record(conn, "cancelled:cancel", type="REFUND", created=T0 + timedelta(hours=20))
+    await op_record(conn, op_id("cancelled"))
+    await op_record(conn, cancel_of("cancelled"), type="REFUND", created=T0 + timedelta(hours=20))
     await hub_tx(conn, "in-flight", status="PROCESSING")
     # Hub row at 23:59 the day before, operator record on the day: that day's entry, matched, not missing here.
     await hub_tx(conn, "edge", created=T0 - timedelta(hours=10, minutes=1))
-    await op_record(conn, "edge", created=T0 - timedelta(hours=9))
+    await op_record(conn, op_id("edge"), created=T0 - timedelta(hours=9))
     # Hub row on the day, operator record the next day (slow operator): matched.
     await hub_tx(conn, "late", created=T0 + timedelta(hours=13, minutes=59))
-    await op_record(conn, "late", created=T0 + timedelta(hours=14, minutes=1))
+    await op_record(conn, op_id("late"), created=T0 + timedelta(hours=14, minutes=1))
     await feed_covered(conn, T0 + timedelta(days=2))
 
 
@@ -75,11 +75,11 @@ async def test_report_lists_exactly_the_seeded_mismatches(
     found = sorted((r["operator_id"], r["kind"]) for r in rows)
     assert found == sorted(
         [
-            ("amount", "AMOUNT_MISMATCH"),
-            ("'=cmd|'/c calc'!A1", "CURRENCY_MISMATCH"),
-            ("lost", "MISSING_IN_OPERATOR"),
-            ("ghost", "MISSING_IN_HUB"),
-            ("rejected-applied", "STATUS_MISMATCH"),
+            (op_id("amount"), "AMOUNT_MISMATCH"),
+            (op_id("=cmd|'/c calc'!A1"), "CURRENCY_MISMATCH"),
+            (op_id("lost"), "MISSING_IN_OPERATOR"),
+            (op_id("ghost"), "MISSING_IN_HUB"),
+            (op_id("rejected-applied"), "STATUS_MISMATCH"),
         ]
     )
     assert all(not r["ref_id"].startswith("=") for r in rows)

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from hub_common.kafka import COMMANDS, OPERATOR_TRANSACTIONS, TRANSACTIONS
 from hub_common.kafka_groups import group_lag, groups_on
+from hub_common.operator import operator_id
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_devstack.kafka import delete_topics
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -194,7 +195,8 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                     balances_after = {p: (await operator.player(p)).balance_cents for p in PLAYERS}
                 # Nothing applied twice; the in-flight bets applied once, after the restart.
                 assert all(n == 1 for n in applied_after.values())
-                assert set(applied_after) == set(applied_before) | {t.ref_id for t in in_flight}
+                client = config.secrets.client_id
+                assert set(applied_after) == set(applied_before) | {operator_id(client, t.ref_id) for t in in_flight}
                 assert balances_after == {p: b - 55 for p, b in balances_before.items()}
                 # What the Hub's journal cannot explain is listed for a person: the operator-only record.
                 assert verified.code == 3, verified.out + verified.err

@@ -243,3 +243,34 @@ async def test_the_async_client_behaves_the_same() -> None:
         assert (await client.submit(bet("bet-1", "p-1", 250, "EUR"))).status == "COMPLETED"
     await http.aclose()
     assert [r.method for r in script.seen] == ["POST", "POST", "GET"]
+
+
+def test_202_that_ends_rejected_raises_from_the_resources_error_code(
+    scripted: Callable[..., tuple[HubClient, Script]],
+) -> None:
+    follow = FollowPolicy(timeout_s=5, interval_s=0.001)
+    expired = tx("REJECTED", reason="not sent within its useful life", errorCode="BET_EXPIRED")
+    client, script = scripted(
+        (202, tx("PENDING", predictedWaitS=0.0), {"Location": "/v1/transactions/bet-1", "Retry-After": "0"}),
+        (200, expired, {}),
+        follow=follow,
+    )
+    with pytest.raises(hub_client.BetExpired) as info:
+        client.submit(bet("bet-1", "p-1", 250, "EUR"))
+    assert (info.value.status, info.value.retryable) == (422, False)
+    assert [r.method for r in script.seen] == ["POST", "GET"]  # no replay needed to learn the code
+
+
+def test_a_predicted_wait_past_the_follow_timeout_is_still_pending_at_once(
+    scripted: Callable[..., tuple[HubClient, Script]],
+) -> None:
+    follow = FollowPolicy(timeout_s=30, interval_s=0.001)
+    pending = tx("PENDING", predictedWaitS=41.5)
+    client, script = scripted(
+        (202, pending, {"Location": "/v1/transactions/bet-1", "Retry-After": "42", "X-Predicted-Wait": "41.5"}),
+        follow=follow,
+    )
+    with pytest.raises(hub_client.StillPending) as info:
+        client.submit(bet("bet-1", "p-1", 250, "EUR"))
+    assert info.value.transaction.predicted_wait_s == 41.5
+    assert len(script.seen) == 1

@@ -46,11 +46,14 @@ def test_the_ledger_signs_with_the_secret_the_mock_operator_verifies(tmp_path: P
 def test_the_dispatcher_signs_webhooks_with_the_secrets_the_mock_rgs_verifies(tmp_path: Path) -> None:
     envs = _envs(tmp_path)
     endpoints = json.loads(envs["webhook-dispatcher"]["DISPATCHER_ENDPOINTS"])
-    assert endpoints["rgs-demo"]["url"] == "http://127.0.0.1:4002/webhooks"
-    assert endpoints["rgs-demo"]["secrets"] == json.loads(envs["mock-rgs"]["MOCK_RGS_SECRETS"])
     clients = json.loads(envs["gateway"]["GATEWAY_CLIENTS"])
-    assert list(clients) == ["rgs-demo"]
-    assert len(clients["rgs-demo"]) == 1
+    # Two demo clients, so cross-client requests can be tried; each has its webhook endpoint.
+    assert list(clients) == list(endpoints) == ["rgs-demo", "rgs-demo-2"]
+    for client in clients:
+        assert endpoints[client]["url"] == "http://127.0.0.1:4002/webhooks"
+        assert endpoints[client]["secrets"] == json.loads(envs["mock-rgs"]["MOCK_RGS_SECRETS"])
+        assert len(clients[client]) == 1
+    assert clients["rgs-demo"] != clients["rgs-demo-2"]
 
 
 def test_every_service_gets_infra_its_own_port_and_the_extra_env(tmp_path: Path) -> None:
@@ -78,6 +81,8 @@ def _facts() -> StackFacts:
         operator_secret="op",
         webhook_secret="wh",
         service_urls=(("webhook-dispatcher", "http://127.0.0.1:3011"),),
+        hub_second_client_id="rgs-demo-2",
+        hub_second_client_secret="second",
         players=("demo-alice", "demo-bob"),
     )
 
@@ -85,10 +90,12 @@ def _facts() -> StackFacts:
 def test_env_file_has_the_contract_keys() -> None:
     env = _facts().as_env()
     for key in ("HUB_URL", "HUB_CLIENT_ID", "HUB_CLIENT_SECRET", "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS",
-                "OPERATOR_URL", "RGS_URL", "HUB_PLAYERS", "HUB_CURRENCY"):  # fmt: skip
+                "OPERATOR_URL", "RGS_URL", "HUB_PLAYERS", "HUB_CURRENCY", "HUB_SECOND_CLIENT_ID",
+                "HUB_SECOND_CLIENT_SECRET"):  # fmt: skip
         assert key in env
     assert env["HUB_PLAYERS"] == "demo-alice,demo-bob"
     assert env["HUB_CURRENCY"] == "EUR"
+    assert (env["HUB_SECOND_CLIENT_ID"], env["HUB_SECOND_CLIENT_SECRET"]) == ("rgs-demo-2", "second")
     assert env["HUB_DEV_MODE"] == "1"
     assert env["HUB_WEBHOOK_DISPATCHER_URL"] == "http://127.0.0.1:3011"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from pydantic import SecretStr
 
 from hub_common.signing import request_headers
@@ -123,3 +125,14 @@ async def test_correlation_id_is_echoed_or_generated(client: GatewayClient) -> N
     generated = refused.headers["X-Correlation-ID"]
     assert generated
     assert _error(refused.body)["correlationId"] == generated
+
+
+async def test_a_refused_client_id_is_logged_truncated(
+    session: aiohttp.ClientSession, base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    long_id = "x" * 5_000
+    with caplog.at_level(logging.WARNING, logger="hub_gateway"):
+        response = await GatewayClient(session, base_url, long_id, NEW_SECRET).get_transaction("bet-1")
+    assert _error(response.body)["code"] == "UNKNOWN_CLIENT"
+    [record] = [r for r in caplog.records if r.getMessage() == "request from an unknown client"]
+    assert record.__dict__["clientId"] == "x" * 64 + "...(+4936)"

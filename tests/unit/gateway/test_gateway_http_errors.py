@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -39,7 +40,7 @@ def _body(response: web.Response) -> Any:
         (IdempotencyKeyReusedError(), 409, "IDEMPOTENCY_KEY_REUSED", False, None),
         (DuplicateRefIdError("bet-1"), 409, "DUPLICATE_REF_ID", False, None),
         (RequestInProgressError(2), 409, "REQUEST_IN_PROGRESS", True, "2"),
-        (RateLimitedError(1001, 5), 429, "RATE_LIMITED", True, "5"),
+        (RateLimitedError("busy", 5, reason="bet_wait"), 429, "RATE_LIMITED", True, "5"),
         (KafkaUnavailableError("broker down"), 503, "SERVICE_UNAVAILABLE", True, "1"),
         (DatabaseUnavailableError("db down"), 503, "SERVICE_UNAVAILABLE", True, "1"),
         (OperatorRejected(ErrorCode.PLAYER_NOT_FOUND, "no such player"), 404, "PLAYER_NOT_FOUND", False, None),
@@ -88,6 +89,20 @@ def test_unfinished_is_202_with_an_escaped_location(status: TxStatus) -> None:
     assert response.status == 202
     assert response.headers["Location"] == "/v1/transactions/bet%2F1"
     assert _body(response)["status"] == status.value
+
+
+def test_202_says_when_the_transaction_is_expected_at_the_operator() -> None:
+    outcome = replace(_outcome(TxStatus.PENDING), predicted_wait_s=41.23)
+    response = http_errors.outcome_response(outcome, "c")
+    assert response.status == 202
+    assert (response.headers["X-Predicted-Wait"], response.headers["Retry-After"]) == ("41.2", "42")
+    assert _body(response)["predictedWaitS"] == 41.2
+
+
+def test_an_expired_bet_is_422_final() -> None:
+    response = http_errors.outcome_response(_outcome(TxStatus.REJECTED, ErrorCode.BET_EXPIRED), "c")
+    assert response.status == 422
+    assert (_body(response)["error"]["code"], _body(response)["error"]["retryable"]) == ("BET_EXPIRED", False)
 
 
 def test_insufficient_funds_carries_the_balance() -> None:

@@ -30,6 +30,7 @@ CONTRACT: dict[tuple[str, str], dict[str, set[str]]] = {
             "BET_ALREADY_SETTLED",
             "BET_ALREADY_REFUNDED",
             "AMOUNT_MISMATCH",
+            "BET_EXPIRED",
         },
         "429": {"RATE_LIMITED"},
         "502": {"OPERATOR_UNAVAILABLE"},
@@ -46,7 +47,7 @@ REQUEST_HEADERS = {
 # Response headers the contract names, per (POST) status.
 POST_RESPONSE_HEADERS = {
     "201": {"Idempotent-Replayed"},
-    "202": {"Idempotent-Replayed", "Location"},
+    "202": {"Idempotent-Replayed", "Location", "X-Predicted-Wait", "Retry-After"},
     "409": {"Retry-After"},
     "429": {"Retry-After"},
     "503": {"Retry-After"},
@@ -115,6 +116,7 @@ def test_post_response_headers() -> None:
         assert names <= set(responses[status]["headers"]), status
     assert responses["202"]["headers"]["Location"]["required"] is True
     assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["202"]["headers"]["X-Predicted-Wait"]["required"] is True
 
 
 def test_bodies_are_the_handlers_models() -> None:
@@ -124,9 +126,12 @@ def test_bodies_are_the_handlers_models() -> None:
     transaction = document["components"]["schemas"]["Transaction"]
     assert set(transaction["properties"]) == {
         "transactionId", "refId", "type", "playerId", "amountCents", "currency", "roundId", "gameId",
-        "originalRefId", "status", "reason", "balanceCents", "operatorTransactionId", "createdAt", "updatedAt",
-        "completedAt",
+        "originalRefId", "status", "reason", "errorCode", "balanceCents", "operatorTransactionId", "createdAt",
+        "updatedAt", "completedAt",
     }  # fmt: skip
+    accepted = document["components"]["schemas"]["AcceptedTransaction"]
+    assert set(accepted["properties"]) == set(transaction["properties"]) | {"predictedWaitS"}
+    assert post["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/AcceptedTransaction")
     error = document["components"]["schemas"]["ErrorInfo"]
     assert {"code", "message", "retryable", "correlationId", "details"} <= set(error["properties"])
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 
 from hub_common.errors import HubError, KafkaUnavailableError, SignatureError
 from hub_common.schemas import (
+    AcceptedTransaction,
     Balance,
     ErrorBody,
     ErrorCode,
@@ -104,7 +105,7 @@ _DOMAIN_ERRORS: list[HubError] = [
     DuplicateRefIdError("r"),
     TransactionNotFoundError("r"),
     RequestInProgressError(1),
-    RateLimitedError(2, 1),
+    RateLimitedError("busy", 1, reason="bet_wait"),
     KafkaUnavailableError("down"),
     HubError("unforeseen"),
 ]
@@ -132,7 +133,7 @@ def test_final_outcomes_are_not_retryable(code: ErrorCode) -> None:
 def _examples_with_models() -> list[tuple[type[BaseModel], Any]]:
     document = build_document()
     models: dict[str, type[BaseModel]] = {
-        m.__name__: m for m in (Transaction, ErrorBody, Balance, TransactionRequest, WebhookBody)
+        m.__name__: m for m in (Transaction, AcceptedTransaction, ErrorBody, Balance, TransactionRequest, WebhookBody)
     }
     pairs = []
     operations = [op for item in document["paths"].values() for op in item.values()]
@@ -149,7 +150,14 @@ def _examples_with_models() -> list[tuple[type[BaseModel], Any]]:
 
 def test_every_operation_has_examples_the_models_accept() -> None:
     pairs = _examples_with_models()
-    assert {model for model, _ in pairs} == {Transaction, ErrorBody, Balance, TransactionRequest, WebhookBody}
+    assert {model for model, _ in pairs} == {
+        Transaction,
+        AcceptedTransaction,
+        ErrorBody,
+        Balance,
+        TransactionRequest,
+        WebhookBody,
+    }
     for model, value in pairs:
         model.model_validate(value)
     document = build_document()

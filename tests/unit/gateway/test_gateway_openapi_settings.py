@@ -54,10 +54,23 @@ async def test_openapi_health_and_ready_are_served(session: aiohttp.ClientSessio
 
 
 async def test_balance_endpoint(client: GatewayClient, balances: FakeBalances) -> None:
-    balances.balances["p 1"] = Balance(player_id="p 1", balance_cents=1200, currency="EUR")
-    response = await client.get_balance("p 1")
+    balances.balances["p/1"] = Balance(player_id="p/1", balance_cents=1200, currency="EUR")
+    response = await client.get_balance("p/1")  # percent-encoded in the path, decoded before the lookup
     assert response.status == 200
-    assert response.body == {"playerId": "p 1", "balanceCents": 1200, "currency": "EUR"}
+    assert response.body == {"playerId": "p/1", "balanceCents": 1200, "currency": "EUR"}
+
+
+async def test_path_ids_are_held_to_the_body_fields_rule(client: GatewayClient, balances: FakeBalances) -> None:
+    # A playerId the body would refuse (a space, a control character, > 128 characters) is refused in the path
+    # too, before any operator call; so is such a refId.
+    balances.balances["p 1"] = Balance(player_id="p 1", balance_cents=1200, currency="EUR")
+    for player in ("p 1", "p\x01", "p" * 129):
+        response = await client.get_balance(player)
+        assert (response.status, response.error_code) == (400, "INVALID_REQUEST"), player
+        assert [d["field"] for d in response.body["error"]["details"]] == ["playerId"]
+    bad_ref = await client.get_transaction("bet 1")
+    assert (bad_ref.status, bad_ref.error_code) == (400, "INVALID_REQUEST")
+    assert [d["field"] for d in bad_ref.body["error"]["details"]] == ["refId"]
 
 
 def test_clients_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

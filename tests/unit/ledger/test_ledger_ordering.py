@@ -42,3 +42,27 @@ async def test_one_player_in_order_players_concurrently() -> None:
     assert log.index("end a1") < log.index("start a2")
     assert queues.busy_players == 0
     await queues.close()
+
+
+async def test_a_credit_queued_behind_its_players_work_is_announced() -> None:
+    behind: list[str] = []
+    queues = PlayerQueues(on_credit_behind=behind.append)
+    gate = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def blocked() -> None:
+        await gate.wait()
+
+    async def quick() -> None:
+        return None
+
+    queues.submit("alice", Work(blocked, lambda: None))
+    queues.submit("bob", Work(quick, lambda: None, credit=True))  # nothing ahead of it: nothing to announce
+    assert not queues.credit_waiting("alice")
+    queues.submit("alice", Work(quick, finished.set, credit=True))
+    assert behind == ["alice"]
+    assert queues.credit_waiting("alice")
+    gate.set()
+    await asyncio.wait_for(finished.wait(), 5)
+    assert not queues.credit_waiting("alice")
+    await queues.close()

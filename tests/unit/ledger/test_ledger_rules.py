@@ -36,6 +36,8 @@ def row(ref_id: str, tx_type: TxType, *, amount: int = 250, status: TxStatus = T
         created_at=NOW,
         updated_at=NOW,
         completed_at=None,
+        replayed_at=None,
+        operator_id=f"rgs-demo:{ref_id}",
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -55,6 +57,15 @@ def test_bet_after_a_refund_of_it_is_rejected_already_refunded() -> None:
     assert (decision.status, decision.error_code) == (TxStatus.REJECTED, ErrorCode.BET_ALREADY_REFUNDED)
 
 
+def test_bet_past_its_useful_life_is_rejected_expired_without_an_operator_call() -> None:
+    decision = decide(row("bet-1", TxType.BET), RuleContext(expired=True))
+    assert isinstance(decision, Finish)
+    assert (decision.status, decision.error_code) == (TxStatus.REJECTED, ErrorCode.BET_EXPIRED)
+    # A tombstone is the older fact: the bet was refunded before it arrived.
+    tombstoned = decide(row("bet-1", TxType.BET), RuleContext(expired=True, tombstoned=True))
+    assert isinstance(tombstoned, Finish) and tombstoned.error_code is ErrorCode.BET_ALREADY_REFUNDED
+
+
 def test_refund_of_unknown_bet_completes_without_balance_effect_and_leaves_a_tombstone() -> None:
     decision = decide(REFUND, RuleContext(original=None))
     assert isinstance(decision, Finish)
@@ -63,8 +74,14 @@ def test_refund_of_unknown_bet_completes_without_balance_effect_and_leaves_a_tom
     assert decision.tombstone is True
 
 
-def test_refund_of_a_known_bet_goes_to_the_operator_with_the_bets_id() -> None:
-    assert decide(REFUND, RuleContext(original=BET)) == CallOperator(original_transaction_id="bet-1")
+def test_refund_of_a_known_bet_goes_to_the_operator_with_the_bets_operator_id() -> None:
+    assert decide(REFUND, RuleContext(original=BET)) == CallOperator(original_transaction_id="rgs-demo:bet-1")
+
+
+def test_refund_refers_to_the_id_the_bet_was_sent_under() -> None:
+    # A bet admitted before refIds were per client was sent under its refId: its refund must name that id.
+    legacy = replace(BET, operator_id="bet-1")
+    assert decide(REFUND, RuleContext(original=legacy)) == CallOperator(original_transaction_id="bet-1")
 
 
 def test_refund_amount_must_equal_the_bets() -> None:
@@ -111,8 +128,9 @@ def test_refund_of_a_rejected_bet_has_no_balance_effect() -> None:
     assert decision.tombstone is False
 
 
-def test_refund_naming_a_win_or_another_players_bet_is_bet_not_found() -> None:
-    for original in (replace(BET, type=TxType.WIN), replace(BET, player_id="p-2")):
+def test_refund_naming_a_win_or_another_players_or_clients_bet_is_bet_not_found() -> None:
+    # The rule queries never load another client's bet; the rule refuses one all the same.
+    for original in (replace(BET, type=TxType.WIN), replace(BET, player_id="p-2"), replace(BET, client_id="rgs-2")):
         decision = decide(REFUND, RuleContext(original=original))
         assert isinstance(decision, Finish)
         assert decision.error_code is ErrorCode.BET_NOT_FOUND
@@ -126,3 +144,9 @@ def test_win_whose_bet_was_refunded_is_rejected_already_refunded() -> None:
 
 def test_win_goes_to_the_operator() -> None:
     assert decide(WIN, RuleContext()) == CallOperator()
+
+
+def test_win_names_its_bet_by_the_bets_operator_id() -> None:
+    win = replace(WIN, original_ref_id="bet-1")
+    decision = decide(win, RuleContext(original_operator_id="rgs-demo:bet-1"))
+    assert decision == CallOperator(original_transaction_id="rgs-demo:bet-1")

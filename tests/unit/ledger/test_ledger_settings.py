@@ -25,3 +25,10 @@ def test_mock_operator_refuses_an_empty_secret(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MOCK_OPERATOR_SECRET", "")
     with pytest.raises(ValidationError, match="must not be empty"):
         MockOperatorSettings()
+
+
+def test_ledger_refuses_a_lease_too_short_to_cover_an_operator_call() -> None:
+    operator = OperatorSettings(secret="x", timeout_s=5.0)
+    with pytest.raises(ValidationError, match="lease_ttl_s"):
+        LedgerSettings(operator=operator, lease_ttl_s=11.9)
+    assert LedgerSettings(operator=operator, lease_ttl_s=12.0).lease_ttl_s == 12.0

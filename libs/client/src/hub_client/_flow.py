@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from hub_client.errors import ApiError, HubConnectionError, StillPending, api_error
+from hub_client.errors import ApiError, HubConnectionError, StillPending, api_error, outcome_error
 from hub_client.models import Balance, Transaction, TransactionRequest
 from hub_client.signing import signed_headers
 
@@ -140,16 +140,25 @@ class Flows:
         if response.status_code != 202 or not follow:
             return transaction
         location = response.headers.get("Location") or transaction_path(request.ref_id)
-        transaction = yield from self.wait(location, self._follow.timeout_s)
+        # The Hub says when a poll can first show an outcome (its predicted wait): not sooner, and not at all when
+        # that is past the follow timeout (the webhook will tell).
+        first = retry_after(response.headers)
+        if first is not None and first >= self._follow.timeout_s:
+            raise StillPending(transaction)
+        transaction = yield from self.wait(location, self._follow.timeout_s, first_poll_s=first)
         if transaction.status != "COMPLETED":
-            # A GET carries no error code; replaying the request answers with the outcome's code (and raises).
+            if transaction.error_code:
+                raise outcome_error(transaction)
+            # An older Hub's resource carries no error code: replaying the request answers with it (and raises).
             yield from self.call("POST", "/v1/transactions", body=body, headers=headers)
         return transaction
 
-    def wait(self, path: str, timeout_s: float) -> Flow[Transaction]:
+    def wait(self, path: str, timeout_s: float, *, first_poll_s: float | None = None) -> Flow[Transaction]:
         """Poll until the transaction is final; StillPending when `timeout_s` runs out first."""
         deadline = time.monotonic() + timeout_s
         interval = self._follow.interval_s
+        if first_poll_s is not None and first_poll_s > interval:
+            yield Sleep(min(first_poll_s, timeout_s))
         while True:
             response = yield from self.call("GET", path)
             transaction = Transaction.from_wire(response.json())

@@ -130,6 +130,13 @@ class AmountMismatch(TransactionRejected):
     code = "AMOUNT_MISMATCH"
 
 
+class BetExpired(TransactionRejected):
+    """The Hub was overloaded and did not send the BET to the operator within its useful life: nothing was
+    debited. Treat the bet as not placed (a new spin is a new refId)."""
+
+    code = "BET_EXPIRED"
+
+
 class OperatorUnavailable(TransactionRejected):
     """On a transaction: it FAILED (final). On a balance read: retryable, and retried by the client."""
 
@@ -177,3 +184,17 @@ def api_error(status: int, body: Any, retry_after_s: float | None) -> ApiError:
         return (InternalError if status >= 500 else RequestError)(status, fallback, retry_after_s)
     cls = ERRORS.get(str(error.get("code")), InternalError if status >= 500 else RequestError)
     return cls(status, error, retry_after_s)
+
+
+def outcome_error(transaction: Any) -> ApiError:
+    """The typed error of a REJECTED or FAILED transaction read from its resource (`errorCode`), with the status
+    the POST answers it with (404 PLAYER_NOT_FOUND, 502 for FAILED, else 422)."""
+    code = transaction.error_code or "INTERNAL_ERROR"
+    status = {"FAILED": 502}.get(transaction.status, 404 if code == "PLAYER_NOT_FOUND" else 422)
+    error = {
+        "code": code,
+        "message": transaction.reason or f"transaction {transaction.status.lower()}: {code}",
+        "retryable": False,
+        "balanceCents": transaction.balance_cents if code == "INSUFFICIENT_FUNDS" else None,
+    }
+    return ERRORS.get(code, TransactionRejected)(status, error)

@@ -79,11 +79,15 @@ class Transaction:
     game_id: str | None = None
     original_ref_id: str | None = None
     reason: str | None = None
+    # REJECTED or FAILED: the contract's error code (e.g. INSUFFICIENT_FUNDS, BET_EXPIRED).
+    error_code: str | None = None
     balance_cents: int | None = None
     operator_transaction_id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     completed_at: datetime | None = None
+    # On a 202 answer: seconds until the Hub expects the transaction to reach the operator.
+    predicted_wait_s: float | None = None
 
     @property
     def is_final(self) -> bool:
@@ -103,11 +107,13 @@ class Transaction:
             game_id=body.get("gameId"),
             original_ref_id=body.get("originalRefId"),
             reason=body.get("reason"),
+            error_code=body.get("errorCode"),
             balance_cents=body.get("balanceCents"),
             operator_transaction_id=body.get("operatorTransactionId"),
             created_at=parse_time(body.get("createdAt")),
             updated_at=parse_time(body.get("updatedAt")),
             completed_at=parse_time(body.get("completedAt")),
+            predicted_wait_s=body.get("predictedWaitS"),
         )
 
 

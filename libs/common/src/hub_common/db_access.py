@@ -103,9 +103,11 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
         # DELETE: the runbook's weekly purge of old delivered webhooks.
         "webhook_outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
         "audit_log": ("SELECT", "INSERT"),
-        # hubctl reconcile: the shared range report reads the stored feed and its coverage. INSERT: `recovery
-        # apply` queues again the cancel of a FAILED bet it restores (the ledger sends it).
+        # tx resolve of a BET the operator never applied queues its cancel (the ledger's own finish statement);
+        # `recovery apply` queues again the cancel of a FAILED bet it restores (the ledger sends both); hubctl
+        # reconcile reads compensations for the shared range report.
         "ledger_compensations": ("SELECT", "INSERT"),
+        # hubctl reconcile: the shared range report reads the stored feed and its coverage.
         "operator_transactions": ("SELECT",),
         "operator_feed_state": ("SELECT",),
         **_BUDGET,

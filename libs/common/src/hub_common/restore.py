@@ -94,7 +94,8 @@ async def restore(
     error_code = event.error_code.value if event.error_code else None
     after = await conn.fetchrow(
         """UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
-               operator_transaction_id = $6, attempts = $7, completed_at = coalesce($8, now()), updated_at = now()
+               operator_transaction_id = $6, attempts = $7, completed_at = coalesce($8, now()), updated_at = now(),
+               lease_expires_at = NULL
            WHERE id = $1 AND status = ANY($9::text[])
            RETURNING completed_at, updated_at""",
         tx_id,
@@ -141,12 +142,18 @@ async def _side_effects(conn: db.Connection, row: TxRow) -> None:
         and row.status is TxStatus.COMPLETED
         and row.attempts == 0
         and row.original_ref_id is not None
-        and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM transactions WHERE ref_id = $1)", row.original_ref_id)
+        and not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM transactions WHERE ref_id = $1 AND client_id = $2)",
+            row.original_ref_id,
+            row.client_id,
+        )
     ):
-        # A refund of a bet the Hub never saw: a later BET with that refId is rejected (the ledger's rule).
+        # A refund of a bet the Hub never saw: a later BET of the client with that refId is rejected (the ledger's
+        # rule).
         await conn.execute(
-            """INSERT INTO refund_tombstones (ref_id, refund_transaction_id) VALUES ($1, $2)
+            """INSERT INTO refund_tombstones (client_id, ref_id, refund_transaction_id) VALUES ($1, $2, $3)
                ON CONFLICT DO NOTHING""",
+            row.client_id,
             row.original_ref_id,
             row.id,
         )

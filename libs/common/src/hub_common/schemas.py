@@ -5,6 +5,7 @@ Field names are camelCase on the wire (the contract's), snake_case in Python.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -51,6 +52,7 @@ class ErrorCode(StrEnum):
     BET_ALREADY_SETTLED = "BET_ALREADY_SETTLED"
     BET_ALREADY_REFUNDED = "BET_ALREADY_REFUNDED"
     AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    BET_EXPIRED = "BET_EXPIRED"
     RATE_LIMITED = "RATE_LIMITED"
     OPERATOR_UNAVAILABLE = "OPERATOR_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -71,6 +73,31 @@ def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+# An RGS client id: letters, digits, `.`, `_`, `-`, starting with a letter or digit, at most 64 characters, never
+# `cancel`. No `:`, so the operator id `{clientId}:{refId}` splits one way only, and no client's operator ids can
+# look like a cancel (`cancel:...`); see hub_common.operator.ids.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+RESERVED_CLIENT_IDS = frozenset({"cancel"})
+
+
+def client_id_problem(client_id: str) -> str | None:
+    """Why `client_id` cannot be an RGS client id (None: it can)."""
+    if not _CLIENT_ID.match(client_id):
+        return "a client id is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    if client_id in RESERVED_CLIENT_IDS:
+        return f"{client_id!r} is reserved (operator ids of cancels start with it)"
+    return None
+
+
+def _client_id(value: str) -> str:
+    if (problem := client_id_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+ClientId = Annotated[str, AfterValidator(_client_id)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
@@ -103,7 +130,8 @@ class TransactionCommand(WireModel):
     """Payload of `hub.commands` (key: playerId): an admitted request for the ledger."""
 
     transaction_id: str
-    client_id: str
+    # Checked here too: the ledger stores the operator id derived from it (hub_common.operator.ids).
+    client_id: ClientId
     idempotency_key: str | None
     request_hash: str
     ref_id: str
@@ -117,6 +145,8 @@ class TransactionCommand(WireModel):
     round_closed: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
     admitted_at: datetime
+    # A BET's useful life: not sent to the operator after this moment (REJECTED BET_EXPIRED instead).
+    send_by: datetime | None = None
 
 
 class Transaction(WireModel):
@@ -133,11 +163,20 @@ class Transaction(WireModel):
     original_ref_id: str | None = None
     status: TxStatus
     reason: str | None = None
+    # The contract's error code of a REJECTED or FAILED transaction (what a replayed POST answers with).
+    error_code: ErrorCode | None = None
     balance_cents: int | None = None
     operator_transaction_id: str | None = None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+
+
+class AcceptedTransaction(Transaction):
+    """The body of a 202: the transaction, and when the Hub expects it to reach the operator."""
+
+    # Seconds from the answer until the transaction is expected to reach the operator (the gateway's forecast).
+    predicted_wait_s: float
 
 
 class TransactionEvent(WireModel):

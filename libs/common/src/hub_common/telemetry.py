@@ -29,8 +29,20 @@ _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("co
 KafkaHeaders = list[tuple[str, bytes]]
 
 
+# An id a caller chose (a client id before it is known to be valid) is cut to this many characters in logs.
+LOGGED_ID_MAX = 64
+
+
 def new_correlation_id() -> str:
     return str(uuid.uuid4())
+
+
+def logged_id(value: str | None, limit: int = LOGGED_ID_MAX) -> str | None:
+    """An id as it may appear in a log line: at most `limit` characters (then how many were cut), so a caller
+    cannot fill the logs through a header (up to 8 KiB) that is logged when it is refused."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]}...(+{len(value) - limit})"
 
 
 def current_correlation_id() -> str | None:

@@ -1,4 +1,5 @@
-"""A `transactions` row as the ledger and hubctl read it (the operator's ids of it: `hub_common.operator.ids`)."""
+"""A `transactions` row as the ledger and hubctl read it (its operator id: `hub_common.operator.ids`; its lease:
+`hub_common.transitions`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from hub_common.schemas import Transaction, TxStatus, TxType
+from hub_common.schemas import ErrorCode, Transaction, TxStatus, TxType
 
 COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
-    "created_at, updated_at, completed_at"
+    "created_at, updated_at, completed_at, replayed_at, operator_id, lease_owner, lease_token, lease_expires_at, "
+    "send_by"
 )
 
 
@@ -40,6 +42,16 @@ class TxRow:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # When an SRE replayed it (`hubctl tx replay`): its deadline counts from here.
+    replayed_at: datetime | None
+    # The transactionId the operator knows it by (stored at admission; see hub_common.operator.ids).
+    operator_id: str
+    # Who works on it and until when; `lease_token` fences a former holder (hub_common.transitions).
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_expires_at: datetime | None = None
+    # A BET's useful life (migration 007): unsent by then, it is REJECTED BET_EXPIRED.
+    send_by: datetime | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> TxRow:
@@ -65,6 +77,12 @@ class TxRow:
             created_at=r["created_at"],
             updated_at=r["updated_at"],
             completed_at=r["completed_at"],
+            replayed_at=r["replayed_at"],
+            operator_id=r["operator_id"],
+            lease_owner=r["lease_owner"],
+            lease_token=r["lease_token"],
+            lease_expires_at=r["lease_expires_at"],
+            send_by=r["send_by"],
         )
 
     def resource(self) -> Transaction:
@@ -80,9 +98,19 @@ class TxRow:
             original_ref_id=self.original_ref_id,
             status=self.status,
             reason=self.reason,
+            error_code=_error_code(self.error_code),
             balance_cents=self.balance_cents,
             operator_transaction_id=self.operator_transaction_id,
             created_at=self.created_at,
             updated_at=self.updated_at,
             completed_at=self.completed_at,
         )
+
+
+def _error_code(value: str | None) -> ErrorCode | None:
+    if value is None:
+        return None
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR  # a code this build does not know (written by a newer one)

@@ -9,6 +9,15 @@ new row (and the event describing it) is known before the write and a transition
 
 A final transition is guarded by the status it leaves (`WHERE status IN (open)`): two processes racing on one
 transaction (a rebalance, the sweeper, an SRE) finish it once; the loser sees None.
+
+Ownership (the lease): whoever calls the operator for an open transaction holds it. Taking it (`start_many`,
+`take_over_many`) is allowed only while nobody holds a live lease (`may_take`: the row's `lease_expires_at` is not
+ahead of the database clock) and raises `lease_token` by one; the holder renews it (`renew`) while it waits and
+retries, and every final write names the token its writer holds (`finish_many`: checked in the UPDATE's WHERE), so
+a holder whose lease expired and was taken over is fenced: its late result changes nothing. The ledger and
+`hubctl tx resolve|replay` obey this one rule. A holder starts an operator call only with at least the call's
+timeout left on its lease (the ledger's processor), so once someone else may take a transaction over, every call
+the old holder made has returned.
 """
 
 from __future__ import annotations
@@ -25,19 +34,17 @@ import orjson
 from hub_common import audit, db
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
-from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus
+from hub_common.operator.ids import operator_id
+from hub_common.operator.requests import cancel_request
+from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.telemetry import kafka_headers, new_correlation_id
 from hub_common.transactions import COLUMNS, TxRow
 
 OPEN = (TxStatus.PENDING.value, TxStatus.PROCESSING.value)
 
 # Rows locked for a transition, with the transaction's `now()` (see the module docstring).
-LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"
-LOCK_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
-LOCK_BY_REF = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE ref_id = $1 FOR UPDATE"
-LOCK_BY_REFS = (
-    f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE ref_id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-)
+LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
+LOCK_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
 
 
 @dataclass(frozen=True)
@@ -49,14 +56,31 @@ class Finish:
     error_code: ErrorCode | None = None
     balance_cents: int | None = None
     operator_transaction_id: str | None = None
-    # Record a tombstone for `original_ref_id`: a later BET with that refId is rejected.
+    # Record a tombstone for `original_ref_id`: a later BET of the same client with that refId is rejected.
     tombstone: bool = False
+    # A FAILED BET: queue its compensating REFUND (`ledger_compensations`, sent by the ledger's compensator until
+    # the operator confirms it) in the same statement, whoever fails it.
+    compensate: bool = False
 
 
 @dataclass(frozen=True)
 class Locked:
     row: TxRow
     now: datetime
+
+
+def lease_live(tx: TxRow, now: datetime) -> bool:
+    """Someone holds the transaction: its lease has not expired at `now` (the database clock)."""
+    return tx.lease_expires_at is not None and tx.lease_expires_at > now
+
+
+def may_take(tx: TxRow, now: datetime) -> bool:
+    """An open transaction nobody holds: it may be taken (the old holder, if any, is then fenced)."""
+    return tx.status.value in OPEN and not lease_live(tx, now)
+
+
+def describe_lease(tx: TxRow) -> str:
+    return f"held by {tx.lease_owner or 'unknown'} (lease {tx.lease_token}) until {tx.lease_expires_at}"
 
 
 @dataclass(frozen=True)
@@ -88,9 +112,9 @@ def snapshot(tx: TxRow) -> dict[str, Any]:
     }
 
 
-async def lock(conn: db.Connection, *, ref_id: str) -> Locked | None:
-    """The row of `ref_id`, locked by the caller's database transaction; None when there is none."""
-    record = await conn.fetchrow(LOCK_BY_REF, ref_id)
+async def lock(conn: db.Connection, tx_id: uuid.UUID) -> Locked | None:
+    """The row `tx_id`, locked by the caller's database transaction; None when there is none."""
+    record = await conn.fetchrow(LOCK_BY_ID, tx_id)
     return Locked(TxRow.from_record(record), record["tx_now"]) if record is not None else None
 
 
@@ -104,12 +128,14 @@ async def insert_from_command(
     reason: str = "row missing at the ledger: inserted from the command",
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
-    command was produced; None when a concurrent insert won (the caller reads that row)."""
+    command was produced; None when the id, the client's refId or the operator id is taken (a concurrent insert
+    of the same command: the caller reads that row; or another transaction: the command is not the row's)."""
     record = await conn.fetchrow(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
-                game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15)
-            ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",
+                game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
+                operator_id, send_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $16, $17)
+            ON CONFLICT DO NOTHING RETURNING {COLUMNS}""",  # noqa: S608 - COLUMNS is a constant column list
         uuid.UUID(cmd.transaction_id),
         cmd.client_id,
         cmd.ref_id,
@@ -125,6 +151,8 @@ async def insert_from_command(
         cmd.request_hash,
         correlation_id,
         cmd.admitted_at,
+        operator_id(cmd.client_id, cmd.ref_id),
+        cmd.send_by,
     )
     if record is None:
         return None
@@ -155,14 +183,29 @@ async def insert_from_command(
     return record
 
 
-async def start_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime, *, actor: str) -> list[TxRow]:
-    """PENDING -> PROCESSING (locked rows), with their audit rows and events, in one statement.
+async def start_many(
+    conn: db.Connection, rows: Sequence[TxRow], now: datetime, *, actor: str, lease_owner: str, lease_s: float
+) -> list[TxRow]:
+    """PENDING -> PROCESSING (locked rows nobody holds: `may_take`), with their audit rows and events, in one
+    statement; the caller takes their leases (`lease_owner`, for `lease_s`) in the same statement.
 
     The first POST is counted here, in the same commit (one round trip less than counting it on its own).
     """
     if not rows:
         return []
-    started = [replace(tx, status=TxStatus.PROCESSING, attempts=tx.attempts + 1, updated_at=now) for tx in rows]
+    expires = now + timedelta(seconds=lease_s)
+    started = [
+        replace(
+            tx,
+            status=TxStatus.PROCESSING,
+            attempts=tx.attempts + 1,
+            updated_at=now,
+            lease_owner=lease_owner,
+            lease_token=tx.lease_token + 1,
+            lease_expires_at=expires,
+        )
+        for tx in rows
+    ]
     audits = [_audit(tx, new, "processing", "sent to the operator") for tx, new in zip(rows, started, strict=True)]
     events = [_event(new, None) for new in started]
     await conn.execute(
@@ -170,7 +213,9 @@ async def start_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime, 
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[],
                                      $7::text[])
                     WITH ORDINALITY AS i(id, before, after, event_id, key, value, headers, ord)),
-            moved AS (UPDATE transactions t SET status = 'PROCESSING', attempts = t.attempts + 1, updated_at = now()
+            moved AS (UPDATE transactions t SET status = 'PROCESSING', attempts = t.attempts + 1, updated_at = now(),
+                             lease_owner = $10, lease_token = t.lease_token + 1,
+                             lease_expires_at = now() + make_interval(secs => $11)
                       FROM input i WHERE t.id = i.id RETURNING t.id),
             audit AS ({audit.INSERT}
                       SELECT 'transaction', i.id::text, 'processing', $8::text, i.before::jsonb, i.after::jsonb,
@@ -178,7 +223,7 @@ async def start_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime, 
                       FROM input i JOIN moved USING (id))
            INSERT INTO event_outbox (event_id, topic, key, value, headers)
            SELECT i.event_id, $9::text, i.key, i.value, i.headers::jsonb FROM input i JOIN moved USING (id)
-           ORDER BY i.ord""",
+           ORDER BY i.ord""",  # noqa: S608 - audit.INSERT is a constant; values are bind parameters
         [tx.id for tx in started],
         [a.before for a in audits],
         [a.after for a in audits],
@@ -188,28 +233,98 @@ async def start_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime, 
         [e.headers for e in events],
         actor,
         TRANSACTIONS,
+        lease_owner,
+        lease_s,
     )
     return started
 
 
+async def take_over_many(
+    conn: db.Connection, rows: Sequence[TxRow], now: datetime, *, lease_owner: str, lease_s: float
+) -> list[TxRow]:
+    """Take the leases of locked open rows nobody holds (`may_take`), fencing their former holders; the status
+    stays. No audit row or event: ownership is not part of a transaction's state (the holder's final transition
+    records what it did)."""
+    if not rows:
+        return []
+    await conn.execute(
+        """UPDATE transactions SET lease_owner = $2, lease_token = lease_token + 1,
+               lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+           WHERE id = ANY($1::uuid[])""",
+        [tx.id for tx in rows],
+        lease_owner,
+        lease_s,
+    )
+    expires = now + timedelta(seconds=lease_s)
+    return [
+        replace(tx, lease_owner=lease_owner, lease_token=tx.lease_token + 1, lease_expires_at=expires, updated_at=now)
+        for tx in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """Extend the lease `token` of transaction `tx_id`; `count_attempt`: a POST is about to be sent."""
+
+    tx_id: uuid.UUID
+    token: int
+    count_attempt: bool = False
+
+
+async def renew_many(
+    conn: db.Connection | asyncpg.Pool, renewals: Sequence[Renewal], *, lease_s: float
+) -> set[uuid.UUID]:
+    """Extend leases (and count POSTs) in one statement; returns the transactions still held. One missing from the
+    result is final or was taken over: its holder no longer owns it and must stop. Rows are locked in id order,
+    the order every other batch takes them in."""
+    if not renewals:
+        return set()
+    rows = await conn.fetch(
+        """WITH i AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[]) AS i(id, token, attempts)),
+                locked AS (SELECT t.id FROM transactions t JOIN i USING (id)
+                           WHERE t.lease_token = i.token AND t.status IN ('PENDING', 'PROCESSING')
+                           ORDER BY t.id FOR UPDATE OF t)
+           UPDATE transactions t SET lease_expires_at = now() + make_interval(secs => $4), updated_at = now(),
+                  attempts = t.attempts + i.attempts
+           FROM i WHERE t.id = i.id AND t.id IN (SELECT id FROM locked) RETURNING t.id""",
+        [r.tx_id for r in renewals],
+        [r.token for r in renewals],
+        [1 if r.count_attempt else 0 for r in renewals],
+        lease_s,
+    )
+    return {r["id"] for r in rows}
+
+
+async def release(conn: db.Connection, tx_id: uuid.UUID, token: int) -> None:
+    """End the lease `token` at once (the transaction is handed back to the ledger); the token stays, so a former
+    holder remains fenced."""
+    await conn.execute(
+        "UPDATE transactions SET lease_expires_at = now() WHERE id = $1 AND lease_token = $2", tx_id, token
+    )
+
+
 async def finish_many(
     conn: db.Connection,
-    items: Sequence[tuple[TxRow, Finish]],
+    items: Sequence[tuple[TxRow, Finish, int]],
     now: datetime,
     *,
     actor: str,
     action: str | None = None,
 ) -> dict[uuid.UUID, TxRow | None]:
-    """Final transitions of locked rows read at `now`; a row that was already final maps to None.
+    """Final transitions of locked rows read at `now`, each by the holder of lease token `token` (a writer that
+    took no lease passes the row's token, having checked `may_take`); a row that was already final, or whose
+    lease was taken over since (the writer is fenced), maps to None.
 
-    One statement: the rows, their idempotency keys, refund tombstones, audit rows (action: `action`, or the
-    new status in lower case) and events.
+    One statement: the rows, their idempotency keys, refund tombstones, compensations, audit rows (action:
+    `action`, or the new status in lower case) and events.
     """
-    result: dict[uuid.UUID, TxRow | None] = {tx.id: None for tx, _ in items}
+    result: dict[uuid.UUID, TxRow | None] = {tx.id: None for tx, _, _ in items}
     done: list[tuple[TxRow, Finish, TxRow]] = []
-    for tx, outcome in items:
-        if tx.status.value not in OPEN:
+    tokens: dict[uuid.UUID, int] = {}
+    for tx, outcome, token in items:
+        if tx.status.value not in OPEN or tx.lease_token != token:
             continue
+        tokens[tx.id] = token
         new = replace(
             tx,
             status=outcome.status,
@@ -219,35 +334,45 @@ async def finish_many(
             operator_transaction_id=outcome.operator_transaction_id,
             updated_at=now,
             completed_at=now,
+            lease_expires_at=None,
         )
         done.append((tx, outcome, new))
     if not done:
         return result
     audits = [_audit(tx, new, action or outcome.status.value.lower(), outcome.reason) for tx, outcome, new in done]
     events = [_event(new, outcome.error_code) for _, outcome, new in done]
+    cancels = [cancel_request(tx) if outcome.compensate and tx.type is TxType.BET else None for tx, outcome, _ in done]
     finished = await conn.fetch(
         f"""WITH input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
                                      $7::text[], $8::text[], $9::text[], $10::text[], $11::uuid[], $12::text[],
-                                     $13::bytea[], $14::text[])
+                                     $13::bytea[], $14::text[], $18::bigint[], $19::text[], $20::text[])
                     WITH ORDINALITY AS i(id, status, reason, error_code, balance_cents, operator_transaction_id,
-                                         tombstone, action, before, after, event_id, key, value, headers, ord)),
+                                         tombstone, action, before, after, event_id, key, value, headers,
+                                         lease_token, cancel_id, cancel_request, ord)),
             done AS (UPDATE transactions t SET status = i.status, reason = i.reason, error_code = i.error_code,
                             balance_cents = i.balance_cents, operator_transaction_id = i.operator_transaction_id,
-                            completed_at = now(), updated_at = now()
-                     FROM input i WHERE t.id = i.id AND t.status = ANY($15::text[]) RETURNING t.id),
+                            completed_at = now(), updated_at = now(), lease_expires_at = NULL
+                     FROM input i
+                     WHERE t.id = i.id AND t.status = ANY($15::text[]) AND t.lease_token = i.lease_token
+                     RETURNING t.id, t.client_id),
             keys AS (UPDATE idempotency_keys k SET status = 'COMPLETED', updated_at = now()
                      WHERE k.transaction_id IN (SELECT id FROM done)),
-            tombstone AS (INSERT INTO refund_tombstones (ref_id, refund_transaction_id)
-                          SELECT i.tombstone, i.id FROM input i JOIN done USING (id) WHERE i.tombstone IS NOT NULL
+            tombstone AS (INSERT INTO refund_tombstones (client_id, ref_id, refund_transaction_id)
+                          SELECT d.client_id, i.tombstone, i.id FROM input i JOIN done d USING (id)
+                          WHERE i.tombstone IS NOT NULL
                           ON CONFLICT DO NOTHING),
+            compensation AS (INSERT INTO ledger_compensations (transaction_id, operator_transaction_id, request)
+                             SELECT i.id, i.cancel_id, i.cancel_request::jsonb FROM input i JOIN done USING (id)
+                             WHERE i.cancel_id IS NOT NULL
+                             ON CONFLICT DO NOTHING),
             audit AS ({audit.INSERT}
                       SELECT 'transaction', i.id::text, i.action, $16::text, i.before::jsonb, i.after::jsonb, i.reason
                       FROM input i JOIN done USING (id)),
             event AS (INSERT INTO event_outbox (event_id, topic, key, value, headers)
                       SELECT i.event_id, $17::text, i.key, i.value, i.headers::jsonb FROM input i JOIN done USING (id)
                       ORDER BY i.ord)
-           SELECT id FROM done""",
+           SELECT id FROM done""",  # noqa: S608 - audit.INSERT is a constant; values are bind parameters
         [new.id for _, _, new in done],
         [new.status.value for _, _, new in done],
         [new.reason for _, _, new in done],
@@ -265,6 +390,9 @@ async def finish_many(
         list(OPEN),
         actor,
         TRANSACTIONS,
+        [tokens[new.id] for _, _, new in done],
+        [c.transaction_id if c else None for c in cancels],
+        [audit.to_json(c.model_dump(mode="json", by_alias=True)) if c else None for c in cancels],
     )
     updated = {r["id"] for r in finished}
     for _, _, new in done:
@@ -275,11 +403,14 @@ async def finish_many(
 
 async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
     """FAILED -> PENDING (locked row) with a fresh deadline and no attempts, audited; the key goes back to
-    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again."""
-    reopened = replace(tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0)
+    PROCESSING. No event: the outcome clients heard stands until the transaction finishes again. A BET's useful
+    life no longer applies: an SRE's replay is a decision to send it."""
+    reopened = replace(
+        tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0, send_by=None
+    )
     await conn.execute(
         """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
-               attempts = 0, replayed_at = now(), updated_at = now()
+               attempts = 0, replayed_at = now(), send_by = NULL, updated_at = now()
            WHERE id = $1""",
         tx.id,
         reason,

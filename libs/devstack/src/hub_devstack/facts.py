@@ -24,6 +24,9 @@ class StackFacts:
     webhook_secret: str
     service_urls: tuple[tuple[str, str], ...] = ()
     kafka_topic_prefix: str = ""
+    # A second demo RGS client (cross-client requests are isolated: try them with it).
+    hub_second_client_id: str = ""
+    hub_second_client_secret: str = ""
     # The schema owner's URL (hub-migrate); DATABASE_URL is hubctl's least-privilege role.
     database_owner_url: str = ""
     # More variables for hubctl and friends (a secured stack: hubctl's Kafka credentials).
@@ -50,6 +53,9 @@ class StackFacts:
             # and the secret policy (hub_common.secret_policy) is relaxed. Never set in production.
             DEV_MODE_ENV: "1",
         }
+        if self.hub_second_client_id:
+            env["HUB_SECOND_CLIENT_ID"] = self.hub_second_client_id
+            env["HUB_SECOND_CLIENT_SECRET"] = self.hub_second_client_secret
         for service, url in self.service_urls:
             env[f"HUB_{service.upper().replace('-', '_')}_URL"] = url
         if self.database_owner_url:

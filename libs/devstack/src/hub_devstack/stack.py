@@ -216,6 +216,8 @@ def run_stack(config: StackConfig, *, infra_mode: Mode | None = None) -> Iterato
             webhook_secret=s.webhook_secret,
             service_urls=tuple((spec.name, config.url(spec.name)) for spec in config.services),
             kafka_topic_prefix=config.topic_prefix,
+            hub_second_client_id=s.second_client_id if s.second_client_secret else "",
+            hub_second_client_secret=s.second_client_secret,
             extra_env=tuple(secured.env_for(HUBCTL.user).items()) if secured else (),
         )
         yield RunningStack(facts, services, roles)

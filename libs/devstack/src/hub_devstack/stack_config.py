@@ -42,6 +42,9 @@ class DemoSecrets:
     operator_client_id: str
     operator_secret: str
     webhook_secret: str
+    # A second RGS client, so cross-client requests can be tried (its refIds, bets and tombstones are its own).
+    second_client_id: str = "rgs-demo-2"
+    second_client_secret: str = ""
 
     @classmethod
     def generate(cls, client_id: str = "rgs-demo") -> DemoSecrets:
@@ -51,7 +54,15 @@ class DemoSecrets:
             operator_client_id="integration-hub",
             operator_secret=secrets.token_urlsafe(32),
             webhook_secret=secrets.token_urlsafe(32),
+            second_client_secret=secrets.token_urlsafe(32),
         )
+
+    def clients(self) -> dict[str, str]:
+        """Every demo RGS client and its secret."""
+        found = {self.client_id: self.client_secret}
+        if self.second_client_secret:
+            found[self.second_client_id] = self.second_client_secret
+        return found
 
 
 def ports_from_env(environ: Mapping[str, str]) -> dict[str, int]:
@@ -141,7 +152,7 @@ def service_env(
         env["MOCK_RGS_SECRETS"] = json.dumps([s.webhook_secret])
     elif spec.name == "webhook-dispatcher":
         endpoint = {"url": config.url("mock-rgs") + "/webhooks", "secrets": [s.webhook_secret]}
-        env["DISPATCHER_ENDPOINTS"] = json.dumps({s.client_id: endpoint})
+        env["DISPATCHER_ENDPOINTS"] = json.dumps({client: endpoint for client in s.clients()})
     elif spec.name == "reconciler":
         # Its state store lives with the stack's other run-time files, not in the caller's working dir.
         env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
@@ -158,7 +169,7 @@ def service_env(
             }
         )
     elif spec.name == "gateway":
-        env["GATEWAY_CLIENTS"] = json.dumps({s.client_id: [s.client_secret]})
+        env["GATEWAY_CLIENTS"] = json.dumps({client: [secret] for client, secret in s.clients().items()})
     if config.topic_prefix:
         # A prefixed stack shares the broker with others: its consumer groups must not join theirs.
         env.update(

@@ -55,6 +55,14 @@ def usage(facts: StackFacts, env_file: Path) -> str:
             f"Python client (docs/integrating.md): set -a; source {env_file}; set +a; uv run python, then",
             *(f"  {line}" for line in CLIENT_EXAMPLE),
             f"Gateway: {facts.hub_url} (client {facts.hub_client_id}). Logs: .hub/logs/. Ctrl-C stops everything.",
+            *(
+                [
+                    f"A second RGS client, {facts.hub_second_client_id} (HUB_SECOND_CLIENT_ID/_SECRET): its "
+                    "refIds, bets and refunds are its own (docs/contract.md section 1.2)."
+                ]
+                if facts.hub_second_client_id
+                else []
+            ),
         ]
     )
 

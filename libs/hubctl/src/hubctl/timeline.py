@@ -22,9 +22,10 @@ import orjson
 from hub_common.kafka import TRANSACTIONS
 from hub_common.kafka_scan import RawRecord, Scan, list_topics, scan
 from hub_common.settings import KafkaSettings
+from hubctl.errors import HubctlError
 
-_TX_COLUMNS = """id::text AS id, client_id, ref_id, type, player_id, amount_cents, currency, status, reason,
-                 error_code, balance_cents, operator_transaction_id, correlation_id, attempts, created_at,
+_TX_COLUMNS = """id::text AS id, client_id, ref_id, operator_id, type, player_id, amount_cents, currency, status,
+                 reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, created_at,
                  updated_at, completed_at, replayed_at"""
 # Kafka records of a transaction are looked for from a little before its admission (producer clocks differ).
 _CLOCK_SLACK = timedelta(minutes=1)
@@ -73,18 +74,29 @@ class Subject:
 # --- database --------------------------------------------------------------------------------------------------
 
 
-async def find_transaction(conn: asyncpg.Connection, given: str) -> dict[str, Any] | None:
-    """By refId, transactionId or webhook id (indexed), then by correlation id (a scan of `transactions`)."""
-    row = await conn.fetchrow(f"SELECT {_TX_COLUMNS} FROM transactions WHERE ref_id = $1", given)
+async def find_transaction(conn: asyncpg.Connection, given: str, client: str | None = None) -> dict[str, Any] | None:
+    """By refId (of `client`, needed when several clients used it), transactionId or webhook id (indexed), then by
+    correlation id (a scan of `transactions`)."""
+    rows = await conn.fetch(
+        f"""SELECT {_TX_COLUMNS} FROM transactions WHERE ref_id = $1 AND ($2::text IS NULL OR client_id = $2)
+            ORDER BY client_id""",  # noqa: S608 - _TX_COLUMNS is a constant column list
+        given,
+        client,
+    )
+    if len(rows) > 1:
+        clients = ", ".join(r["client_id"] for r in rows)
+        raise HubctlError(f"refId {given} exists for several clients ({clients}): give --client")
+    row = rows[0] if rows else None
     if row is None and _is_uuid(given):
         row = await conn.fetchrow(
             f"""SELECT {_TX_COLUMNS} FROM transactions
-                WHERE id = $1::uuid OR id = (SELECT transaction_id FROM webhook_outbox WHERE id = $1::uuid)""",
+                WHERE id = $1::uuid OR id = (SELECT transaction_id FROM webhook_outbox WHERE id = $1::uuid)""",  # noqa: S608 - _TX_COLUMNS is a constant column list
             given,
         )
     if row is None:
         row = await conn.fetchrow(
-            f"SELECT {_TX_COLUMNS} FROM transactions WHERE correlation_id = $1 ORDER BY created_at LIMIT 1", given
+            f"SELECT {_TX_COLUMNS} FROM transactions WHERE correlation_id = $1 ORDER BY created_at LIMIT 1",  # noqa: S608 - _TX_COLUMNS is a constant column list
+            given,
         )
     return dict(row) if row is not None else None
 
@@ -118,9 +130,12 @@ async def database_events(conn: asyncpg.Connection, subject: Subject, row: dict[
         events.append(Event(key["created_at"], "idempotency_key", "key stored", detail))
     for event in await conn.fetch(
         """SELECT event_id::text AS event_id, value, created_at, published_at
-           FROM event_outbox WHERE key = $1 AND topic = $2 ORDER BY id""",
+           FROM event_outbox WHERE key = $1 AND topic = $2
+             AND convert_from(value, 'UTF8')::jsonb #>> '{payload,transaction,transactionId}' = $3
+           ORDER BY id""",
         subject.ref_id,
         TRANSACTIONS,
+        subject.transaction_id,
     ):
         status = _status_in(event["value"])
         events.append(
@@ -208,10 +223,20 @@ def _mentions(payload: dict[str, Any], ids: set[str]) -> bool:
     return any(payload.get(f) in ids or nested.get(f) in ids for f in fields)
 
 
+def _names_another(payload: dict[str, Any], transaction_id: str | None) -> bool:
+    """The record carries a transactionId that is not the subject's (another client's transaction with the same
+    refId, on a topic keyed by refId)."""
+    inner = payload.get("transaction")
+    named = (inner if isinstance(inner, dict) else payload).get("transactionId")
+    return transaction_id is not None and named is not None and named != transaction_id
+
+
 def kafka_matcher(subject: Subject) -> Callable[[RawRecord], bool]:
     ids = subject.ids()
 
     def keep(record: RawRecord) -> bool:
+        if record.key is not None and record.key == subject.ref_id:
+            return not _names_another(_payload(record)[1], subject.transaction_id)
         if record.correlation_id in ids or record.key in ids:
             return True
         # hub.commands is keyed by player, dead-letter topics by whatever the source used: look inside.

@@ -10,18 +10,18 @@ from aiohttp import web
 from hub_common import db
 from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaProbe, KafkaProducer, ensure_topics
-from hub_common.operator import Budget, OperatorClient
+from hub_common.operator import Budget, BudgetOutlook, OperatorClient, balance_caller
 from hub_gateway import handlers
+from hub_gateway.admission_control import AdmissionControl, AdmissionPolicy
 from hub_gateway.auth import Authenticator
-from hub_gateway.backlog import BacklogGuard, RetryAfterPolicy
 from hub_gateway.balance import OperatorBalanceService
-from hub_gateway.handlers import AUTH, BALANCES, SETTINGS
+from hub_gateway.handlers import BALANCES, SETTINGS
 from hub_gateway.middleware import plumbing
 from hub_gateway.openapi import OpenApi
 from hub_gateway.outcomes import OutcomeListener, OutcomeWaiter
 from hub_gateway.service import AdmissionConfig, AdmissionService
 from hub_gateway.settings import GatewaySettings
-from hub_gateway.store import TransactionStore, create_admission_pool
+from hub_gateway.store import ForecastReads, TransactionStore, create_admission_pool
 
 SERVICE = "gateway"
 CLIENT_ID = "hub-gateway"
@@ -32,14 +32,16 @@ PRODUCER = web.AppKey("gateway_producer", KafkaProducer)
 LISTENER = web.AppKey("gateway_listener", OutcomeListener)
 WAITER = web.AppKey("gateway_waiter", OutcomeWaiter)
 STORE = web.AppKey("gateway_store", TransactionStore)
-BACKLOG = web.AppKey("gateway_backlog", BacklogGuard)
+CONTROL = web.AppKey("gateway_admission_control", AdmissionControl)
 
 
 def build_http_app(settings: GatewaySettings, ops: Ops) -> web.Application:
     """Routes, middleware and authentication; the services (`handlers.TRANSACTIONS`, `BALANCES`) come later."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[plumbing])
+    auth = Authenticator(
+        settings.clients, tolerance_s=settings.signature_tolerance_s, max_body_bytes=settings.max_body_bytes
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[plumbing(auth.authenticate)])
     app[SETTINGS] = settings
-    app[AUTH] = Authenticator(settings.clients, tolerance_s=settings.signature_tolerance_s)
     handlers.add_routes(app)
     ops.add_routes(app)
     app.router.add_get("/openapi.json", OpenApi().handle)
@@ -91,26 +93,37 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
             retry_after_s=settings.in_progress_retry_after_s,
             key_ttl_s=settings.idempotency_ttl_s,
         )
-        retry_after = RetryAfterPolicy(
-            operator_rate_per_minute=settings.operator.rate_per_minute,
-            min_s=settings.rate_limited_retry_after_min_s,
-            max_s=settings.rate_limited_retry_after_max_s,
+        reads = ForecastReads(app[POOL], settings.operator)
+        policy = AdmissionPolicy(
+            bet_useful_life_s=settings.bet_useful_life_s,
+            client_bet_share=settings.client_bet_share,
+            client_bet_floor=settings.client_bet_floor,
+            balance_share=settings.balance_share,
         )
-        app[BACKLOG] = BacklogGuard(settings.max_backlog, retry_after)
+        app[CONTROL] = AdmissionControl(
+            policy, read_outlook=reads.outlook, read_work=reads.open_work, idle=BudgetOutlook.idle(settings.operator)
+        )
+        # One read before readiness: the first requests are admitted on the real state, not an idle guess.
+        await app[CONTROL].refresh()
         config = AdmissionConfig(
             outcome_budget_s=settings.outcome_budget_s,
             produce_timeout_s=settings.produce_timeout_s,
             in_progress_retry_after_s=settings.in_progress_retry_after_s,
+            bet_useful_life_s=settings.bet_useful_life_s,
         )
-        app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], app[PRODUCER], app[WAITER], app[BACKLOG], config)
+        app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], app[PRODUCER], app[WAITER], app[CONTROL], config)
         yield
 
     async def operator(app: web.Application) -> AsyncIterator[None]:
         client = OperatorClient(settings.operator, caller=SERVICE)
-        budget = Budget(app[POOL], settings.operator)
-        app[BALANCES] = OperatorBalanceService(client, budget, budget_timeout_s=settings.balance_budget_timeout_s)
+        # One caller per client in the shared budget: each client's reads are held to their own share.
+        budgets = {c: Budget(app[POOL], settings.operator, caller=balance_caller(c)) for c in settings.clients}
+        app[BALANCES] = OperatorBalanceService(
+            client, budgets, app[CONTROL], budget_timeout_s=settings.balance_budget_timeout_s
+        )
         yield
-        await budget.close()
+        for budget in budgets.values():
+            await budget.close()
         await client.close()
 
     app.cleanup_ctx.extend(
@@ -124,8 +137,8 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
             background("gateway-outcomes", lambda app: app[LISTENER].run(), on_fatal=on_fatal),
             services,
             background(
-                "gateway-backlog",
-                lambda app: app[BACKLOG].refresh_forever(app[STORE].backlog, settings.backlog_refresh_s),
+                "gateway-forecast",
+                lambda app: app[CONTROL].refresh_forever(settings.forecast_refresh_s),
                 on_fatal=on_fatal,
             ),
             operator,

@@ -59,12 +59,14 @@ class RequestInProgressError(HubError):
 
 
 class RateLimitedError(HubError):
+    """Refused by admission control (`admission_control`): `reason` names the limit, for metrics and logs."""
+
     retryable = True
 
-    def __init__(self, backlog: int, retry_after_s: int) -> None:
-        super().__init__("too many transactions are waiting for the ledger; retry later")
-        self.backlog = backlog
+    def __init__(self, message: str, retry_after_s: int, *, reason: str) -> None:
+        super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class TransactionNotFoundError(HubError):

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hub_common.errors import HubError, InfrastructureError, SignatureError
 from hub_common.operator import BudgetTimeout, OperatorRateLimited, OperatorRejected, OperatorTechnicalError
-from hub_common.schemas import ErrorBody, ErrorCode, ErrorDetail, ErrorInfo, TxStatus
+from hub_common.schemas import AcceptedTransaction, ErrorBody, ErrorCode, ErrorDetail, ErrorInfo, TxStatus
 from hub_gateway.errors import (
     DuplicateRefIdError,
     IdempotencyKeyReusedError,
@@ -25,6 +25,8 @@ from hub_gateway.errors import (
 from hub_gateway.service import Outcome
 
 REPLAYED_HEADER = "Idempotent-Replayed"
+# On a 202: seconds (one decimal) until the transaction is expected to reach the operator.
+PREDICTED_WAIT_HEADER = "X-Predicted-Wait"
 
 
 @dataclass(frozen=True)
@@ -149,4 +151,12 @@ def outcome_response(outcome: Outcome, correlation_id: str) -> web.Response:
     if tx.status is TxStatus.FAILED:
         message = tx.reason or "the operator was unavailable; the transaction failed"
         return problem_response(Problem(502, ErrorCode.OPERATOR_UNAVAILABLE, message), correlation_id, headers)
-    return json_response(tx.to_wire(), 202, {**headers, "Location": location(tx.ref_id)})
+    wait_s = round(outcome.predicted_wait_s or 0.0, 1)
+    body = AcceptedTransaction(**dict(tx), predicted_wait_s=wait_s).to_wire()
+    # Retry-After: when polling first makes sense (RFC 9110 lets a server say so on any answer).
+    accepted = {"Location": location(tx.ref_id), PREDICTED_WAIT_HEADER: f"{wait_s:.1f}", **_retry_after(_ceil(wait_s))}
+    return json_response(body, 202, {**headers, **accepted})
+
+
+def _ceil(seconds: float) -> int:
+    return max(1, math.ceil(seconds))

@@ -1,20 +1,31 @@
-"""Per-request plumbing: correlation id, server span, metrics, and turning errors into contract responses."""
+"""Per-request plumbing: correlation id, authentication of `/v1`, server span, metrics, and turning errors into
+contract responses.
+
+The caller's trace context (`traceparent`, `tracestate`, `baggage`) is taken only from an authenticated request:
+the server span of an unauthenticated one (and of a request that fails authentication) starts a trace of its own.
+Otherwise anyone could attach spans to another client's trace, force sampling of every request, or carry
+baggage into the Hub's telemetry without a valid signature. Authentication therefore runs here, before the span;
+the handlers read its result (`auth.AUTHENTICATED`).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from prometheus_client import Counter, Histogram
 
 from hub_common.errors import HubError
 from hub_common.telemetry import CORRELATION_HEADER, correlation_scope, new_correlation_id
 from hub_gateway import http_errors
+from hub_gateway.auth import AUTHENTICATED, Authenticated
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("hub_gateway")
@@ -29,6 +40,9 @@ for _status in ("409", "500", "503"):
 
 # A caller's id is echoed into headers, logs and Kafka: accept only a sane token, else mint our own.
 _VALID_CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
+SIGNED_PREFIX = "/v1/"
+
+Authenticate = Callable[[web.Request], Awaitable[Authenticated]]
 
 
 def correlation_id_of(request: web.Request) -> str:
@@ -43,27 +57,60 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def plumbing(request: web.Request, handler: Handler) -> web.StreamResponse:
-    correlation_id = correlation_id_of(request)
-    request[CORRELATION_ID] = correlation_id
+def _signed(request: web.Request) -> bool:
+    """A `/v1` request to a route that exists (an unknown route or method is answered 404/405 unauthenticated)."""
+    return request.path.startswith(SIGNED_PREFIX) and request.match_info.http_exception is None
+
+
+def plumbing(authenticate: Authenticate) -> Middleware:
+    """The middleware, authenticating `/v1` requests with `authenticate` before the server span starts."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        correlation_id = correlation_id_of(request)
+        request[CORRELATION_ID] = correlation_id
+        with correlation_scope(correlation_id):
+            refused: Exception | None = None
+            # Until the caller is authenticated, its trace context is not trusted: a trace of our own.
+            parent = Context()
+            if _signed(request):
+                try:
+                    request[AUTHENTICATED] = await authenticate(request)
+                    parent = extract(request.headers)
+                except Exception as exc:  # answered inside the span, like the handler's own errors
+                    refused = exc
+            return await _served(
+                request, handler, correlation_id=correlation_id, parent=parent, refused=refused, started=started
+            )
+
+    return middleware
+
+
+async def _served(
+    request: web.Request,
+    handler: Handler,
+    *,
+    correlation_id: str,
+    parent: Context,
+    refused: Exception | None,
+    started: float,
+) -> web.StreamResponse:
     route = _route_name(request)
-    started = time.perf_counter()
-    with (
-        correlation_scope(correlation_id),
-        tracer.start_as_current_span(
-            f"{request.method} {route}",
-            context=extract(request.headers),
-            kind=trace.SpanKind.SERVER,
-            # Given at the start: one attribute set built once instead of a locked update per attribute.
-            attributes={
-                "http.request.method": request.method,
-                "http.route": route,
-                "hub.correlation_id": correlation_id,
-            },
-        ) as span,
-    ):
+    with tracer.start_as_current_span(
+        f"{request.method} {route}",
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        # Given at the start: one attribute set built once instead of a locked update per attribute.
+        attributes={
+            "http.request.method": request.method,
+            "http.route": route,
+            "hub.correlation_id": correlation_id,
+        },
+    ) as span:
         try:
+            if refused is not None:
+                raise refused
             response = await handler(request)
         except HubError as exc:
             response = http_errors.error_response(exc, correlation_id)

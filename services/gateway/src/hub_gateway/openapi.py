@@ -13,9 +13,17 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from hub_common.schemas import Balance, ErrorBody, ErrorCode, Transaction, TransactionRequest, WebhookBody
+from hub_common.schemas import (
+    AcceptedTransaction,
+    Balance,
+    ErrorBody,
+    ErrorCode,
+    Transaction,
+    TransactionRequest,
+    WebhookBody,
+)
 from hub_common.telemetry import CORRELATION_HEADER
-from hub_gateway.http_errors import REPLAYED_HEADER
+from hub_gateway.http_errors import PREDICTED_WAIT_HEADER, REPLAYED_HEADER
 from hub_gateway.openapi_catalogue import (
     ERROR_CATALOGUE,
     REQUEST_EXAMPLES,
@@ -33,6 +41,7 @@ _REF = "#/components/schemas/{model}"
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (TransactionRequest, "validation"),
     (Transaction, "serialization"),
+    (AcceptedTransaction, "serialization"),
     (ErrorBody, "serialization"),
     (Balance, "serialization"),
     (WebhookBody, "serialization"),
@@ -55,6 +64,16 @@ _RETRY_AFTER = {"Retry-After": _response_header("seconds to wait before retrying
 _MAY_RETRY_AFTER = {"Retry-After": _response_header("seconds (REQUEST_IN_PROGRESS only)", _SECONDS)}
 _REPLAYED = {REPLAYED_HEADER: _response_header("present on replays", {"type": "string", "enum": ["true"]})}
 _LOCATION = {"Location": _response_header("where the transaction's state is read", _STRING, required=True)}
+_PREDICTED = {
+    PREDICTED_WAIT_HEADER: _response_header(
+        "seconds (one decimal) until the transaction is expected to reach the operator (as `predictedWaitS`)",
+        {"type": "string", "pattern": "^[0-9]+\\.[0-9]$"},
+        required=True,
+    ),
+    "Retry-After": _response_header(
+        "whole seconds (at least 1) before a poll of `Location` can show a final status", _SECONDS, required=True
+    ),
+}
 
 
 def _json(
@@ -119,9 +138,11 @@ the ledger has not finished within the budget, 202 + `Location`: poll it, or wai
 outcome, or `retry` the same request with the same key after `Retry-After`."""
 
 _ACCEPTED = (
-    "Admitted, still PENDING/PROCESSING when the budget ran out. It will finish on its own: poll `Location` "
-    "(GET, signed) until the status is final, or wait for its webhook. Re-sending the POST with the same key "
-    "also answers with the outcome once there is one."
+    "Admitted, still PENDING/PROCESSING: the outcome did not arrive within the outcome budget, or (answered at "
+    "once) it was not expected to: the predicted wait (`predictedWaitS`, header X-Predicted-Wait) exceeded the "
+    "budget. It will finish on its own: poll `Location` (GET, signed; not before Retry-After) until the status is "
+    "final, or wait for its webhook. Re-sending the POST with the same key also answers with the outcome once "
+    "there is one. A BET not sent within its useful life ends REJECTED `BET_EXPIRED` (nothing debited)."
 )
 
 
@@ -150,10 +171,13 @@ def _post_transaction() -> dict[str, Any]:
             ),
             "202": {
                 **_json(
-                    Transaction,
+                    AcceptedTransaction,
                     _ACCEPTED,
-                    {**_REPLAYED, **_LOCATION},
-                    {"pending": transaction_example("PENDING"), "processing": transaction_example("PROCESSING")},
+                    {**_REPLAYED, **_LOCATION, **_PREDICTED},
+                    {
+                        "pending": transaction_example("PENDING", predictedWaitS=42.5),
+                        "processing": transaction_example("PROCESSING", predictedWaitS=0.0),
+                    },
                 ),
                 "links": {
                     "followLocation": {
@@ -182,11 +206,18 @@ def _post_transaction() -> dict[str, Any]:
                     ErrorCode.BET_ALREADY_SETTLED,
                     ErrorCode.BET_ALREADY_REFUNDED,
                     ErrorCode.AMOUNT_MISMATCH,
+                    ErrorCode.BET_EXPIRED,
                 ],
                 "rejected (INSUFFICIENT_FUNDS carries balanceCents)",
                 _REPLAYED,
             ),
-            "429": _error([ErrorCode.RATE_LIMITED], "admission backlog over its bound", _RETRY_AFTER),
+            "429": _error(
+                [ErrorCode.RATE_LIMITED],
+                "a BET would wait longer than its useful life for the operator, or this client already holds its "
+                "share of the BETs that fit in it (never for a WIN or REFUND); Retry-After: when a BET is expected "
+                "to be admitted again",
+                _RETRY_AFTER,
+            ),
             "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the transaction FAILED (a BET was cancelled)", _REPLAYED),
             "503": _error(
                 [ErrorCode.SERVICE_UNAVAILABLE], "Kafka or PostgreSQL unreachable: nothing accepted", _RETRY_AFTER
@@ -195,8 +226,20 @@ def _post_transaction() -> dict[str, Any]:
     }
 
 
+def _path_id(name: str, example: str) -> dict[str, Any]:
+    """A path parameter held to the rule of the body field of that name (400 INVALID_REQUEST otherwise)."""
+    schema = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[\x21-\x7e]+$"}
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": example}
+
+
+_PATH_ERRORS = {
+    **_AUTH_ERRORS,
+    "400": _error([ErrorCode.INVALID_REQUEST], "the path's id breaks its field's rule (1-128 printable, no spaces)"),
+}
+
+
 def _get_transaction() -> dict[str, Any]:
-    ref_param = {"name": "refId", "in": "path", "required": True, "schema": {"type": "string"}, "example": "bet-123"}
+    ref_param = _path_id("refId", "bet-123")
     return {
         "operationId": "getTransaction",
         "summary": "The transaction's current state",
@@ -208,7 +251,7 @@ def _get_transaction() -> dict[str, Any]:
                 "the transaction, in whatever state it is (a REJECTED one carries `reason`)",
                 examples={"completed": transaction_example("COMPLETED"), "pending": transaction_example("PENDING")},
             ),
-            **_AUTH_ERRORS,
+            **_PATH_ERRORS,
             "404": _error([ErrorCode.TRANSACTION_NOT_FOUND], "no such transaction of this client"),
             "503": _error([ErrorCode.SERVICE_UNAVAILABLE], "PostgreSQL unreachable", _RETRY_AFTER),
         },
@@ -216,7 +259,7 @@ def _get_transaction() -> dict[str, Any]:
 
 
 def _get_balance() -> dict[str, Any]:
-    player_param = {"name": "playerId", "in": "path", "required": True, "schema": {"type": "string"}, "example": "p-1"}
+    player_param = _path_id("playerId", "p-1")
     return {
         "operationId": "getBalance",
         "summary": "The player's wallet balance (an operator call: it spends the shared operator budget)",
@@ -226,9 +269,14 @@ def _get_balance() -> dict[str, Any]:
             "200": _json(
                 Balance, "balance", examples={"balance": {"playerId": "p-1", "balanceCents": 9750, "currency": "EUR"}}
             ),
-            **_AUTH_ERRORS,
+            **_PATH_ERRORS,
             "404": _error([ErrorCode.PLAYER_NOT_FOUND], "the operator does not know the player"),
-            "429": _error([ErrorCode.RATE_LIMITED], "operator budget spent", _RETRY_AFTER),
+            "429": _error(
+                [ErrorCode.RATE_LIMITED],
+                "this client's share of the operator budget for balance reads is spent, or no call is possible in "
+                "time; Retry-After: when one is",
+                _RETRY_AFTER,
+            ),
             "502": _error([ErrorCode.OPERATOR_UNAVAILABLE], "the operator did not answer; retry", retryable=True),
         },
     }

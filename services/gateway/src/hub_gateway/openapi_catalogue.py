@@ -34,12 +34,20 @@ ERROR_CATALOGUE: dict[ErrorCode, tuple[Retry, str]] = {
     ErrorCode.BET_ALREADY_SETTLED: (Retry.FINAL, "REFUND after a WIN on the same round"),
     ErrorCode.BET_ALREADY_REFUNDED: (Retry.FINAL, "the bet (or its round) was refunded"),
     ErrorCode.AMOUNT_MISMATCH: (Retry.FINAL, "REFUND amount differs from the bet's"),
+    ErrorCode.BET_EXPIRED: (
+        Retry.FINAL,
+        "the BET was not sent to the operator within its useful life (overload); nothing was debited",
+    ),
     ErrorCode.OPERATOR_UNAVAILABLE: (
         Retry.FINAL,
         "the transaction FAILED (a BET was cancelled at the operator); on a balance read: retry",
     ),
     ErrorCode.REQUEST_IN_PROGRESS: (Retry.RETRY, "the same key or refId is being admitted right now"),
-    ErrorCode.RATE_LIMITED: (Retry.RETRY, "admission backlog or operator budget spent"),
+    ErrorCode.RATE_LIMITED: (
+        Retry.RETRY,
+        "a BET would wait past its useful life, the client holds its share of BETs, or (balance) its reads' share "
+        "of the operator budget is spent",
+    ),
     ErrorCode.SERVICE_UNAVAILABLE: (Retry.RETRY, "Kafka or PostgreSQL unreachable; nothing was accepted"),
     ErrorCode.INTERNAL_ERROR: (Retry.RETRY, "a Hub bug (never expected); report the correlationId"),
 }
@@ -146,6 +154,7 @@ def transaction_example(status: str, **extra: Any) -> dict[str, Any]:
         **{k: v for k, v in _BET.items() if k not in ("metadata", "roundClosed")},
         "status": status,
         "reason": None,
+        "errorCode": None,
         "balanceCents": 9750 if status == "COMPLETED" else None,
         "operatorTransactionId": "op-88412" if status == "COMPLETED" else None,
         "createdAt": "2024-01-15T10:00:00.120000Z",

@@ -39,7 +39,18 @@ def webhooks(body_ref: dict[str, str]) -> dict[str, Any]:
             "value": {
                 **WEBHOOK_EXAMPLE,
                 "eventType": "transaction.rejected",
-                "data": transaction_example("REJECTED", reason="insufficient funds"),
+                "data": transaction_example("REJECTED", reason="insufficient funds", errorCode="INSUFFICIENT_FUNDS"),
+            }
+        },
+        "expired": {
+            "value": {
+                **WEBHOOK_EXAMPLE,
+                "eventType": "transaction.rejected",
+                "data": transaction_example(
+                    "REJECTED",
+                    reason="not sent to the operator within its useful life; nothing was debited",
+                    errorCode="BET_EXPIRED",
+                ),
             }
         },
     }

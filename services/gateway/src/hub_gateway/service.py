@@ -8,8 +8,8 @@ import logging
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from opentelemetry import trace
@@ -18,8 +18,8 @@ from prometheus_client import Counter
 from hub_common.envelope import wrap
 from hub_common.errors import KafkaUnavailableError
 from hub_common.kafka import COMMANDS, KafkaProducer
-from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest
-from hub_gateway.backlog import BacklogGuard
+from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest, TxType
+from hub_gateway.admission_control import AdmissionControl
 from hub_gateway.errors import (
     DuplicateRefIdError,
     IdempotencyKeyReusedError,
@@ -36,6 +36,9 @@ tracer = trace.get_tracer("hub_gateway")
 ADMISSIONS = Counter("gateway_admissions_total", "POST /v1/transactions by result", ["result"])
 _ADMITTED = ADMISSIONS.labels("admitted")
 _REPLAYED = ADMISSIONS.labels("replayed")
+_ANSWERED_AT_ONCE = Counter(
+    "gateway_accepted_at_once_total", "202 answers given at once: the predicted wait exceeded the outcome budget"
+)
 
 # The insert, then up to two rounds of lookup + insert: after a collision the winner has committed (or rolled
 # back), so a lookup finds it; a second round covers a key that expired or an admission that rolled back.
@@ -47,6 +50,8 @@ class Outcome:
     transaction: Transaction
     error_code: ErrorCode | None
     replayed: bool = False
+    # Still open: seconds until it is expected to reach the operator (the 202's `predictedWaitS`).
+    predicted_wait_s: float | None = None
 
 
 class TransactionService(Protocol):
@@ -60,6 +65,7 @@ class AdmissionConfig:
     outcome_budget_s: float
     produce_timeout_s: float
     in_progress_retry_after_s: int
+    bet_useful_life_s: float
 
 
 class AdmissionService:
@@ -68,13 +74,13 @@ class AdmissionService:
         store: TransactionStore,
         producer: KafkaProducer,
         waiter: OutcomeWaiter,
-        backlog: BacklogGuard,
+        control: AdmissionControl,
         config: AdmissionConfig,
     ) -> None:
         self._store = store
         self._producer = producer
         self._waiter = waiter
-        self._backlog = backlog
+        self._control = control
         self._config = config
 
     async def get(self, client_id: str, ref_id: str) -> Transaction:
@@ -88,36 +94,60 @@ class AdmissionService:
         digest = request_hash(request)
         for attempt in range(_ADMISSION_ATTEMPTS):
             # First try: insert straight away, the common case being a new request. Once that collided (or
-            # while admission is refused), look at what is there first: a replay answers even over the backlog
-            # bound, and a key that turned out expired is cleared before the next insert.
-            if attempt or self._backlog.refusing:
+            # while admission control refuses it), look at what is there first: a replay answers even when a new
+            # BET would be refused, and a key that turned out expired is cleared before the next insert.
+            refusal = self._control.refusal(client_id, request.type)
+            if attempt or refusal is not None:
                 existing = await self._store.find_existing(client_id, key, request.ref_id)
                 if existing is not None:
                     stored = self._replayable(existing, client_id, digest, request.ref_id)
                     _REPLAYED.inc()
                     log.info("replaying transaction", extra=_log_fields(stored.transaction))
                     return await self._replay(stored, deadline)
-                self._backlog.check()
-            admission = Admission(
-                transaction_id=uuid.uuid4(),
-                client_id=client_id,
-                idempotency_key=key,
-                request=request,
-                request_hash=digest,
-                correlation_id=correlation_id,
-                admitted_at=datetime.now(UTC),
-            )
+                if refusal is not None:
+                    ADMISSIONS.labels(f"refused_{refusal.reason}").inc()
+                    raise refusal
+            predicted_wait_s = self._control.forecast(request.type).wait_s
+            admission = self._admission(client_id, key, request, digest, correlation_id)
             with self._watch(str(admission.transaction_id)) as watch:
-                admitted = await self._store.admit(
-                    admission, functools.partial(self._publish, admission), clear_expired_key=attempt > 0
-                )
+                admitted = await self._admit(admission, clear_expired_key=attempt > 0)
                 if admitted is None:
                     continue
                 _ADMITTED.inc()
                 if log.isEnabledFor(logging.INFO):
                     log.info("transaction admitted", extra=_log_fields(admitted.transaction))
-                return await self._settle(admitted, watch, deadline)
+                return await self._settle(admitted, watch, deadline, predicted_wait_s)
         raise RequestInProgressError(self._config.in_progress_retry_after_s)
+
+    async def _admit(self, admission: Admission, *, clear_expired_key: bool) -> StoredTransaction | None:
+        """The store's admission, counted by admission control from the decision on (concurrent requests must
+        see each other before the database shows them)."""
+        client_id, tx_type = admission.client_id, admission.request.type
+        self._control.reserve(client_id, tx_type)
+        admitted = None
+        try:
+            admitted = await self._store.admit(
+                admission, functools.partial(self._publish, admission), clear_expired_key=clear_expired_key
+            )
+        finally:
+            self._control.release(client_id, tx_type, admitted=admitted is not None)
+        return admitted
+
+    def _admission(
+        self, client_id: str, key: str, request: TransactionRequest, digest: str, correlation_id: str
+    ) -> Admission:
+        now = datetime.now(UTC)
+        life = timedelta(seconds=self._config.bet_useful_life_s)
+        return Admission(
+            transaction_id=uuid.uuid4(),
+            client_id=client_id,
+            idempotency_key=key,
+            request=request,
+            request_hash=digest,
+            correlation_id=correlation_id,
+            admitted_at=now,
+            send_by=now + life if request.type is TxType.BET else None,
+        )
 
     def _watch(self, transaction_id: str) -> AbstractContextManager[Watch | None]:
         # Registered before the produce, so an early outcome is not missed; with no budget there is no wait.
@@ -132,27 +162,42 @@ class AdmissionService:
                 raise IdempotencyKeyReusedError()
             return existing.by_key
         assert existing.by_ref is not None
-        # Another client's refId is a conflict too, without revealing anything about that transaction.
+        # `by_ref` of another client only holds the operator id this request would get (see `Existing`): a
+        # conflict too, and nothing about that transaction is revealed.
         if existing.by_ref.client_id != client_id or existing.by_ref.request_hash != digest:
             raise DuplicateRefIdError(ref_id)
         return existing.by_ref
 
     async def _replay(self, stored: StoredTransaction, deadline: float) -> Outcome:
-        if stored.transaction.status.is_final:
-            return Outcome(stored.transaction, stored.error_code, replayed=True)
-        transaction_id = stored.transaction.transaction_id
-        with self._waiter.watch(transaction_id) as watch:
+        tx = stored.transaction
+        if tx.status.is_final:
+            return Outcome(tx, stored.error_code, replayed=True)
+        # It was admitted a while ago with (at most) a new transaction's wait ahead of it: that much less is left.
+        age_s = (datetime.now(UTC) - tx.created_at).total_seconds()
+        predicted_wait_s = max(0.0, self._control.forecast(tx.type).wait_s - age_s)
+        with self._waiter.watch(tx.transaction_id) as watch:
             # Re-read after registering: an outcome that landed in between is then seen in the row.
-            fresh = await self._store.get_by_id(transaction_id) or stored
-            outcome = await self._settle(fresh, watch, deadline)
-        return Outcome(outcome.transaction, outcome.error_code, replayed=True)
+            fresh = await self._store.get_by_id(tx.transaction_id) or stored
+            outcome = await self._settle(fresh, watch, deadline, predicted_wait_s)
+        return replace(outcome, replayed=True)
 
-    async def _settle(self, stored: StoredTransaction, watch: Watch | None, deadline: float) -> Outcome:
-        if watch is not None and not stored.transaction.status.is_final:
-            event = await watch.wait(deadline - time.monotonic())
-            if event is not None:
-                return Outcome(event.transaction, event.error_code)
-        return Outcome(stored.transaction, stored.error_code)
+    async def _settle(
+        self, stored: StoredTransaction, watch: Watch | None, deadline: float, predicted_wait_s: float
+    ) -> Outcome:
+        """The outcome if it arrives within the budget; at once (202) when it is not expected in time."""
+        if stored.transaction.status.is_final:
+            return Outcome(stored.transaction, stored.error_code)
+        started = time.monotonic()
+        if watch is not None:
+            if predicted_wait_s <= deadline - started:
+                event = await watch.wait(deadline - started)
+                if event is not None:
+                    return Outcome(event.transaction, event.error_code)
+            else:
+                # Holding the connection for the whole budget could not bring the outcome: answer now.
+                _ANSWERED_AT_ONCE.inc()
+        left = max(0.0, predicted_wait_s - (time.monotonic() - started))
+        return Outcome(stored.transaction, stored.error_code, predicted_wait_s=left)
 
     async def _publish(self, admission: Admission) -> None:
         request = admission.request
@@ -172,6 +217,7 @@ class AdmissionService:
             round_closed=request.round_closed,
             metadata=request.metadata,
             admitted_at=admission.admitted_at,
+            send_by=admission.send_by,
         )
         envelope = wrap(command, correlation_id=admission.correlation_id)
         topic = self._producer.settings.topic(COMMANDS)

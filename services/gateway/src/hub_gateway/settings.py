@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
+from hub_common.schemas import client_id_problem
 from hub_common.settings import BackendSettings
 
 KIB = 1024
@@ -42,12 +43,20 @@ class GatewaySettings(BackendSettings):
     # keeps one request in flight per broker and sends what gathered meanwhile), so waiting only adds latency.
     command_linger_ms: int = Field(default=0, ge=0, le=100)
 
-    # Admission is refused (429) while more than this many transactions wait for the ledger; 0 disables.
-    max_backlog: int = Field(default=1000, ge=0)
-    backlog_refresh_s: float = Field(default=1.0, gt=0)
-    # 429's Retry-After is the time the ledger needs to drain the excess at the operator's rate, within these.
-    rate_limited_retry_after_min_s: int = Field(default=1, ge=1)
-    rate_limited_retry_after_max_s: int = Field(default=60, ge=1)
+    # Admission control (admission_control.py, docs/contract.md section 1.3). A BET is refused (429) when it would
+    # wait longer than this for the operator, and the ledger never sends one later than this after admission.
+    # 30 s: a slot spin is a player watching a spinning reel; game clients give up on a bet after 10-30 s (the
+    # usual wallet-call timeout of an RGS), and a debit landing after the player has gone is a dispute, not a
+    # game. Long enough to ride out a burst of a few seconds; short enough that a queued BET still has a player.
+    bet_useful_life_s: float = Field(default=30.0, gt=0, le=600)
+    # Each RGS client may hold at most this share of the BETs the useful life allows (but always this floor),
+    # so one client cannot fill the queue for all; each client's balance reads may spend at most this share of
+    # the operator budget per window (at least one call).
+    client_bet_share: float = Field(default=0.5, gt=0, le=1)
+    client_bet_floor: int = Field(default=2, ge=1)
+    balance_share: float = Field(default=0.1, gt=0, le=1)
+    # How often the forecast re-reads the budget and the open work from PostgreSQL (shared by every replica).
+    forecast_refresh_s: float = Field(default=0.5, gt=0)
 
     # The balance endpoint's operator access; it shares the ledger's budget (same database, same budget_name).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
@@ -59,16 +68,13 @@ class GatewaySettings(BackendSettings):
         in flight); a fifth of margin keeps that inside `produce_timeout_s`."""
         return int(self.produce_timeout_s * 1000 / 2.5)
 
-    @model_validator(mode="after")
-    def _retry_after_bounds(self) -> GatewaySettings:
-        if self.rate_limited_retry_after_min_s > self.rate_limited_retry_after_max_s:
-            raise ValueError("rate_limited_retry_after_min_s must not exceed rate_limited_retry_after_max_s")
-        return self
-
     @field_validator("clients")
     @classmethod
     def _every_client_has_a_secret(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
         for client_id, secrets in value.items():
+            # The operator ids of a client's transactions start with its id (hub_common.operator.ids).
+            if (problem := client_id_problem(client_id)) is not None:
+                raise ValueError(f"client id {client_id[:70]!r}: {problem}")
             if not secrets or any(not s.get_secret_value() for s in secrets):
                 raise ValueError(f"client {client_id!r} needs at least one non-empty secret")
         return value

@@ -23,8 +23,10 @@ import orjson
 
 from hub_common import audit, db
 from hub_common.errors import DatabaseUnavailableError
+from hub_common.operator import BudgetOutlook, OperatorSettings, operator_id, read_outlook
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
+from hub_gateway.admission_control import OpenWork
 from hub_gateway.errors import RequestInProgressError
 
 # Every database failure means "nothing was admitted, try again later" (503), whatever its class: a read-only
@@ -53,7 +55,9 @@ class StoredTransaction:
 
 @dataclass(frozen=True)
 class Existing:
-    """What a new request collides with: its key's transaction and/or the transaction holding its refId."""
+    """What a new request collides with: its key's transaction and/or the transaction holding its refId (the
+    client's transaction with that refId; else, rarely, another transaction already holding the operator id the
+    request would get: a row admitted before refIds were per client, sent under a refId of that form)."""
 
     by_key: StoredTransaction | None
     key_hash: str | None
@@ -69,6 +73,8 @@ class Admission:
     request_hash: str
     correlation_id: str
     admitted_at: datetime
+    # A BET's useful life: the ledger does not send it after this moment (REJECTED BET_EXPIRED).
+    send_by: datetime | None = None
 
 
 def _error_code(value: str | None) -> ErrorCode | None:
@@ -93,6 +99,7 @@ def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
         original_ref_id=row["original_ref_id"],
         status=row["status"],
         reason=row["reason"],
+        error_code=_error_code(row["error_code"]),
         balance_cents=row["balance_cents"],
         operator_transaction_id=row["operator_transaction_id"],
         created_at=row["created_at"],
@@ -102,17 +109,18 @@ def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
     return StoredTransaction(transaction, row["client_id"], row["request_hash"], _error_code(row["error_code"]))
 
 
-# One statement, one round trip: the three rows of an admission, or none of them when the refId or the key is
-# taken (ON CONFLICT DO NOTHING without a target covers every unique index). The key and the audit row are
-# inserted only for a transaction row that was, the audit row only with a key; no row comes back unless all
-# three were written, and the caller then rolls back and looks at what it collided with. A conflicting row
-# that is not committed yet is waited for (up to the pool's lock_timeout), like a plain unique check.
+# One statement, one round trip: the three rows of an admission, or none of them when the client's refId, the
+# operator id or the key is taken (ON CONFLICT DO NOTHING without a target covers every unique index). The key
+# and the audit row are inserted only for a transaction row that was, the audit row only with a key; no row
+# comes back unless all three were written, and the caller then rolls back and looks at what it collided with.
+# A conflicting row that is not committed yet is waited for (up to the pool's lock_timeout), like a plain
+# unique check.
 _ADMIT = f"""
     WITH tx AS (
         INSERT INTO transactions AS t (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
             game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
-            updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15)
+            updated_at, operator_id, send_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, 'PENDING', $14, $15, $15, $21, $22)
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
     ), k AS (
@@ -126,7 +134,7 @@ _ADMIT = f"""
         SELECT 'transaction', k.transaction_id::text, 'ADMITTED', $19, NULL, $20::jsonb, 'admitted by the gateway'
         FROM k
     )
-    SELECT tx.* FROM tx WHERE EXISTS (SELECT FROM k)"""
+    SELECT tx.* FROM tx WHERE EXISTS (SELECT FROM k)"""  # noqa: S608 - _COLUMNS and audit.INSERT are constants; values are bind parameters
 
 # An expired key no longer replays: it makes room for its reuse.
 _CLEAR_EXPIRED_KEY = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()"
@@ -167,11 +175,19 @@ class TransactionStore:
             key_row = await conn.fetchrow(
                 f"""SELECT {_COLUMNS}, k.request_hash AS key_hash
                     FROM idempotency_keys k JOIN transactions t ON t.id = k.transaction_id
-                    WHERE k.scope = $1 AND k.key = $2 AND k.expires_at > now()""",
+                    WHERE k.scope = $1 AND k.key = $2 AND k.expires_at > now()""",  # noqa: S608 - _COLUMNS is a constant column list
                 client_id,
                 key,
             )
-            ref_row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM transactions t WHERE t.ref_id = $1", ref_id)
+            # The client's own refId first; another transaction only when it holds the operator id.
+            ref_row = await conn.fetchrow(
+                f"""SELECT {_COLUMNS} FROM transactions t
+                    WHERE (t.client_id = $1 AND t.ref_id = $2) OR t.operator_id = $3
+                    ORDER BY (t.client_id = $1 AND t.ref_id = $2) DESC LIMIT 1""",  # noqa: S608 - _COLUMNS is a constant column list
+                client_id,
+                ref_id,
+                operator_id(client_id, ref_id),
+            )
         if key_row is None and ref_row is None:
             return None
         return Existing(
@@ -183,21 +199,19 @@ class TransactionStore:
     async def get_by_ref(self, client_id: str, ref_id: str) -> StoredTransaction | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM transactions t WHERE t.ref_id = $1 AND t.client_id = $2", ref_id, client_id
+                f"SELECT {_COLUMNS} FROM transactions t WHERE t.client_id = $1 AND t.ref_id = $2",  # noqa: S608 - _COLUMNS is a constant column list
+                client_id,
+                ref_id,
             )
         return stored_from_row(row) if row is not None else None
 
     async def get_by_id(self, transaction_id: str) -> StoredTransaction | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM transactions t WHERE t.id = $1", uuid.UUID(transaction_id)
+                f"SELECT {_COLUMNS} FROM transactions t WHERE t.id = $1",  # noqa: S608 - _COLUMNS is a constant column list
+                uuid.UUID(transaction_id),
             )
         return stored_from_row(row) if row is not None else None
-
-    async def backlog(self) -> int:
-        async with self._connection() as conn:
-            value = await conn.fetchval("SELECT count(*) FROM transactions WHERE status IN ('PENDING', 'PROCESSING')")
-        return int(value)
 
     async def admit(
         self, admission: Admission, publish: Callable[[], Awaitable[None]], *, clear_expired_key: bool = False
@@ -248,4 +262,35 @@ class TransactionStore:
             a.admitted_at + self._key_ttl,
             f"gateway:{a.client_id}",
             orjson.dumps(after).decode(),
+            # Derived once, here; everything after admission reads the stored column.
+            operator_id(a.client_id, req.ref_id),
+            a.send_by,
         )
+
+
+class ForecastReads:
+    """What admission control reads in the background (`admission_control`), on the shared pool: the budget's
+    schedule and the open work, by client. Both are small: the budget's grants grouped by second, and open rows
+    counted through their partial index."""
+
+    def __init__(self, pool: asyncpg.Pool, operator: OperatorSettings) -> None:
+        self._pool = pool
+        self._operator = operator
+
+    async def outlook(self) -> BudgetOutlook:
+        try:
+            return await read_outlook(self._pool, self._operator)
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+
+    async def open_work(self) -> OpenWork:
+        try:
+            rows = await self._pool.fetch(
+                """SELECT client_id, type = 'BET' AS bet, count(*)::int AS n FROM transactions
+                   WHERE status IN ('PENDING', 'PROCESSING') GROUP BY 1, 2"""
+            )
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+        bets = {r["client_id"]: r["n"] for r in rows if r["bet"]}
+        credits = sum(r["n"] for r in rows if not r["bet"])
+        return OpenWork(credits=credits, bets=sum(bets.values()), bets_by_client=bets)

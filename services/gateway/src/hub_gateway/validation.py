@@ -8,14 +8,16 @@ from collections.abc import Sequence
 
 import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from hub_common.schemas import TransactionRequest
+from hub_common.schemas import Text, TransactionRequest
 from hub_gateway.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError, UnsupportedCurrencyError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
 _PRINTABLE_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+# The body's id fields (refId, playerId, ...): the same rule for the ids a path carries.
+_TEXT: TypeAdapter[str] = TypeAdapter(Text)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -35,6 +37,16 @@ def idempotency_key(value: str | None) -> str:
             [FieldProblem(IDEMPOTENCY_HEADER, "required: 1-255 printable ASCII characters")],
         )
     return value
+
+
+def path_text(value: str, field: str) -> str:
+    """An id from the path (percent-decoded), held to the rule of the body field of that name: 1-128 printable
+    ASCII characters without spaces. Anything else is a 400 naming the field, not a lookup or an operator call."""
+    try:
+        return _TEXT.validate_python(value)
+    except ValidationError as exc:
+        problems = [FieldProblem(field, err["msg"]) for err in exc.errors(include_input=False)]
+        raise InvalidRequestError(f"path parameter {field} is not valid", problems) from None
 
 
 def _location(loc: Sequence[int | str]) -> str:

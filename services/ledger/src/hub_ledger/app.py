@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +18,7 @@ from hub_common import kafka as hub_kafka
 from hub_common.http import OnFatal, Ops, background, closing, request_shutdown
 from hub_common.jobs import every
 from hub_common.kafka import COMMANDS, TRANSACTIONS, KafkaConsumer, KafkaProbe, KafkaProducer
-from hub_common.operator import Budget, OperatorClient
+from hub_common.operator import LEDGER_CALLER, Budget, OperatorClient, Priority
 from hub_ledger import gauges, jobs, metrics
 from hub_ledger.consumer import CommandConsumer
 from hub_ledger.ordering import PlayerQueues
@@ -46,6 +49,13 @@ class Ledger:
 
 
 LEDGER = web.AppKey("ledger", Ledger)
+
+
+def lease_owner() -> str:
+    """This process's name on the leases it holds (shown by hubctl when it refuses a held transaction)."""
+    return f"ledger@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 OPS = web.AppKey("ops", Ops)
 
 
@@ -65,10 +75,12 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
         pool = await db.create_pool(settings.database, reset_session=False)  # no session state is ever left
         producer = KafkaProducer(settings.kafka, client_id=CLIENT_ID)
         client = OperatorClient(settings.operator, caller=SERVICE)
-        budget = Budget(pool, settings.operator)
-        queues = PlayerQueues()
+        budget = Budget(pool, settings.operator, caller=LEDGER_CALLER)
+        queues = PlayerQueues(on_credit_behind=partial(budget.promote, priority=Priority.CREDIT))
         store = Store(
             pool,
+            lease_owner=lease_owner(),
+            lease_s=settings.lease_ttl_s,
             key_ttl=timedelta(hours=24),
             max_batch=settings.db_max_batch,
             batches_in_flight=settings.db_batches_in_flight,
@@ -80,7 +92,9 @@ def create_app(settings: LedgerSettings, *, on_fatal: OnFatal = request_shutdown
             await producer.start()
             await consumer.start()
             relay = OutboxRelay(pool, producer, poll_s=settings.outbox_poll_s, batch=settings.outbox_batch)
-            processor = Processor(store, client, budget, settings, on_commit=relay.wake)
+            processor = Processor(
+                store, client, budget, settings, on_commit=relay.wake, credit_waiting=queues.credit_waiting
+            )
             app[LEDGER] = Ledger(
                 pool=pool,
                 producer=producer,

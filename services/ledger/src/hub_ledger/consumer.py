@@ -21,7 +21,7 @@ from hub_common.envelope import EnvelopeError
 from hub_common.errors import FatalError, InfrastructureError, KafkaUnavailableError
 from hub_common.kafka import KafkaConsumer, Record, TopicPartition
 from hub_common.offsets import OffsetTracker
-from hub_common.schemas import TransactionCommand
+from hub_common.schemas import TransactionCommand, TxType
 from hub_common.telemetry import context_from_kafka, correlation_scope
 from hub_ledger import metrics
 from hub_ledger.ordering import PlayerQueues, Work
@@ -121,7 +121,8 @@ class CommandConsumer:
         async def run() -> None:
             await self._handle_until_done(record, command)
 
-        self._queues.submit(command.player_id, Work(run, functools.partial(part.finish, record.offset)))
+        done = functools.partial(part.finish, record.offset)
+        self._queues.submit(command.player_id, Work(run, done, credit=command.type is not TxType.BET))
 
     async def _handle_until_done(self, record: Record, command: TransactionCommand) -> None:
         backoff = Backoff(*self._retry)

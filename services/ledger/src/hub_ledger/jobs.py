@@ -21,6 +21,7 @@ from hub_common.operator import (
     OperatorTransactionRequest,
     Priority,
 )
+from hub_common.schemas import TxType
 from hub_ledger import metrics
 from hub_ledger.ordering import PlayerQueues, Work
 from hub_ledger.store import Compensation, Store
@@ -51,7 +52,8 @@ class Sweeper:
             self._queued.add(tx.id)
             metrics.SWEPT.inc()
             log.info("resuming a stale transaction", extra={"refId": tx.ref_id, "status": tx.status.value})
-            self._queues.submit(tx.player_id, Work(self._runner(tx.id), partial(self._queued.discard, tx.id)))
+            done = partial(self._queued.discard, tx.id)
+            self._queues.submit(tx.player_id, Work(self._runner(tx.id), done, credit=tx.type is not TxType.BET))
 
     def _runner(self, tx_id: uuid.UUID) -> Callable[[], Awaitable[None]]:
         async def run() -> None:

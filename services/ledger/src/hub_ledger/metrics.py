@@ -13,7 +13,13 @@ HANDLER_ERRORS = Counter("hub_ledger_handler_errors_total", "Errors while handli
 # Alert on any increase: a WIN/REFUND (or a compensating refund) the operator never confirmed within its deadline.
 CREDIT_FAILED = Counter("hub_ledger_credit_failed_total", "WIN/REFUND given up after the deadline (alert)", ["type"])
 BET_CANCELLED = Counter("hub_ledger_bet_cancelled_total", "BETs unresolved by their deadline, cancelled")
+# BETs whose useful life ended before they were sent (REJECTED BET_EXPIRED): the gateway's forecast was too hopeful.
+BET_EXPIRED = Counter("hub_ledger_bet_expired_total", "BETs not sent within their useful life", ["stage"])
 COMPENSATIONS = Counter("hub_ledger_compensations_total", "Compensating refunds by outcome", ["outcome"])
+LEASES_LOST = Counter(
+    "hub_ledger_leases_lost_total",
+    "Transactions this process stopped working on: its lease was taken over (or someone else finished it)",
+)
 SWEPT = Counter("hub_ledger_sweeper_resumed_total", "Stale PENDING/PROCESSING transactions resumed by the sweeper")
 SWEEPER_RUNS = Counter("hub_ledger_sweeper_runs_total", "Sweeper runs", ["result"])
 KEYS_DELETED = Counter("hub_ledger_idempotency_keys_deleted_total", "Expired idempotency keys deleted")
@@ -36,6 +42,8 @@ OPERATOR_RETRIES = Counter(
 # event misses that event, and the credit alert must fire on the very first one.
 for _type in ("WIN", "REFUND", "CANCEL"):
     CREDIT_FAILED.labels(_type)
+for _stage in ("queued", "budget"):
+    BET_EXPIRED.labels(_stage)
 for _type in ("BET", "WIN", "REFUND"):
     for _status in ("COMPLETED", "REJECTED", "FAILED"):
         TRANSITIONS.labels(_type, _status)

@@ -25,12 +25,17 @@ class RuleContext:
     bet_settled: bool = False
     # WIN: the bet of its round (or the bet it refers to) was refunded or cancelled.
     bet_refunded: bool = False
+    # WIN with an originalRefId: the operator id of that bet (hub_common.operator.ids).
+    original_operator_id: str | None = None
+    # BET: its useful life (`send_by`) ended before the ledger got to it.
+    expired: bool = False
 
 
 @dataclass(frozen=True)
 class CallOperator:
-    """Send the transaction to the operator (transactionId = refId)."""
+    """Send the transaction to the operator under its stored operator id."""
 
+    # The operator id of the bet a WIN/REFUND refers to (`originalTransactionId`).
     original_transaction_id: str | None = None
     # Set by the store when the step that made the row PROCESSING also counted the first POST in `attempts`.
     attempt_noted: bool = False
@@ -43,15 +48,22 @@ def reject(code: ErrorCode, reason: str) -> Finish:
     return Finish(TxStatus.REJECTED, reason, error_code=code)
 
 
+def expire() -> Finish:
+    """A BET whose useful life ended before it was sent: never sent late, nothing debited."""
+    return reject(ErrorCode.BET_EXPIRED, "not sent to the operator within its useful life; nothing was debited")
+
+
 def decide(tx: TxRow, ctx: RuleContext) -> Decision:
     if tx.type is TxType.BET:
         if ctx.tombstoned:
             return reject(ErrorCode.BET_ALREADY_REFUNDED, "the bet was refunded before it arrived")
+        if ctx.expired:
+            return expire()
         return CallOperator()
     if tx.type is TxType.WIN:
         if ctx.bet_refunded:
             return reject(ErrorCode.BET_ALREADY_REFUNDED, "the round's bet was refunded")
-        return CallOperator(original_transaction_id=tx.original_ref_id)
+        return CallOperator(original_transaction_id=ctx.original_operator_id)
     return _decide_refund(tx, ctx)
 
 
@@ -69,7 +81,7 @@ def _decide_refund(tx: TxRow, ctx: RuleContext) -> Decision:
     bet = ctx.original
     if bet is None:
         return Finish(TxStatus.COMPLETED, "refund of an unknown bet: no balance effect", tombstone=True)
-    if bet.type is not TxType.BET or bet.player_id != tx.player_id:
+    if bet.type is not TxType.BET or bet.player_id != tx.player_id or bet.client_id != tx.client_id:
         return reject(ErrorCode.BET_NOT_FOUND, "originalRefId does not name a bet of this player")
     if tx.amount_cents != bet.amount_cents:
         return reject(ErrorCode.AMOUNT_MISMATCH, f"refund amount must equal the bet's ({bet.amount_cents})")
@@ -78,4 +90,4 @@ def _decide_refund(tx: TxRow, ctx: RuleContext) -> Decision:
         return Finish(TxStatus.COMPLETED, f"bet was {bet.status.value.lower()}: no balance effect")
     if ctx.bet_settled:
         return reject(ErrorCode.BET_ALREADY_SETTLED, "the bet's round already has a win")
-    return CallOperator(original_transaction_id=bet.ref_id)
+    return CallOperator(original_transaction_id=bet.operator_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub_common.operator import OperatorSettings
 from hub_common.settings import BackendSettings
+
+# An operator call starts only with at least the operator timeout plus this much left on the transaction's lease.
+LEASE_MARGIN_S = 1.0
 
 
 class LedgerSettings(BackendSettings):
@@ -30,6 +33,9 @@ class LedgerSettings(BackendSettings):
     bet_deadline_s: float = Field(default=120.0, gt=0)
     # WIN and REFUND (and compensating refunds) are retried this long, then FAILED with an alert.
     credit_deadline_s: float = Field(default=86_400.0, gt=0)
+    # How long the ledger holds an open transaction without renewing (hub_common.transitions): it renews every
+    # third of it while it works; after a crash, others (the sweeper, `hubctl tx resolve`) wait this long.
+    lease_ttl_s: float = Field(default=30.0, gt=0)
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
 
@@ -50,3 +56,16 @@ class LedgerSettings(BackendSettings):
         if not value.secret.get_secret_value():
             raise ValueError("operator.secret is required (LEDGER_OPERATOR__SECRET)")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> LedgerSettings:
+        # A call needs the operator timeout plus a margin of lease left. Renewed every third of its TTL, a lease
+        # of at least twice that always has it, so no renewal has to run between a budget grant and its call
+        # (a delay there would bunch calls at the operator beyond the budget's safety margin).
+        needed = 2 * (self.operator.timeout_s + LEASE_MARGIN_S)
+        if self.lease_ttl_s < needed:
+            raise ValueError(
+                f"lease_ttl_s ({self.lease_ttl_s}) must be at least 2 x (operator.timeout_s + {LEASE_MARGIN_S}) "
+                f"= {needed}"
+            )
+        return self

@@ -8,6 +8,11 @@ step share one database transaction and one statement per kind of write, so a st
 batch instead of per command. Each command's rows still change together or not at all. Locks are taken in one
 order everywhere (players' advisory locks by hash, then rows by id), so two batches never wait for each other
 in a cycle.
+
+Ownership (`hub_common.transitions`): the begin step takes the lease of every transaction it sends (making it
+PROCESSING, or taking over a PROCESSING one whose lease expired) in the same statement, and leaves alone a
+transaction someone else holds (another replica, or an SRE's `hubctl tx resolve|replay`); `renew` and the final
+step name the token the processor holds, so a processor that lost its lease changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from hub_common.schemas import TransactionCommand, TxStatus
 from hub_common.transactions import COLUMNS, TxRow
 from hub_common.transitions import Finish
 from hub_ledger.metrics import DB_BATCH_SIZE
-from hub_ledger.rule_queries import load_contexts
+from hub_ledger.rule_queries import load_contexts, original_operator_ids
 from hub_ledger.rules import CallOperator, Decision, decide
 
 ACTOR = "ledger"
@@ -38,7 +43,7 @@ _LOCK_PLAYERS = """SELECT pg_advisory_xact_lock(h)
 # replicas during a rebalance) in the same round trip. Every path takes it before the row lock (it is computed
 # with the row, below the row-locking step), so the two locks are always taken in one order.
 _BEGIN_BY_ID = (
-    f"SELECT {COLUMNS}, now() AS tx_now, pg_advisory_xact_lock(hashtext(player_id)) AS player_lock "
+    f"SELECT {COLUMNS}, now() AS tx_now, pg_advisory_xact_lock(hashtext(player_id)) AS player_lock "  # noqa: S608 - COLUMNS is a constant column list
     "FROM transactions WHERE id = $1 FOR UPDATE"
 )
 
@@ -56,8 +61,9 @@ SHARED_DB_ERRORS = (
 
 @dataclass(frozen=True)
 class Begun:
-    """A transaction's row after its begin step, and what to do with it: None (final already, nothing to do),
-    a `Finish` (the rules finished it without the operator) or a `CallOperator` (PROCESSING, to be sent)."""
+    """A transaction's row after its begin step, and what to do with it: None (final already, or held by someone
+    else: nothing to do here), a `Finish` (the rules finished it without the operator) or a `CallOperator`
+    (PROCESSING, its lease `row.lease_token` held by this process, to be sent)."""
 
     row: TxRow
     decision: Decision | None
@@ -73,6 +79,7 @@ class _Command:
 class _Final:
     transaction_id: uuid.UUID
     outcome: Finish
+    lease_token: int
 
 
 @dataclass(frozen=True)
@@ -90,23 +97,38 @@ class Store:
         self,
         pool: asyncpg.Pool,
         *,
+        lease_owner: str,
+        lease_s: float,
         key_ttl: timedelta = timedelta(hours=24),
         max_batch: int = 100,
         batches_in_flight: int = 2,
     ) -> None:
         self._pool = pool
+        self._lease = _LeaseTerms(lease_owner, lease_s)
         self._key_ttl = key_ttl
         # Commands of different players (the player queues never run two of one player at once) share one
         # database transaction per step.
         self._begins: GroupCommit[_Command, Begun | None] = GroupCommit(
             "begin",
             self._begin_commands,
-            key=lambda item: item.command.ref_id,
+            key=lambda item: item.command.transaction_id,
             max_batch=max_batch,
             max_in_flight=batches_in_flight,
             on_failure=OnFailure.SPLIT,
             shared_errors=SHARED_DB_ERRORS,
             observe=DB_BATCH_SIZE.labels("begin").observe,
+        )
+        # Lease renewals of every transaction this process works on (heartbeats of those waiting for budget,
+        # re-POSTs): one statement per batch, not one round trip each.
+        self._renewals: GroupCommit[transitions.Renewal, bool] = GroupCommit(
+            "renew",
+            self._renew_many,
+            key=lambda item: item.tx_id,
+            max_batch=max_batch,
+            max_in_flight=batches_in_flight,
+            on_failure=OnFailure.SPLIT,
+            shared_errors=SHARED_DB_ERRORS,
+            observe=DB_BATCH_SIZE.labels("renew").observe,
         )
         self._finishes: GroupCommit[_Final, TxRow | None] = GroupCommit(
             "finish",
@@ -121,6 +143,7 @@ class Store:
 
     async def close(self) -> None:
         await self._begins.close()
+        await self._renewals.close()
         await self._finishes.close()
 
     # --- the steps of a command ----------------------------------------------------------------------------
@@ -128,34 +151,31 @@ class Store:
     async def begin_command(self, cmd: TransactionCommand, correlation_id: str) -> Begun | None:
         """The command's begin step, its row inserted first when the gateway's commit was lost.
 
-        None when the refId belongs to another transaction (the gateway answered that one DUPLICATE_REF_ID).
+        None when the client's refId (or its operator id) belongs to another transaction (the gateway answered
+        that one DUPLICATE_REF_ID).
         """
         return await self._begins.submit(_Command(cmd, correlation_id))
 
     async def _begin_commands(self, items: Sequence[_Command]) -> list[Begun | None]:
+        ids = [uuid.UUID(item.command.transaction_id) for item in items]
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_LOCK_PLAYERS, [item.command.player_id for item in items])
-            records = {
-                r["ref_id"]: r
-                for r in await conn.fetch(transitions.LOCK_BY_REFS, [item.command.ref_id for item in items])
-            }
-            for item in items:
-                cmd = item.command
-                if cmd.ref_id not in records:
+            records = {r["id"]: r for r in await conn.fetch(transitions.LOCK_BY_IDS, ids)}
+            for tx_id, item in zip(ids, items, strict=True):
+                if tx_id not in records:
                     await transitions.insert_from_command(
-                        conn, cmd, item.correlation_id, key_ttl=self._key_ttl, actor=ACTOR
+                        conn, item.command, item.correlation_id, key_ttl=self._key_ttl, actor=ACTOR
                     )
-                    # Ours, or a concurrent winner's.
-                    record = await conn.fetchrow(transitions.LOCK_BY_REF, cmd.ref_id)
-                    assert record is not None  # inserted just now, or by the winner; rows are never deleted
-                    records[cmd.ref_id] = record
-            now = records[items[0].command.ref_id]["tx_now"]
-            rows = [TxRow.from_record(records[item.command.ref_id]) for item in items]
-            mine = [
-                tx if str(tx.id) == item.command.transaction_id else None for tx, item in zip(rows, items, strict=True)
-            ]
-            begun = await _begin_many(conn, [tx for tx in mine if tx is not None], now)
-            return [begun[tx.id] if tx is not None else None for tx in mine]
+                    # Ours, or a concurrent insert of the same command; none: the refId is another transaction's.
+                    record = await conn.fetchrow(transitions.LOCK_BY_ID, tx_id)
+                    if record is not None:
+                        records[tx_id] = record
+            if not records:
+                return [None] * len(items)
+            now = next(iter(records.values()))["tx_now"]
+            rows = [TxRow.from_record(records[tx_id]) for tx_id in ids if tx_id in records]
+            begun = await _begin_many(conn, rows, now, self._lease)
+            return [begun.get(tx_id) for tx_id in ids]
 
     async def begin(self, tx_id: uuid.UUID) -> Begun:
         """Decide what to do with the transaction now and record the first step of it (the sweeper's path)."""
@@ -163,20 +183,22 @@ class Store:
             record = await conn.fetchrow(_BEGIN_BY_ID, tx_id)
             assert record is not None  # the sweeper read it; rows are never deleted
             tx = TxRow.from_record(record)
-            return (await _begin_many(conn, [tx], record["tx_now"]))[tx.id]
+            return (await _begin_many(conn, [tx], record["tx_now"], self._lease))[tx.id]
 
-    async def note_attempt(self, tx_id: uuid.UUID) -> None:
-        """Count a POST about to be sent (and show the sweeper the transaction is being worked on)."""
-        await self._pool.execute(
-            "UPDATE transactions SET attempts = attempts + 1, updated_at = now() WHERE id = $1", tx_id
-        )
+    async def renew(self, tx_id: uuid.UUID, token: int, *, count_attempt: bool = False) -> bool:
+        """Extend the lease `token` (and count a POST about to be sent); False when the lease was lost or the
+        transaction is final."""
+        return await self._renewals.submit(transitions.Renewal(tx_id, token, count_attempt))
 
-    async def touch(self, tx_id: uuid.UUID) -> None:
-        await self._pool.execute("UPDATE transactions SET updated_at = now() WHERE id = $1", tx_id)
+    async def _renew_many(self, items: Sequence[transitions.Renewal]) -> list[bool]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            held = await transitions.renew_many(conn, items, lease_s=self._lease.seconds)
+        return [item.tx_id in held for item in items]
 
-    async def finish(self, tx_id: uuid.UUID, outcome: Finish) -> TxRow | None:
-        """Final transition; None when the transaction was already final."""
-        return await self._finishes.submit(_Final(tx_id, outcome))
+    async def finish(self, tx_id: uuid.UUID, outcome: Finish, lease_token: int) -> TxRow | None:
+        """Final transition by the holder of `lease_token`; None when the transaction was already final or its
+        lease was taken over (this process is fenced)."""
+        return await self._finishes.submit(_Final(tx_id, outcome, lease_token))
 
     async def _finish_many(self, items: Sequence[_Final]) -> list[TxRow | None]:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -185,27 +207,19 @@ class Store:
                 return [None] * len(items)
             now = next(iter(records.values()))["tx_now"]
             found = [
-                (TxRow.from_record(records[i.transaction_id]), i.outcome) for i in items if i.transaction_id in records
+                (TxRow.from_record(records[i.transaction_id]), i.outcome, i.lease_token)
+                for i in items
+                if i.transaction_id in records
             ]
             done = await transitions.finish_many(conn, found, now, actor=ACTOR)
             return [done.get(i.transaction_id) for i in items]
-
-    async def fail_and_compensate(self, tx_id: uuid.UUID, outcome: Finish, request: dict[str, Any]) -> TxRow | None:
-        """FAILED, plus the compensating REFUND the compensation job will send until the operator confirms it."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            record = await conn.fetchrow(transitions.LOCK_BY_ID, tx_id)
-            assert record is not None  # the processor holds it; rows are never deleted
-            tx = TxRow.from_record(record)
-            done = (await transitions.finish_many(conn, [(tx, outcome)], record["tx_now"], actor=ACTOR))[tx.id]
-            if done is not None:
-                await transitions.compensate(conn, tx_id, request)
-            return done
 
     # --- background jobs ---------------------------------------------------------------------------------
 
     async def stale_open(self, older_than_s: float, limit: int = 100) -> list[TxRow]:
         """Open transactions that are their player's oldest open one (so finishing them cannot overtake an
-        earlier transaction of the same player), of a player none of whose rows was touched for `older_than_s`.
+        earlier transaction of the same player), of a player none of whose rows was touched for `older_than_s`;
+        WINs and REFUNDs first (money owed to players), then by age.
 
         The whole player must be quiet, not only the row: a PENDING row keeps its admission time until its
         player's queue reaches it, so right after the previous transaction of a busy player finished, the next
@@ -214,10 +228,11 @@ class Store:
         records = await self._pool.fetch(
             f"""SELECT {COLUMNS} FROM transactions t
                 WHERE t.status IN ('PENDING', 'PROCESSING') AND t.updated_at < now() - make_interval(secs => $1)
+                  AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= now())
                   AND NOT EXISTS (SELECT 1 FROM transactions e WHERE e.player_id = t.player_id
                                   AND ((e.status IN ('PENDING', 'PROCESSING') AND e.created_at < t.created_at)
                                        OR e.updated_at >= now() - make_interval(secs => $1)))
-                ORDER BY t.created_at LIMIT $2""",
+                ORDER BY t.type = 'BET', t.created_at LIMIT $2""",  # noqa: S608 - COLUMNS is a constant column list
             older_than_s,
             limit,
         )
@@ -271,23 +286,36 @@ class Store:
         return int(result.split()[-1])
 
 
-async def _begin_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime) -> dict[uuid.UUID, Begun]:
+@dataclass(frozen=True)
+class _LeaseTerms:
+    owner: str
+    seconds: float
+
+
+async def _begin_many(
+    conn: db.Connection, rows: Sequence[TxRow], now: datetime, lease: _LeaseTerms
+) -> dict[uuid.UUID, Begun]:
     """Each row's decision, its first step recorded; the rows are locked (FOR UPDATE) by this transaction, with
-    their players' advisory locks."""
+    their players' advisory locks. A row someone holds (`transitions.may_take` is false) is left to its holder."""
     result: dict[uuid.UUID, Begun] = {}
-    pending = [tx for tx in rows if tx.status is TxStatus.PENDING]
+    free = [tx for tx in rows if transitions.may_take(tx, now)]
+    free_ids = {tx.id for tx in free}
+    pending = [tx for tx in free if tx.status is TxStatus.PENDING]
+    resumed = [tx for tx in free if tx.status is TxStatus.PROCESSING]
     contexts = await load_contexts(conn, pending)
+    originals = await original_operator_ids(conn, resumed)
     to_start: list[TxRow] = []
-    to_finish: list[tuple[TxRow, Finish]] = []
+    to_finish: list[tuple[TxRow, Finish, int]] = []
     for tx in rows:
-        if tx.status.is_final:
+        if tx.id not in free_ids:
             result[tx.id] = Begun(tx, None)
         elif tx.status is TxStatus.PROCESSING:
-            result[tx.id] = Begun(tx, CallOperator(original_transaction_id=tx.original_ref_id))
+            result[tx.id] = Begun(tx, CallOperator(original_transaction_id=originals.get(tx.id)))
         else:
-            decision = decide(tx, contexts[tx.id])
+            expired = tx.send_by is not None and now >= tx.send_by
+            decision = decide(tx, replace(contexts[tx.id], expired=expired))
             if isinstance(decision, Finish):
-                to_finish.append((tx, decision))
+                to_finish.append((tx, decision, tx.lease_token))
                 result[tx.id] = Begun(tx, decision)
             else:
                 to_start.append(tx)
@@ -295,6 +323,10 @@ async def _begin_many(conn: db.Connection, rows: Sequence[TxRow], now: datetime)
     for tx_id, done in (await transitions.finish_many(conn, to_finish, now, actor=ACTOR)).items():
         if done is not None:
             result[tx_id] = replace(result[tx_id], row=done)
-    for started in await transitions.start_many(conn, to_start, now, actor=ACTOR):
+    for started in await transitions.start_many(
+        conn, to_start, now, actor=ACTOR, lease_owner=lease.owner, lease_s=lease.seconds
+    ):
         result[started.id] = replace(result[started.id], row=started)
+    for taken in await transitions.take_over_many(conn, resumed, now, lease_owner=lease.owner, lease_s=lease.seconds):
+        result[taken.id] = replace(result[taken.id], row=taken)
     return result

@@ -106,7 +106,7 @@ def create_app(settings: ReconcilerSettings, *, on_fatal: OnFatal = _fatal) -> w
 
     async def operator(_: web.Application) -> AsyncIterator[None]:
         # Feed pages are operator calls too: they wait their turn in the budget every process shares.
-        app[BUDGET] = Budget(app[POOL], settings.operator)
+        app[BUDGET] = Budget(app[POOL], settings.operator, caller=SERVICE)
         app[OPERATOR] = OperatorClient(settings.operator, caller=SERVICE)
         yield
         await app[OPERATOR].close()

@@ -14,6 +14,7 @@ re-publishes the same events (same eventIds) and loses none.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,9 +40,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OP_ID = operator_id_sql("t")
 
 
-# An operator id, plus its partner: the cancel of a FAILED bet and the bet are judged together.
+# Operator ids ($1), plus those of Hub transactions ($4, by id: the stored column), plus each one's partner: the
+# cancel of a FAILED bet and the bet are judged together. Returns every id touched.
 _TOUCH = f"""
-WITH k AS (SELECT DISTINCT unnest($1::text[]) AS key),
+WITH k AS (SELECT unnest($1::text[]) AS key
+           UNION SELECT {_OP_ID} FROM transactions t WHERE t.id = ANY($4::uuid[])),
      keys AS (
         SELECT key FROM k
         UNION SELECT c.operator_transaction_id FROM k JOIN transactions t ON {_OP_ID} = k.key
@@ -51,7 +54,8 @@ WITH k AS (SELECT DISTINCT unnest($1::text[]) AS key),
 INSERT INTO reconciliation_join (operator_id, first_seen_at, due_at, pending, updated_at)
 SELECT key, $2::timestamptz, $2::timestamptz + $3::interval, true, $2::timestamptz FROM keys
 ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at
-"""
+RETURNING operator_id
+"""  # noqa: S608 - _OP_ID is the operator id column (hub_common.operator.ids)
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,17 @@ class JoinState:
         self._feed_name = feed_name
         self._clock = clock
 
-    async def touch(self, conn: db.Connection | asyncpg.Pool, keys: Sequence[str]) -> None:
-        if keys:
-            await conn.execute(_TOUCH, list(keys), self._clock(), self._grace)
+    async def touch(
+        self,
+        conn: db.Connection | asyncpg.Pool,
+        keys: Sequence[str],
+        transactions: Sequence[uuid.UUID] = (),
+    ) -> list[str]:
+        """Mark operator ids `keys` and those of the Hub `transactions` pending; returns every id marked."""
+        if not keys and not transactions:
+            return []
+        rows = await conn.fetch(_TOUCH, list(keys), self._clock(), self._grace, list(transactions))
+        return [r["operator_id"] for r in rows]
 
     async def settle(self, keys: Sequence[str] | None, *, limit: int) -> int:
         """Evaluate pending ids whose grace has passed (`keys`: only those); returns how many were evaluated."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from hub_common.envelope import schema_of
 from hub_common.errors import InfrastructureError
 from hub_common.kafka import DLQ_SUFFIX, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaProducer, ssl_context
-from hub_common.operator import OperatorRecord, operator_id
+from hub_common.operator import OperatorRecord
 from hub_common.schemas import TransactionEvent, TxStatus
 from hub_common.settings import KafkaSettings
 from hub_reconciler import store
@@ -67,17 +68,21 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
     return None
 
 
-def hub_key(value: bytes | None) -> str | None:
-    """The operator id a hub.transactions record touches (None: not final yet, nothing to reconcile)."""
+def hub_transaction(value: bytes | None) -> uuid.UUID | None:
+    """The Hub transaction a hub.transactions record touches (None: not final yet, nothing to reconcile).
+
+    By its transactionId: the join finds its operator id in the row (`transactions.operator_id`), never derives
+    it (a row admitted before refIds were per client was sent under its refId)."""
     envelope = _envelope(value, _HUB_SCHEMA)
     try:
-        payload = envelope["payload"]
-        tx = payload["transaction"]
+        tx = envelope["payload"]["transaction"]
         if tx["status"] not in _FINAL:
             return None
-        return operator_id(str(payload["clientId"]), str(tx["refId"]))
+        return uuid.UUID(str(tx["transactionId"]))
     except (KeyError, TypeError) as exc:
         raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: missing {exc}") from None
+    except ValueError:
+        raise PoisonRecord(f"payload does not fit {_HUB_SCHEMA}: transactionId is not a uuid") from None
 
 
 def operator_record(value: bytes | None) -> tuple[OperatorRecord, datetime]:
@@ -167,6 +172,7 @@ class JoinStream:
     async def handle(self, batch: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """One batch of (prefixed topic, key, value): store, touch, settle what is overdue."""
         keys: list[str] = []
+        transactions: list[uuid.UUID] = []
         records: list[tuple[OperatorRecord, datetime]] = []
         for topic, key, value in batch:
             source = self._topics.get(topic, topic)
@@ -176,19 +182,19 @@ class JoinStream:
                     records.append((record, seen))
                     keys.append(record.transaction_id)
                 else:
-                    touched = hub_key(value)
-                    if touched is not None:
-                        keys.append(touched)
+                    hub_tx = hub_transaction(value)
+                    if hub_tx is not None:
+                        transactions.append(hub_tx)
             except PoisonRecord as exc:
                 await self._dead_letter(topic, key, value, str(exc))
                 continue
             JOINED_RECORDS.labels(source=source).inc()
-        if not keys:
+        if not keys and not transactions:
             return
         async with self._pool.acquire() as conn, conn.transaction():
             await store.upsert_records(conn, records)
-            await self._join.touch(conn, keys)
-        if await self._join.settle(keys, limit=len(keys)):
+            touched = await self._join.touch(conn, keys, transactions)
+        if await self._join.settle(touched, limit=len(touched)):
             await self._join.flush()
 
     async def sweep(self) -> None:

@@ -31,7 +31,13 @@ from hub_common.schemas import (
     WebhookDeadLetter,
     WebhookRetry,
 )
-from hub_common.telemetry import CORRELATION_HEADER, context_from_kafka, correlation_scope, http_trace_headers
+from hub_common.telemetry import (
+    CORRELATION_HEADER,
+    context_from_kafka,
+    correlation_scope,
+    http_trace_headers,
+    logged_id,
+)
 from hub_dispatcher import metrics
 from hub_dispatcher.endpoints import Endpoint, Endpoints
 from hub_dispatcher.policy import RetryPolicy, classify
@@ -94,6 +100,9 @@ class Dispatcher:
         tx = event.transaction
         if not tx.status.is_final:
             return
+        if tx.error_code is None and event.error_code is not None:
+            # An event of a ledger that did not put the code in the resource yet: the webhook carries it anyway.
+            tx = tx.model_copy(update={"error_code": event.error_code})
         envelope = record.envelope
         # The row's ids are uuid columns: a record that is not (our ledger's) fails here, alone, not the batch.
         _require_uuid(envelope.event_id, "eventId")
@@ -314,7 +323,12 @@ class Dispatcher:
         metrics.DEAD_LETTERS.labels(endpoint=delivery.client_id, reason=_reason_label(entry)).inc()
         log.warning(
             "webhook dead-lettered",
-            extra={"eventId": delivery.id, "attempts": entry.attempt, "reason": reason, "clientId": delivery.client_id},
+            extra={
+                "eventId": delivery.id,
+                "attempts": entry.attempt,
+                "reason": reason,
+                "clientId": logged_id(delivery.client_id),
+            },
         )
 
     async def _emit_dead_letter(self, row: OutboxRow, reason: str) -> None:

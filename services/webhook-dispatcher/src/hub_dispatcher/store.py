@@ -178,7 +178,7 @@ class OutboxStore:
             UPDATE webhook_outbox w SET status = 'PROCESSING', updated_at = now()
             FROM unnest($1::uuid[], $2::int[]) AS c(id, retry_count)
             WHERE w.id = c.id AND w.status IN ('PENDING', 'PROCESSING', 'FAILED') AND w.retry_count = c.retry_count
-            RETURNING {_W_COLUMNS}"""
+            RETURNING {_W_COLUMNS}"""  # noqa: S608 - _W_COLUMNS is a constant column list
         batch = [claims[i] for i in unique]
         ids, counts = [c.event_id for c in batch], [c.attempt - 1 for c in batch]
         records = await self._run(lambda: self._pool.fetch(sql, ids, counts))
@@ -186,7 +186,7 @@ class OutboxStore:
         return [by_id.get(c.event_id) if i in unique else None for i, c in enumerate(claims)]
 
     async def get(self, event_id: str) -> OutboxRow | None:
-        sql = f"SELECT {_COLUMNS} FROM webhook_outbox WHERE id = $1::uuid"
+        sql = f"SELECT {_COLUMNS} FROM webhook_outbox WHERE id = $1::uuid"  # noqa: S608 - _COLUMNS is a constant column list
         record = await self._run(lambda: self._pool.fetchrow(sql, event_id))
         return OutboxRow.of(record) if record is not None else None
 
@@ -202,7 +202,7 @@ class OutboxStore:
                 FOR UPDATE SKIP LOCKED)
             UPDATE webhook_outbox w SET status = 'PROCESSING', updated_at = now()
             FROM due WHERE w.id = due.id
-            RETURNING {_CLAIMED_COLUMNS}"""
+            RETURNING {_CLAIMED_COLUMNS}"""  # noqa: S608 - _CLAIMED_COLUMNS is a constant column list
         records = await self._run(lambda: self._pool.fetch(sql, limit, stale_after_s))
         return [OutboxRow.of(r) for r in records]
 
@@ -242,7 +242,7 @@ class OutboxStore:
             SET status = 'DEAD_LETTER', retry_count = $2, next_retry_at = NULL, last_error = $3,
                 updated_at = now(), attempts = attempts || $4::jsonb
             WHERE id = $1::uuid
-            RETURNING {_COLUMNS}"""
+            RETURNING {_COLUMNS}"""  # noqa: S608 - _COLUMNS is a constant column list
         record = await self._run(
             lambda: self._pool.fetchrow(sql, event_id, attempt.attempt, reason, _attempt_json(attempt))
         )

@@ -1,6 +1,6 @@
 """Access to the operator wallet: settings, the signed HTTP client, and the shared call budget."""
 
-from hub_common.operator.budget import Budget, Priority
+from hub_common.operator.budget import BALANCE_CALLER_PREFIX, LEDGER_CALLER, Budget, Priority, balance_caller
 from hub_common.operator.client import (
     FeedPage,
     OperatorBalance,
@@ -17,11 +17,15 @@ from hub_common.operator.errors import (
     OperatorTechnicalError,
 )
 from hub_common.operator.ids import cancel_id, operator_id, operator_id_sql
+from hub_common.operator.outlook import BudgetOutlook, read_outlook
 from hub_common.operator.requests import cancel_request, operator_request
 from hub_common.operator.settings import OperatorSettings
 
 __all__ = [
+    "BALANCE_CALLER_PREFIX",
+    "LEDGER_CALLER",
     "Budget",
+    "BudgetOutlook",
     "BudgetTimeout",
     "CircuitOpenError",
     "FeedPage",
@@ -35,9 +39,11 @@ __all__ = [
     "OperatorTransaction",
     "OperatorTransactionRequest",
     "Priority",
+    "balance_caller",
     "cancel_id",
     "cancel_request",
     "operator_id",
     "operator_id_sql",
     "operator_request",
+    "read_outlook",
 ]

@@ -34,6 +34,14 @@ processes, each waiting process keeps a row in `operator_budget_waiters` with it
 more urgent waiter exists elsewhere.
 
 `Retry-After` from the operator is obeyed by every process: `defer()` moves `operator_budget.paused_until`.
+
+Each grant row names its `caller` (`ledger`, `balance:<clientId>`, `reconciler`, `hubctl`): the gateway's forecast
+(`hub_common.operator.outlook`) reads what the ledger gets and what the others spend, and holds each client's
+balance reads to their share.
+
+Priority inheritance: a waiter may carry a `key` (the ledger uses the player id); `promote(key, priority)` makes
+its waiters more urgent. A player's BET waiting for budget while a WIN of the same player queues behind it (one
+player's transactions run in order) would otherwise make the WIN wait behind every other player's BETs.
 """
 
 from __future__ import annotations
@@ -68,7 +76,8 @@ _MAX_BATCH = 500
 # Steps 2 and 3 of the algorithm, run while holding the `operator_budget` row lock. Data-modifying CTEs run
 # exactly once whether referenced or not, and all see the same snapshot: `used` still sees the rows `expired`
 # deletes, but those are at or before the horizon and not counted anyway.
-# $1 name, $2 waiter id, $3 priority, $4 window W, $5 rate R, $6 staleness of waiter rows, $7 calls wanted.
+# $1 name, $2 waiter id, $3 priority, $4 window W, $5 rate R, $6 staleness of waiter rows, $7 calls wanted,
+# $8 caller.
 _GRANT = """
 WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now),
      expired AS (DELETE FROM operator_budget_grants g USING clock
@@ -85,12 +94,22 @@ WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now),
      allowed AS (SELECT CASE WHEN outranked.yes OR coalesce(budget.paused_until > clock.now, false) THEN 0
                              ELSE greatest(0, least($7::bigint, $5::bigint - used.n)) END AS k
                  FROM clock, used, outranked, budget),
-     granted AS (INSERT INTO operator_budget_grants (name, priority, granted_at)
-                 SELECT $1, $3, clock.now FROM clock, allowed, generate_series(1, allowed.k)
+     granted AS (INSERT INTO operator_budget_grants (name, priority, granted_at, caller)
+                 SELECT $1, $3, clock.now, $8 FROM clock, allowed, generate_series(1, allowed.k)
                  RETURNING 1)
 SELECT clock.now, budget.paused_until, used.n, used.oldest, outranked.yes, (SELECT count(*) FROM granted)::int
 FROM clock, budget, used, outranked
 """
+
+
+# The `caller` of each grant row (see the module docstring).
+LEDGER_CALLER = "ledger"
+BALANCE_CALLER_PREFIX = "balance:"
+
+
+def balance_caller(client_id: str) -> str:
+    """The caller name of one RGS client's balance reads."""
+    return BALANCE_CALLER_PREFIX + client_id
 
 
 class Priority(IntEnum):
@@ -111,13 +130,15 @@ class _Waiter:
     priority: int
     seq: int
     future: asyncio.Future[None] = field(compare=False)
+    key: str | None = field(default=None, compare=False)
 
 
 class Budget:
     """`await budget.acquire(priority)` before every operator call; call `close()` on shutdown."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: OperatorSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: OperatorSettings, *, caller: str = "") -> None:
         self._pool = pool
+        self._caller = caller
         self._name = settings.budget_name
         self._rate = settings.rate_per_minute
         self._window = timedelta(seconds=settings.window_s + settings.safety_margin_s)
@@ -133,10 +154,12 @@ class Budget:
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
-    async def acquire(self, priority: Priority, *, timeout_s: float | None = None) -> None:
-        """Wait until one operator call may be made; raises `BudgetTimeout` after `timeout_s`."""
+    async def acquire(self, priority: Priority, *, timeout_s: float | None = None, key: str | None = None) -> None:
+        """Wait until one operator call may be made; raises `BudgetTimeout` after `timeout_s`.
+
+        `key`: what `promote` finds the waiter by."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(int(priority), next(self._seq), future)
+        waiter = _Waiter(int(priority), next(self._seq), future, key)
         if self._heap and waiter < self._heap[0]:
             self._wake.set()  # the pump is sleeping on behalf of a less urgent waiter
         heapq.heappush(self._heap, waiter)
@@ -151,6 +174,18 @@ class Budget:
             BUDGET_WAITERS.dec()
             if not future.done():
                 future.cancel()  # the pump skips it
+
+    def promote(self, key: str, priority: Priority) -> int:
+        """Make the waiters carrying `key` at least as urgent as `priority`; returns how many were promoted."""
+        promoted = 0
+        for waiter in self._heap:
+            if waiter.key == key and waiter.priority > priority and not waiter.future.done():
+                waiter.priority = int(priority)
+                promoted += 1
+        if promoted:
+            heapq.heapify(self._heap)
+            self._wake.set()  # the pump may be sleeping on behalf of a less urgent waiter
+        return promoted
 
     async def defer(self, seconds: float) -> None:
         """Pause every process's grants for `seconds` (the operator's Retry-After)."""
@@ -241,6 +276,7 @@ class Budget:
                 self._rate,
                 self._stale,
                 wanted,
+                self._caller,
             )
         assert row is not None  # the statement always returns its one row
         now, paused_until, used, oldest, outranked, granted = row

@@ -52,7 +52,7 @@ SELECT 'row' AS part, to_jsonb(j) AS body FROM j WHERE NOT (j.verdict <@ '{NOT_M
 UNION ALL
 SELECT 'tally', jsonb_object_agg(s.outcome, s.n)
 FROM (SELECT j.verdict[1] AS outcome, count(*) AS n FROM j WHERE j.verdict <@ '{NOT_MISMATCHES}'::text[] GROUP BY 1) s
-"""
+"""  # noqa: S608 - IN_RANGE and NOT_MISMATCHES are constants of hub_common.reconciliation.rules
 
 _HUB_TOTALS = """
 SELECT currency::text AS currency, type, status, attempts > 0 AS sent, count(*) AS n, sum(amount_cents) AS cents

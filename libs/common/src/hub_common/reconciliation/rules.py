@@ -4,7 +4,8 @@ The table of rules (docs/reconciliation.md) is this module. The report selects e
 join by operator id; both run `joined_query` and read the same `verdict` column, so the two can never disagree.
 
 Hub entries (one per operator id the Hub may have used):
-- TX: every transaction, under `operator_id_sql` (today its refId). `sent` = the ledger called the operator for it
+- TX: every transaction, under its stored operator id (`operator_id_sql`: `{clientId}:{refId}`, or the refId for
+  rows admitted before refIds were per client). `sent` = the ledger called the operator for it
   (`attempts > 0`); a final row with no attempt had no operator effect (tombstone refunds, refunds of REJECTED or
   FAILED bets, a replayed second refund, rule rejections).
 - CANCEL: the compensating REFUND of a FAILED bet, under the id stored in `ledger_compensations`.
@@ -64,7 +65,7 @@ _HUB_ENTRIES = f"""
            CASE WHEN c.status = 'PENDING' THEN NULL ELSE c.updated_at END, c.status, NULL
     FROM ledger_compensations c JOIN transactions t ON t.id = c.transaction_id
     WHERE {{where}}
-"""
+"""  # noqa: S608 - {where} is one of the two selections below, both constants
 
 _COMPARE = """COALESCE(NULLIF(array_remove(ARRAY[
         CASE WHEN j.op_status <> 'COMPLETED' THEN 'STATUS_MISMATCH' END,
@@ -90,7 +91,7 @@ VERDICT = f"""CASE
                       ELSE ARRAY['NO_EFFECT'] END
     WHEN j.status = 'FAILED' THEN ARRAY['STATUS_MISMATCH']
     ELSE {_COMPARE}
-END"""
+END"""  # noqa: S608 - _COMPARE is a constant
 
 _OP_COLUMNS = ("transaction_id", "operator_transaction_id", "status", "amount_cents", "currency", "created_at")
 
@@ -112,7 +113,7 @@ SELECT j.*, {VERDICT} AS verdict FROM (
     WHERE h.key IS NOT NULL
        OR (NOT EXISTS (SELECT 1 FROM transactions t WHERE {_OP_ID} = o.transaction_id)
            AND NOT EXISTS (SELECT 1 FROM ledger_compensations c WHERE c.operator_transaction_id = o.transaction_id))
-) j"""
+) j"""  # noqa: S608 - the selections are the constants IN_RANGE/BY_KEYS; values are bind parameters
 
 
 # The two selections: Hub entries created (and operator records created) in [$2, $3); or by operator id ($2).

@@ -103,7 +103,8 @@ def _refusal(row: asyncpg.Record) -> str | None:
     if row["transaction_status"] in ("PENDING", "PROCESSING"):
         return (
             f"its transaction {row['ref_id']} is still {row['transaction_status']}: "
-            f"`hubctl tx resolve {row['ref_id']}` finishes it (and its key) from the operator's record"
+            f"`hubctl tx resolve {row['ref_id']} --client {row['scope']}` finishes it (and its key) from the "
+            "operator's record"
         )
     return None
 

@@ -198,7 +198,7 @@ async def _verify_once(args: argparse.Namespace, settings: HubctlSettings) -> di
         covered = await feed_coverage(conn)
         rows = []
         if covered is not None and covered > since:
-            query = f"SELECT * FROM ({IN_RANGE}) j WHERE NOT (j.verdict <@ '{NOT_MISMATCHES}'::text[])"
+            query = f"SELECT * FROM ({IN_RANGE}) j WHERE NOT (j.verdict <@ '{NOT_MISMATCHES}'::text[])"  # noqa: S608 - IN_RANGE and NOT_MISMATCHES are constants of hub_common.reconciliation.rules
             rows = [dict(r) for r in await conn.fetch(query, covered, since, covered)]
     operator = [
         {"refId": m.row.get("ref_id") or m.row.get("op_key"), "kind": m.kind.value, "detail": m.detail}

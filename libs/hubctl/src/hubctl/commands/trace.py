@@ -23,6 +23,7 @@ from hubctl.output import render, section
 def register(sub: Subparsers) -> None:
     parser = command(sub, "trace", help="one transaction's timeline: database, Kafka records, log lines", handler=run)
     parser.add_argument("id", help="refId, transactionId, correlation id or webhook id")
+    parser.add_argument("--client", help="the RGS client of a refId (needed when several clients used it)")
     parser.add_argument("--logs", type=Path, metavar="DIR", help="log files to search (e.g. .hub/logs)")
     parser.add_argument("--no-kafka", dest="kafka", action="store_false", help="skip the topics")
     parser.add_argument("--scan-limit", type=int, default=100_000, help="records read per partition at most")
@@ -31,7 +32,7 @@ def register(sub: Subparsers) -> None:
 
 async def trace(args: argparse.Namespace, settings: HubctlSettings) -> dict[str, Any]:
     async with connection(settings) as conn:
-        row = await timeline.find_transaction(conn, args.id)
+        row = await timeline.find_transaction(conn, args.id, args.client)
         subject = timeline.subject_of(args.id, row)
         events = await timeline.database_events(conn, subject, row) if row is not None else []
     notes: list[str] = []
