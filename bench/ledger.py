@@ -105,6 +105,7 @@ def workload(n: int) -> Workload:
                 round_id=round_id,
                 game_id="bench-game",
                 admitted_at=admitted + timedelta(microseconds=i),
+                operator_id=operator_id(CLIENT_ID, ref),
             )
         )
     return Workload(commands, players)

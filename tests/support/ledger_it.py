@@ -101,6 +101,7 @@ def command(
         original_ref_id=original_ref_id,
         admitted_at=datetime.now(UTC),
         send_by=send_by,
+        operator_id=operator_id(client_id, ref_id),
     )
 
 

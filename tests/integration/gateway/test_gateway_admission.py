@@ -65,6 +65,8 @@ async def test_post_admits_and_enqueues_exactly_one_command(
     assert tx is not None and key is not None and audit is not None
     assert (tx["status"], tx["client_id"], tx["correlation_id"]) == ("PENDING", CLIENT_ID, "c-1")
     assert tx["request_hash"] == command.request_hash == key["request_hash"]
+    # The command names the operator id stored on the row: a row re-created from it gets the id the operator saw.
+    assert tx["operator_id"] == command.operator_id == f"{CLIENT_ID}:bet-1"
     assert (key["key"], key["scope"], key["status"]) == ("key-1", CLIENT_ID, "PROCESSING")
     assert key["transaction_id"] == tx["id"]
     assert key["expires_at"] > tx["created_at"]

@@ -1,18 +1,22 @@
 """Database recovery drill (docs/operations.md, "Database recovery"), on the real broker and database.
 
-Load runs through every real process; a pg_dump is taken in the middle of it; the load goes on, then some
-transactions are left in flight (the operator answering 503); the Hub's services stop and the older dump is
-restored. `hubctl recovery apply` writes back what the journal on Kafka says and rewinds the consumer groups;
-the services start again. Every transaction the RGS was told COMPLETED (or REJECTED) is so again, what was in
-flight finishes, no transactionId is applied twice by the operator, balances are what they were, and the one
-operator record the Hub never knew is listed by `hubctl recovery verify` for a person to decide.
+Load runs through every real process; a pg_dump is taken in the middle of it; the load goes on, then some BETs
+are left in flight: one the operator applied whose answer the ledger never got (the call hangs, then every call
+fails), the others never applied (the operator answering 503). The Hub's services stop and the older dump is
+restored, which holds none of those BETs. `hubctl recovery apply` writes back what the journal on Kafka says,
+marks what has no outcome possibly sent and rewinds the consumer groups; the services start again once the
+in-flight BETs are past their useful life. Every transaction the RGS was told COMPLETED (or REJECTED) is so
+again; the BET the operator applied is COMPLETED from its record (not expired: its row says "never sent", but the
+ledger asks first), the others end BET_EXPIRED with nothing debited; no transactionId is applied twice by the
+operator, balances are what they were, and the one operator record the Hub never knew is listed by `hubctl
+recovery verify` for a person to decide.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -39,6 +43,9 @@ from support.waits import eventually
 
 PLAYERS = [f"drill-{i}" for i in range(4)]
 POOR = "drill-poor"
+# Short, so the in-flight BETs are past it when the ledger gets to them again without a long wait; long enough
+# for the load before them to be sent in time on a busy machine.
+USEFUL_LIFE_S = 15
 
 
 def _config(tmp_path: Path, kafka: str, roles: DatabaseRoles) -> StackConfig:
@@ -54,6 +61,7 @@ def _config(tmp_path: Path, kafka: str, roles: DatabaseRoles) -> StackConfig:
         operator_rate_per_minute=6000,
         extra_env={
             "GATEWAY_OUTCOME_BUDGET_S": "1",
+            "GATEWAY_BET_USEFUL_LIFE_S": str(USEFUL_LIFE_S),
             "LEDGER_BET_DEADLINE_S": "900",
             "LEDGER_RETRY_MAX_S": "1",
             "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
@@ -113,6 +121,19 @@ async def _final_statuses(gateway: GatewayClient, told: list[Told]) -> dict[str,
     return final
 
 
+async def _applied(operator: OperatorAdminClient, transaction_id: str) -> bool:
+    return transaction_id in (await operator.ledger()).apply_counts
+
+
+async def _rows(database_url: str, ref_ids: list[str]) -> dict[str, asyncpg.Record]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT * FROM transactions WHERE ref_id = ANY($1::text[])", ref_ids)
+    finally:
+        await conn.close()
+    return {r["ref_id"]: r for r in rows}
+
+
 async def _statuses(database_url: str) -> dict[str, str]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -156,14 +177,23 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                         [RecordSeed(transaction_id=f"outside-{uuid.uuid4().hex[:6]}", amount_cents=77, currency="EUR")]
                     )
                     final = await _final_statuses(gateway, told)
-                    # In flight when the Hub stops: admitted (202), the operator answering 503.
+                    # In flight when the Hub stops (admitted, 202): one BET the operator applies while the call
+                    # hangs, after which every call fails, so the ledger never learns it; the others the operator
+                    # never applies (503).
+                    applied_id = operator_id(config.secrets.client_id, "c-applied-bet")
+                    await operator.set_faults(FaultConfig(timeout_after_apply_rate=1.0, hang_ms=60_000))
+                    applied = await post(gateway, _body("c-applied-bet", "BET", PLAYERS[0], 66))
+                    await eventually(
+                        lambda: _applied(operator, applied_id), timeout_s=30, what="the operator to apply the BET"
+                    )
                     await operator.set_faults(FaultConfig(error_rate=1.0, error_status=503))
                     in_flight = [await post(gateway, _body(f"c-{p}-bet", "BET", p, 55)) for p in PLAYERS]
-                    assert {t.http for t in in_flight} == {202}
+                    admitted_by = datetime.now(UTC)
+                    assert {t.http for t in [applied, *in_flight]} == {202}
                 applied_before = (await operator.ledger()).apply_counts
                 balances_before = {p: (await operator.player(p)).balance_cents for p in PLAYERS}
                 assert set(final.values()) == {"COMPLETED", "REJECTED"} and list(final.values()).count("REJECTED") == 2
-                assert all(n == 1 for n in applied_before.values())
+                assert all(n == 1 for n in applied_before.values()) and applied_id in applied_before
 
                 # The disaster: the database goes back to the dump taken mid-load.
                 await restore(db_roles, config.database_name, backup)
@@ -176,12 +206,22 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                 plan = (
                     await hubctl(ctl, "recovery", "plan", "--backup-time", backup_time.isoformat(), "--json")
                 ).json()
-                assert (plan["restore"], plan["reprocess"], plan["conflict"]) == (len(lost), len(in_flight), 0)
+                reprocessed = len(in_flight) + 1
+                assert (plan["restore"], plan["reprocess"], plan["conflict"]) == (len(lost), reprocessed, 0)
                 assert {g["group"] for g in plan["groups"]} >= {f"{config.topic_prefix}hub-ledger"}
-                applied = await hubctl(ctl, "recovery", "apply", "--backup-time", backup_time.isoformat(),
-                                       "--yes", "--json")  # fmt: skip
-                assert applied.code == 0, applied.out + applied.err
-                assert applied.json()["conflicts"] == []
+                done = await hubctl(ctl, "recovery", "apply", "--backup-time", backup_time.isoformat(),
+                                    "--yes", "--json")  # fmt: skip
+                assert done.code == 0, done.out + done.err
+                assert (done.json()["conflicts"], done.json()["markedPossiblySent"]) == ([], reprocessed)
+                # The restored database lacks the in-flight BETs: re-created from their commands, each PENDING
+                # with no call the database knows of, as the backup would have it; and marked possibly sent.
+                marked = await _rows(database_url, [applied.ref_id, *(t.ref_id for t in in_flight)])
+                assert {(r["status"], r["possibly_sent_at"] is not None) for r in marked.values()} == {
+                    ("PENDING", True)
+                }
+                # Past their useful life when the ledger gets to them again.
+                await asyncio.sleep(max(0.0, (admitted_by + timedelta(seconds=USEFUL_LIFE_S + 1) - datetime.now(UTC))
+                                        .total_seconds()))  # fmt: skip
 
                 with services(config, HUB, kafka=kafka_bootstrap, roles=db_roles):
                     verified = await hubctl(ctl, "recovery", "verify", "--backup-time", backup_time.isoformat(),
@@ -189,15 +229,18 @@ async def test_restore_from_an_older_dump_loses_no_outcome_and_applies_nothing_t
                     report = orjson.loads(verified.out)
                     now = await _statuses(database_url)
                     assert {ref: now.get(ref) for ref in final} == final
-                    assert all(now.get(t.ref_id) == "COMPLETED" for t in in_flight)
                     await _groups_caught_up(kafka)
                     applied_after = (await operator.ledger()).apply_counts
                     balances_after = {p: (await operator.player(p)).balance_cents for p in PLAYERS}
-                # Nothing applied twice; the in-flight bets applied once, after the restart.
-                assert all(n == 1 for n in applied_after.values())
-                client = config.secrets.client_id
-                assert set(applied_after) == set(applied_before) | {operator_id(client, t.ref_id) for t in in_flight}
-                assert balances_after == {p: b - 55 for p, b in balances_before.items()}
+                ended = await _rows(database_url, [applied.ref_id, *(t.ref_id for t in in_flight)])
+                # The BET the operator applied: COMPLETED from its record, once; the others expired unsent.
+                assert (ended[applied.ref_id]["status"], ended[applied.ref_id]["attempts"]) == ("COMPLETED", 1)
+                assert {(ended[t.ref_id]["status"], ended[t.ref_id]["error_code"]) for t in in_flight} == {
+                    ("REJECTED", "BET_EXPIRED")
+                }
+                # Nothing applied twice, nothing applied after the restart, no balance moved.
+                assert applied_after == applied_before
+                assert balances_after == balances_before
                 # What the Hub's journal cannot explain is listed for a person: the operator-only record.
                 assert verified.code == 3, verified.out + verified.err
                 assert report["transactions"] == []

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from hub_common.operator import cancel_id, operator_id, operator_id_sql
-from hub_common.operator.ids import operator_id_expr
+from hub_common.operator.ids import command_operator_id, operator_id_expr
 from hub_common.schemas import CLIENT_ID_PATTERN, TransactionCommand, client_id_problem
 from hub_common.telemetry import logged_id
 from hub_gateway.settings import GatewaySettings
@@ -27,6 +27,9 @@ def test_the_forms() -> None:
     # A row from before the change keeps its bare refId; its cancel follows it.
     assert cancel_id("bet-123") == "cancel:bet-123"
     assert operator_id_sql("t") == "t.operator_id"
+    # A command names the id its row got at admission; one of a release before migration 008 names none.
+    assert command_operator_id("rgs-demo:bet-123", "bet-123") == "rgs-demo:bet-123"
+    assert command_operator_id(None, "bet-123") == "bet-123"
     assert operator_id_expr("'rgs-demo'", "'r' || i") == "('rgs-demo' || ':' || 'r' || i)"
 
 

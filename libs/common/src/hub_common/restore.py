@@ -7,6 +7,13 @@ row (re-created from its command when the backup predates the admission), its id
 tombstone, the compensating cancel of a FAILED bet (queued again: the ledger sends it until the operator
 confirms, and the operator applies an id once) and an audit row `recovery.restore`. No operator call (it did
 its work then) and no new event (clients heard this one): nothing is applied or announced twice.
+
+A transaction with no outcome yet (admitted, open in the journal or in the restored database) is not finished
+here but marked possibly sent (`mark_possibly_sent`): the operator may have applied it after the backup, while the
+restored row says it was never sent (PENDING with no attempt, or no row at all, which is re-created here from its
+command). The ledger then asks the operator before any decision that assumes it was never sent (a BET's useful
+life, the rules that finish without the operator): the operator's record finishes it; no record clears the mark
+(`hub_common.transitions.not_at_operator`) and the ordinary rules decide.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from enum import StrEnum
 from hub_common import audit, db
 from hub_common.operator.requests import cancel_request
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
-from hub_common.transactions import TxRow
+from hub_common.transactions import COLUMNS, TxRow
 from hub_common.transitions import LOCK_BY_ID, OPEN, compensate, insert_from_command, snapshot
 
 ACTION = "recovery.restore"
+MARK_ACTION = "recovery.possibly-sent"
 # Rejections the operator made (so it was called); the others are the ledger's own rules.
 _OPERATOR_REJECTIONS = frozenset(
     {
@@ -39,6 +47,7 @@ class Result(StrEnum):
     INSERTED = "inserted"  # the row was missing: re-created from its command, then finished
     FINISHED = "finished"  # the row was open (PENDING/PROCESSING): finished as the journal says
     ALREADY = "already"  # the row already has the journal's final status
+    MARKED = "marked"  # open (or re-created from its command): marked possibly sent, the ledger asks first
     CONFLICT = "conflict"  # the row or the journal disagree in a way only a person can settle
 
 
@@ -50,9 +59,10 @@ class Restored:
 
 
 def _operator_called(event: TransactionEvent, before: TxRow) -> bool:
-    """Whether the operator saw the transaction (`attempts > 0` on a final row means so to the reconciler)."""
+    """Whether the operator saw the transaction (`attempts > 0` on a final row means so to the reconciler). The
+    attempt a possibly-sent mark counts is a doubt, not a call: the journal's event tells."""
     tx = event.transaction
-    if before.attempts > 0:
+    if before.attempts > 0 and before.possibly_sent_at is None:
         return True
     if tx.status is TxStatus.COMPLETED:
         return tx.operator_transaction_id is not None or tx.balance_cents is not None
@@ -74,28 +84,22 @@ async def restore(
     if not tx.status.is_final:
         return Restored(Result.CONFLICT, f"journal event is {tx.status}, not final")
     tx_id = uuid.UUID(tx.transaction_id)
-    inserted = False
-    record = await conn.fetchrow(LOCK_BY_ID, tx_id)
-    if record is None:
-        if command is None:
-            return Restored(Result.CONFLICT, "no row, and its command is not in the journal read: widen --margin")
-        note = f"{reason}: admission re-created from hub.commands"
-        if await insert_from_command(conn, command, correlation_id, key_ttl=key_ttl, actor=actor, reason=note) is None:
-            return Restored(Result.CONFLICT, f"refId {tx.ref_id} belongs to another transaction in the database")
-        record = await conn.fetchrow(LOCK_BY_ID, tx_id)
-        assert record is not None  # inserted just now by this database transaction
-        inserted = True
-    before = TxRow.from_record(record)
+    found = await _row(conn, tx_id, tx.ref_id, command, correlation_id, key_ttl=key_ttl, actor=actor, reason=reason)
+    if isinstance(found, Restored):
+        return found
+    before, inserted = found
     if before.status.is_final:
         if before.status is tx.status:
             return Restored(Result.ALREADY, f"already {tx.status}", before)
         return Restored(Result.CONFLICT, f"database says {before.status}, the journal {tx.status}", before)
-    attempts = max(before.attempts, 1 if _operator_called(event, before) else 0)
+    attempts = 1 if _operator_called(event, before) else 0
+    if before.possibly_sent_at is None:
+        attempts = max(before.attempts, attempts)
     error_code = event.error_code.value if event.error_code else None
     after = await conn.fetchrow(
         """UPDATE transactions SET status = $2, reason = $3, error_code = $4, balance_cents = $5,
                operator_transaction_id = $6, attempts = $7, completed_at = coalesce($8, now()), updated_at = now(),
-               lease_expires_at = NULL
+               lease_expires_at = NULL, possibly_sent_at = NULL
            WHERE id = $1 AND status = ANY($9::text[])
            RETURNING completed_at, updated_at""",
         tx_id,
@@ -120,6 +124,7 @@ async def restore(
         balance_cents=tx.balance_cents,
         operator_transaction_id=tx.operator_transaction_id,
         attempts=attempts,
+        possibly_sent_at=None,
         completed_at=after["completed_at"],
         updated_at=after["updated_at"],
     )
@@ -131,6 +136,70 @@ async def restore(
         ),
     )
     return Restored(Result.INSERTED if inserted else Result.FINISHED, f"{tx.status} from the journal", row)
+
+
+async def mark_possibly_sent(
+    conn: db.Connection,
+    transaction_id: str,
+    ref_id: str,
+    command: TransactionCommand | None,
+    *,
+    correlation_id: str,
+    key_ttl: timedelta,
+    actor: str,
+    reason: str,
+) -> Restored:
+    """Mark an open transaction possibly sent (call inside the caller's database transaction): `possibly_sent_at`
+    now, at least one attempt counted (the operator may hold a record of it: what `attempts > 0` tells the
+    reconciler), and its lease ended with the token raised, so a holder from before the restore is fenced and
+    the ledger takes it at once. A missing row is re-created from its command first."""
+    tx_id = uuid.UUID(transaction_id)
+    found = await _row(conn, tx_id, ref_id, command, correlation_id, key_ttl=key_ttl, actor=actor, reason=reason)
+    if isinstance(found, Restored):
+        return found
+    before, inserted = found
+    if before.status.is_final:
+        return Restored(Result.ALREADY, f"already {before.status}", before)
+    record = await conn.fetchrow(
+        f"""UPDATE transactions SET possibly_sent_at = now(), attempts = greatest(attempts, 1),
+                lease_token = lease_token + 1, lease_expires_at = NULL, updated_at = now()
+            WHERE id = $1 RETURNING {COLUMNS}""",  # noqa: S608 - COLUMNS is a constant column list
+        tx_id,
+    )
+    assert record is not None  # locked above, rows are never deleted
+    row = TxRow.from_record(record)
+    await audit.record(
+        conn,
+        audit.AuditEntry("transaction", str(tx_id), MARK_ACTION, actor, snapshot(before), snapshot(row), reason),
+    )
+    where = "re-created from hub.commands" if inserted else f"{before.status} in the restored database"
+    return Restored(Result.MARKED, f"{where}: the ledger asks the operator before deciding", row)
+
+
+async def _row(
+    conn: db.Connection,
+    tx_id: uuid.UUID,
+    ref_id: str,
+    command: TransactionCommand | None,
+    correlation_id: str,
+    *,
+    key_ttl: timedelta,
+    actor: str,
+    reason: str,
+) -> tuple[TxRow, bool] | Restored:
+    """The transaction's row, locked, and whether it was re-created here from its command (the restored database
+    lacked it); a `Restored` conflict when it can be neither read nor re-created."""
+    record = await conn.fetchrow(LOCK_BY_ID, tx_id)
+    if record is not None:
+        return TxRow.from_record(record), False
+    if command is None:
+        return Restored(Result.CONFLICT, "no row, and its command is not in the journal read: widen --margin")
+    note = f"{reason}: admission re-created from hub.commands"
+    if await insert_from_command(conn, command, correlation_id, key_ttl=key_ttl, actor=actor, reason=note) is None:
+        return Restored(Result.CONFLICT, f"refId {ref_id} belongs to another transaction in the database")
+    record = await conn.fetchrow(LOCK_BY_ID, tx_id)
+    assert record is not None  # inserted just now by this database transaction
+    return TxRow.from_record(record), True
 
 
 async def _side_effects(conn: db.Connection, row: TxRow) -> None:

@@ -147,6 +147,10 @@ class TransactionCommand(WireModel):
     admitted_at: datetime
     # A BET's useful life: not sent to the operator after this moment (REJECTED BET_EXPIRED instead).
     send_by: datetime | None = None
+    # The id the operator knows it by, derived once at admission (hub_common.operator.ids) and stored on the row:
+    # a row re-created from the command (a lost commit, a database restore) gets the id the operator saw. None: a
+    # command of a release before migration 008, sent under its bare refId (`ids.command_operator_id`).
+    operator_id: str | None = None
 
 
 class Transaction(WireModel):

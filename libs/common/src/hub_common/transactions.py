@@ -14,7 +14,7 @@ COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "status, reason, error_code, balance_cents, operator_transaction_id, correlation_id, attempts, "
     "created_at, updated_at, completed_at, replayed_at, operator_id, lease_owner, lease_token, lease_expires_at, "
-    "send_by"
+    "send_by, possibly_sent_at"
 )
 
 
@@ -52,6 +52,9 @@ class TxRow:
     lease_expires_at: datetime | None = None
     # A BET's useful life (migration 007): unsent by then, it is REJECTED BET_EXPIRED.
     send_by: datetime | None = None
+    # Set after a database restore (`hubctl recovery apply`, migration 010): the operator may have applied it although
+    # the row says otherwise; the ledger asks the operator before deciding anything that assumes it was never sent.
+    possibly_sent_at: datetime | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> TxRow:
@@ -83,6 +86,7 @@ class TxRow:
             lease_token=r["lease_token"],
             lease_expires_at=r["lease_expires_at"],
             send_by=r["send_by"],
+            possibly_sent_at=r["possibly_sent_at"],
         )
 
     def resource(self) -> Transaction:

@@ -34,7 +34,7 @@ import orjson
 from hub_common import audit, db
 from hub_common.envelope import wrap
 from hub_common.kafka import TRANSACTIONS
-from hub_common.operator.ids import operator_id
+from hub_common.operator.ids import command_operator_id
 from hub_common.operator.requests import cancel_request
 from hub_common.schemas import ErrorCode, TransactionCommand, TransactionEvent, TxStatus, TxType
 from hub_common.telemetry import kafka_headers, new_correlation_id
@@ -128,8 +128,9 @@ async def insert_from_command(
     reason: str = "row missing at the ledger: inserted from the command",
 ) -> asyncpg.Record | None:
     """The command's row (PENDING) with its key and audit row, when the gateway's commit was lost after the
-    command was produced; None when the id, the client's refId or the operator id is taken (a concurrent insert
-    of the same command: the caller reads that row; or another transaction: the command is not the row's)."""
+    command was produced (or a restored database lacks it), under the operator id the command names (the one the
+    operator saw); None when the id, the client's refId or the operator id is taken (a concurrent insert of the
+    same command: the caller reads that row; or another transaction: the command is not the row's)."""
     record = await conn.fetchrow(
         f"""INSERT INTO transactions (id, client_id, ref_id, type, player_id, amount_cents, currency, round_id,
                 game_id, original_ref_id, round_closed, metadata, request_hash, status, correlation_id, created_at,
@@ -151,7 +152,7 @@ async def insert_from_command(
         cmd.request_hash,
         correlation_id,
         cmd.admitted_at,
-        operator_id(cmd.client_id, cmd.ref_id),
+        command_operator_id(cmd.operator_id, cmd.ref_id),
         cmd.send_by,
     )
     if record is None:
@@ -404,13 +405,21 @@ async def finish_many(
 async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, reason: str) -> TxRow:
     """FAILED -> PENDING (locked row) with a fresh deadline and no attempts, audited; the key goes back to
     PROCESSING. No event: the outcome clients heard stands until the transaction finishes again. A BET's useful
-    life no longer applies: an SRE's replay is a decision to send it."""
+    life no longer applies: an SRE's replay is a decision to send it (made once the operator said it has no
+    record, so no doubt from a database restore remains either)."""
     reopened = replace(
-        tx, status=TxStatus.PENDING, reason=reason, error_code=None, completed_at=None, attempts=0, send_by=None
+        tx,
+        status=TxStatus.PENDING,
+        reason=reason,
+        error_code=None,
+        completed_at=None,
+        attempts=0,
+        send_by=None,
+        possibly_sent_at=None,
     )
     await conn.execute(
         """UPDATE transactions SET status = 'PENDING', reason = $2, error_code = NULL, completed_at = NULL,
-               attempts = 0, replayed_at = now(), send_by = NULL, updated_at = now()
+               attempts = 0, replayed_at = now(), send_by = NULL, possibly_sent_at = NULL, updated_at = now()
            WHERE id = $1""",
         tx.id,
         reason,
@@ -422,6 +431,40 @@ async def reopen(conn: db.Connection, tx: TxRow, *, actor: str, action: str, rea
         conn, audit.AuditEntry("transaction", str(tx.id), action, actor, snapshot(tx), snapshot(reopened), reason)
     )
     return reopened
+
+
+# The ledger found that a transaction marked possibly sent after a database restore never reached the operator.
+NOT_AT_OPERATOR = "recovery.not-at-operator"
+
+
+async def not_at_operator(conn: db.Connection, tx: TxRow, now: datetime, *, actor: str) -> TxRow:
+    """An open transaction marked possibly sent (`possibly_sent_at`, set after a database restore) of which the
+    operator has no record: back to what an admission nobody sent is (PENDING, no attempt, no mark, nobody holding
+    it), audited, so that the ordinary rules decide it next, in the same database transaction (a BET past its
+    useful life then expires with nothing debited). The caller holds its lease and has the row locked, read at
+    `now`. No event: clients hear the final outcome."""
+    cleared = replace(
+        tx, status=TxStatus.PENDING, attempts=0, possibly_sent_at=None, lease_expires_at=None, updated_at=now
+    )
+    await conn.execute(
+        """UPDATE transactions SET status = 'PENDING', attempts = 0, possibly_sent_at = NULL, lease_expires_at = NULL,
+               updated_at = now()
+           WHERE id = $1""",
+        tx.id,
+    )
+    await audit.record(
+        conn,
+        audit.AuditEntry(
+            "transaction",
+            str(tx.id),
+            NOT_AT_OPERATOR,
+            actor,
+            snapshot(tx),
+            snapshot(cleared),
+            "possibly sent before a database restore; the operator has no record of it: decided as never sent",
+        ),
+    )
+    return cleared
 
 
 async def compensate(conn: db.Connection, tx_id: uuid.UUID, request: dict[str, Any]) -> None:

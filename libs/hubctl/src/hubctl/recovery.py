@@ -7,9 +7,12 @@ database, one transaction at a time:
 
 - `restore`: a final outcome the database lacks (row missing, or still open): written back from the event by
   `hub_common.restore` (no operator call, no new event).
-- `reprocess`: admitted but not final in the journal: the ledger finishes it once its consumer group reads
-  hub.commands again from `since`; the ledger asks the operator before any resend, and the operator applies one
-  transactionId once, so nothing is applied twice.
+- `reprocess`: admitted but not final in the journal, or open in the restored database: the operator may have
+  applied it after the backup although the restored row says it was never sent, so `apply` marks it possibly
+  sent (`hub_common.restore.mark_possibly_sent`, re-creating a missing row from its command under the operator
+  id the command names). The ledger finishes it once its consumer group reads hub.commands again from `since`
+  (or its sweeper finds it): it asks the operator first (GET); the operator's record finishes it, and only when
+  the operator has none do the ordinary rules decide (a BET past its useful life expires, nothing debited).
 - `ok`: the database already agrees. `conflict`: a person decides (listed with the reason).
 
 The consumer groups whose work lives in the database (those with offsets on hub.commands, hub.transactions,
@@ -108,35 +111,49 @@ class Item:
     entry: Entry
     database: str
     detail: str
+    # The database row's own facts, for a transaction the journal read does not hold (open in the database only).
+    row: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         entry = self.entry
         cmd = entry.command
         tx = entry.final.transaction if entry.final is not None else None
+        row = self.row or {}
         return {
             "action": self.action,
             "refId": entry.ref_id,
             "transactionId": entry.transaction_id,
-            "type": (tx.type if tx else cmd.type if cmd else None),
-            "playerId": (tx.player_id if tx else cmd.player_id if cmd else None),
-            "amountCents": (tx.amount_cents if tx else cmd.amount_cents if cmd else None),
-            "journal": tx.status.value if tx else "admitted",
+            "type": (tx.type if tx else cmd.type if cmd else row.get("type")),
+            "playerId": (tx.player_id if tx else cmd.player_id if cmd else row.get("player_id")),
+            "amountCents": (tx.amount_cents if tx else cmd.amount_cents if cmd else row.get("amount_cents")),
+            "journal": tx.status.value if tx else "admitted" if cmd or not self.row else "not read",
             "database": self.database,
             "detail": self.detail,
         }
 
 
+_POSSIBLY_SENT = "no outcome yet: marked possibly sent, the ledger asks the operator first"
+
+
 async def compare(conn: db.Connection, journal: Journal) -> list[Item]:
-    """Each journal transaction against the database, final outcomes first in the order they were reached."""
+    """Each journal transaction against the database, final outcomes first in the order they were reached; then
+    the transactions open in the database that the journal read does not mention (admitted before it, and not
+    finished: they too may have reached the operator after the backup)."""
     ids = [uuid.UUID(t) for t in journal.entries]
     rows = {
-        str(r["id"]): r["status"]
-        for r in await conn.fetch("SELECT id, status FROM transactions WHERE id = ANY($1::uuid[])", ids)
+        str(r["id"]): dict(r)
+        for r in await conn.fetch(
+            """SELECT id, ref_id, type, player_id, amount_cents, status FROM transactions
+               WHERE id = ANY($1::uuid[]) OR status IN ('PENDING', 'PROCESSING')
+               ORDER BY created_at""",
+            ids,
+        )
     }
     items = []
     ordered = sorted(journal.entries.values(), key=lambda e: (e.final is None, e.final_at_ms))
     for entry in ordered:
-        status = rows.get(entry.transaction_id)
+        found = rows.get(entry.transaction_id)
+        status = found["status"] if found else None
         database = status or "missing"
         open_row = status in (None, "PENDING", "PROCESSING")
         if entry.final is not None:
@@ -149,10 +166,17 @@ async def compare(conn: db.Connection, journal: Journal) -> list[Item]:
                 items.append(Item(CONFLICT, entry, database, "no row and no command in the journal: widen --margin"))
             else:
                 items.append(Item(CONFLICT, entry, database, f"database says {status}, the journal {final}"))
+        elif status is None and entry.command is None:
+            items.append(Item(CONFLICT, entry, database, "no row and no command in the journal: widen --margin"))
         elif open_row:
-            items.append(Item(REPROCESS, entry, database, "admitted, no outcome yet: the ledger finishes it"))
+            items.append(Item(REPROCESS, entry, database, f"admitted, {_POSSIBLY_SENT}"))
         else:
             items.append(Item(OK, entry, database, "final in the database"))
+    for tx_id, found in rows.items():
+        if tx_id not in journal.entries:
+            entry = Entry(tx_id, found["ref_id"])
+            row = {k: found[k] for k in ("type", "player_id", "amount_cents")}
+            items.append(Item(REPROCESS, entry, found["status"], f"open in the database, {_POSSIBLY_SENT}", row))
     return items
 
 

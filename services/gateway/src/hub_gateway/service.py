@@ -218,6 +218,7 @@ class AdmissionService:
             metadata=request.metadata,
             admitted_at=admission.admitted_at,
             send_by=admission.send_by,
+            operator_id=admission.operator_id,
         )
         envelope = wrap(command, correlation_id=admission.correlation_id)
         topic = self._producer.settings.topic(COMMANDS)

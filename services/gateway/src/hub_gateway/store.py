@@ -76,6 +76,11 @@ class Admission:
     # A BET's useful life: the ledger does not send it after this moment (REJECTED BET_EXPIRED).
     send_by: datetime | None = None
 
+    @property
+    def operator_id(self) -> str:
+        """Derived once, here: the row and the command carry it; everything after admission reads those."""
+        return operator_id(self.client_id, self.request.ref_id)
+
 
 def _error_code(value: str | None) -> ErrorCode | None:
     if value is None:
@@ -262,8 +267,7 @@ class TransactionStore:
             a.admitted_at + self._key_ttl,
             f"gateway:{a.client_id}",
             orjson.dumps(after).decode(),
-            # Derived once, here; everything after admission reads the stored column.
-            operator_id(a.client_id, req.ref_id),
+            a.operator_id,
             a.send_by,
         )
 

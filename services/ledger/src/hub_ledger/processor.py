@@ -6,6 +6,13 @@ with a GET before anything is resent; `attempts > 0` on a PROCESSING row means a
 so that run's outcome is resolved first too. `attempts = 0` on a final row means the operator was never called
 (the reconciler relies on it: such a row has no operator record).
 
+After a database restore the restored row may say "never sent" about a transaction the operator applied after the
+backup; `hubctl recovery apply` marks such transactions (`possibly_sent_at`), and the processor asks the operator
+about them first (`CallOperator.resolve_first`): its record finishes the transaction; without one, the mark is
+cleared and the ordinary rules decide (`Store.not_at_operator`), so a BET's useful life, like every rule that
+finishes a transaction without the operator, is applied only to what provably never reached it. In normal
+operation nothing is marked: no extra call.
+
 Ownership: the processor works on a transaction only under the lease its begin step took
 (`hub_common.transitions`). A heartbeat renews the lease while the processor waits for budget, backs off and
 retries; an operator call starts only with at least the operator timeout (plus a margin) left on the lease, as
@@ -46,7 +53,7 @@ from hub_common.transitions import Finish
 from hub_ledger import metrics
 from hub_ledger.rules import CallOperator, Decision, expire
 from hub_ledger.settings import LEASE_MARGIN_S, LedgerSettings
-from hub_ledger.store import Store
+from hub_ledger.store import Begun, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,14 @@ def _seconds_left(send_by: datetime | None) -> float:
 
 class LeaseLost(Exception):
     """The transaction's lease was taken over (or it was finished) by someone else: stop working on it."""
+
+
+class NotAtOperator:
+    """`_settle`'s answer for a transaction marked possibly sent of which the operator has no record: it is
+    decided again as never sent."""
+
+
+NOT_AT_OPERATOR = NotAtOperator()
 
 
 @dataclass
@@ -168,18 +183,33 @@ class Processor:
             metrics.finished(tx)
             return
         held = _Held(tx.id, tx.lease_token, began_at + self._settings.lease_ttl_s)
+        done: TxRow | None = None
+        again: Begun | None = None
         try:
             async with self._heartbeat(held):
                 outcome = await self._settle(tx, decision, held)
                 if outcome is None:
                     return
-                done = await self._store.finish(tx.id, outcome, held.token)
+                if isinstance(outcome, NotAtOperator):
+                    began_at = time.monotonic()
+                    again = await self._store.not_at_operator(tx.id, held.token)
+                    if again is None:
+                        raise LeaseLost
+                else:
+                    done = await self._store.finish(tx.id, outcome, held.token)
         except LeaseLost:
             metrics.LEASES_LOST.inc()
             log.warning(
                 "lease lost: another owner took the transaction over; stopped working on it",
                 extra={"refId": tx.ref_id, "transactionId": str(tx.id)},
             )
+            return
+        if again is not None:
+            log.info(
+                "possibly sent before a database restore, but the operator has no record: decided as never sent",
+                extra={"refId": tx.ref_id, "transactionId": str(tx.id)},
+            )
+            await self._advance(again.row, again.decision, began_at)
             return
         if done is None:
             # Finished (or taken over) by someone else between our operator call and this write.
@@ -190,11 +220,13 @@ class Processor:
 
     def _deadline(self, tx: TxRow) -> datetime:
         seconds = self._settings.bet_deadline_s if tx.type is TxType.BET else self._settings.credit_deadline_s
-        # A replayed transaction (`hubctl tx replay`) gets a full deadline again.
-        return (tx.replayed_at or tx.created_at) + timedelta(seconds=seconds)
+        # A replayed transaction (`hubctl tx replay`) gets a full deadline again, and so does one marked possibly
+        # sent after a database restore (the ledger was stopped meanwhile; the operator has not been asked yet).
+        return (tx.possibly_sent_at or tx.replayed_at or tx.created_at) + timedelta(seconds=seconds)
 
-    async def _settle(self, tx: TxRow, decision: CallOperator, held: _Held) -> Finish | None:
-        """The final outcome from the operator; None when the deadline path already finished the row.
+    async def _settle(self, tx: TxRow, decision: CallOperator, held: _Held) -> Finish | NotAtOperator | None:
+        """The final outcome from the operator; None when the deadline path already finished the row;
+        `NOT_AT_OPERATOR` when `decision.resolve_first` and the operator has no record.
 
         `decision.attempt_noted`: the row's `attempts` already counts the first POST (made PROCESSING just now).
         Raises `LeaseLost` once the lease is gone.
@@ -204,7 +236,7 @@ class Processor:
         correlation_id = tx.correlation_id or str(tx.id)
         deadline = self._deadline(tx)
         backoff = Backoff(self._settings.retry_initial_s, self._settings.retry_max_s)
-        must_resolve = tx.attempts > (1 if attempt_noted else 0)
+        must_resolve = decision.resolve_first or tx.attempts > (1 if attempt_noted else 0)
         # A BET goes within its useful life or not at all, as long as no POST of it can have reached the operator
         # (once one may have, only the operator's answer or the deadline's cancel can finish it).
         send_by = tx.send_by if tx.type is TxType.BET and not must_resolve else None
@@ -227,6 +259,8 @@ class Processor:
                     record = await self._client.get_transaction(request.transaction_id, correlation_id=correlation_id)
                     if record is not None:
                         return completed(record)
+                    if decision.resolve_first:
+                        return NOT_AT_OPERATOR  # the rules decide it now, as one never sent
                     must_resolve = False  # never applied: safe to send
                     continue
                 if _expired(send_by):

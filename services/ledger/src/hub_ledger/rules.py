@@ -39,6 +39,9 @@ class CallOperator:
     original_transaction_id: str | None = None
     # Set by the store when the step that made the row PROCESSING also counted the first POST in `attempts`.
     attempt_noted: bool = False
+    # Set by the store for a transaction marked possibly sent after a database restore (`possibly_sent_at`): ask
+    # the operator (GET) first; its record finishes the transaction, and only without one do the rules decide.
+    resolve_first: bool = False
 
 
 Decision = CallOperator | Finish

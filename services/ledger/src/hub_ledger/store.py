@@ -185,6 +185,20 @@ class Store:
             tx = TxRow.from_record(record)
             return (await _begin_many(conn, [tx], record["tx_now"], self._lease))[tx.id]
 
+    async def not_at_operator(self, tx_id: uuid.UUID, token: int) -> Begun | None:
+        """A transaction marked possibly sent (held under `token`) that the operator has no record of: cleared
+        (`transitions.not_at_operator`) and decided by the ordinary rules, in one database transaction. None when
+        the lease was lost meanwhile (taken over, or the transaction finished)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(_BEGIN_BY_ID, tx_id)
+            assert record is not None  # rows are never deleted
+            tx = TxRow.from_record(record)
+            if tx.status.is_final or tx.lease_token != token:
+                return None
+            now = record["tx_now"]
+            cleared = await transitions.not_at_operator(conn, tx, now, actor=ACTOR)
+            return (await _begin_many(conn, [cleared], now, self._lease))[tx.id]
+
     async def renew(self, tx_id: uuid.UUID, token: int, *, count_attempt: bool = False) -> bool:
         """Extend the lease `token` (and count a POST about to be sent); False when the lease was lost or the
         transaction is final."""
@@ -300,8 +314,12 @@ async def _begin_many(
     result: dict[uuid.UUID, Begun] = {}
     free = [tx for tx in rows if transitions.may_take(tx, now)]
     free_ids = {tx.id for tx in free}
-    pending = [tx for tx in free if tx.status is TxStatus.PENDING]
-    resumed = [tx for tx in free if tx.status is TxStatus.PROCESSING]
+    # Possibly sent (a database restore): no rule may assume it was never sent, so none is applied before the
+    # operator has been asked; the lease is taken as for a resumed transaction (the status stays).
+    doubted = [tx for tx in free if tx.possibly_sent_at is not None]
+    doubted_ids = {tx.id for tx in doubted}
+    pending = [tx for tx in free if tx.status is TxStatus.PENDING and tx.id not in doubted_ids]
+    resumed = [tx for tx in free if tx.status is TxStatus.PROCESSING and tx.id not in doubted_ids]
     contexts = await load_contexts(conn, pending)
     originals = await original_operator_ids(conn, resumed)
     to_start: list[TxRow] = []
@@ -309,6 +327,8 @@ async def _begin_many(
     for tx in rows:
         if tx.id not in free_ids:
             result[tx.id] = Begun(tx, None)
+        elif tx.id in doubted_ids:
+            result[tx.id] = Begun(tx, CallOperator(resolve_first=True))
         elif tx.status is TxStatus.PROCESSING:
             result[tx.id] = Begun(tx, CallOperator(original_transaction_id=originals.get(tx.id)))
         else:
@@ -327,6 +347,7 @@ async def _begin_many(
         conn, to_start, now, actor=ACTOR, lease_owner=lease.owner, lease_s=lease.seconds
     ):
         result[started.id] = replace(result[started.id], row=started)
-    for taken in await transitions.take_over_many(conn, resumed, now, lease_owner=lease.owner, lease_s=lease.seconds):
+    taking = [*resumed, *doubted]
+    for taken in await transitions.take_over_many(conn, taking, now, lease_owner=lease.owner, lease_s=lease.seconds):
         result[taken.id] = replace(result[taken.id], row=taken)
     return result

@@ -2,10 +2,12 @@
 
 1. `plan` (read-only): what the restored database lacks according to the journal on Kafka, and which consumer
    groups go back to the backup's time.
-2. `apply` (services stopped): writes the final outcomes back (`hub_common.restore`, audited `recovery.restore`)
-   and moves the groups back (audited `recovery.rewind`); `--dry-run` shows the plan. Then start the services:
-   the ledger finishes what was in flight (asking the operator first), the dispatcher re-creates the lost webhook
-   rows (the RGS may get a webhook again, with the same eventId), the reconciler reads its feed again.
+2. `apply` (services stopped): writes the final outcomes back (`hub_common.restore`, audited `recovery.restore`),
+   marks what has no outcome yet possibly sent (audited `recovery.possibly-sent`; a row the backup lacks is
+   re-created from its command) and moves the groups back (audited `recovery.rewind`); `--dry-run` shows the
+   plan. Then start the services: the ledger finishes what was in flight, asking the operator first, the
+   dispatcher re-creates the lost webhook rows (the RGS may get a webhook again, with the same eventId), the
+   reconciler reads its feed again.
 3. `verify` (services running): every outcome of the journal is in the database, nothing is left in flight, and
    the operator's records since the backup (read by the reconciler's feed) match; what does not is listed for a
    person (exit code 3). See docs/operations.md, "Database recovery".
@@ -16,10 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub_common import restore
+from hub_common import db, restore
 from hub_common.kafka_groups import group_lag, groups_on, rewind
 from hub_common.reconciliation.report import feed_coverage, iso, mismatches
 from hub_common.reconciliation.rules import IN_RANGE, NOT_MISMATCHES
@@ -116,6 +119,7 @@ async def run_apply(args: argparse.Namespace, settings: HubctlSettings) -> int:
     if journal.truncated:
         raise HubctlError(f"the journal read was cut ({'; '.join(_notes(journal))}): raise --scan-limit")
     to_restore = [i for i in items if i.action == recovery.RESTORE]
+    to_mark = [i for i in items if i.action == recovery.REPROCESS]
     if actor is None:
         run_plan_output = {"result": "dry run: nothing changed", **recovery.counts(items)}
         if args.json:
@@ -127,15 +131,18 @@ async def run_apply(args: argparse.Namespace, settings: HubctlSettings) -> int:
             )
         return 0
     confirm(
-        f"Write {len(to_restore)} outcomes back from the journal and rewind {len(moves)} consumer groups to "
-        f"{iso(_since(args))}?",
+        f"Write {len(to_restore)} outcomes back from the journal, mark {len(to_mark)} open transactions possibly "
+        f"sent and rewind {len(moves)} consumer groups to {iso(_since(args))}?",
         assume_yes=args.yes,
     )
     results = await _restore_all(args, settings, actor, to_restore)
+    marked = await _mark_all(args, settings, actor, to_mark)
     await _rewind_all(args, settings, actor, moves)
+    results += marked
     summary = {
         "restored": sum(r["result"] in (restore.Result.INSERTED, restore.Result.FINISHED) for r in results),
         "conflicts": sum(r["result"] == restore.Result.CONFLICT for r in results),
+        "markedPossiblySent": sum(r["result"] == restore.Result.MARKED for r in marked),
         "reprocessedByTheLedger": recovery.counts(items)[recovery.REPROCESS],
         "groupsRewound": len(moves),
         "next": "start the services, then: hubctl recovery verify --backup-time ... --wait 600",
@@ -155,23 +162,59 @@ async def run_apply(args: argparse.Namespace, settings: HubctlSettings) -> int:
 async def _restore_all(
     args: argparse.Namespace, settings: HubctlSettings, actor: audit.Actor, items: list[recovery.Item]
 ) -> list[dict[str, Any]]:
-    results = []
     ttl = timedelta(hours=args.key_ttl_h)
+
+    async def one(conn: db.Connection, entry: recovery.Entry) -> restore.Restored:
+        assert entry.final is not None  # a restore item has its final event
+        return await restore.restore(
+            conn,
+            entry.final,
+            entry.command,
+            correlation_id=entry.final_correlation or entry.command_correlation,
+            key_ttl=ttl,
+            actor=actor.name,
+            reason=args.reason,
+        )
+
+    return await _each(args, settings, "restore", items, one)
+
+
+async def _mark_all(
+    args: argparse.Namespace, settings: HubctlSettings, actor: audit.Actor, items: list[recovery.Item]
+) -> list[dict[str, Any]]:
+    """Every transaction with no outcome yet marked possibly sent, so the ledger asks the operator before deciding
+    anything that assumes it was never sent (a row the backup lacks is re-created from its command first)."""
+    ttl = timedelta(hours=args.key_ttl_h)
+
+    async def one(conn: db.Connection, entry: recovery.Entry) -> restore.Restored:
+        return await restore.mark_possibly_sent(
+            conn,
+            entry.transaction_id,
+            entry.ref_id,
+            entry.command,
+            correlation_id=entry.command_correlation,
+            key_ttl=ttl,
+            actor=actor.name,
+            reason=args.reason,
+        )
+
+    return await _each(args, settings, "mark", items, one)
+
+
+async def _each(
+    args: argparse.Namespace,
+    settings: HubctlSettings,
+    name: str,
+    items: list[recovery.Item],
+    change: Callable[[db.Connection, recovery.Entry], Awaitable[restore.Restored]],
+) -> list[dict[str, Any]]:
+    """`change` for each item, each in its own database transaction (one that fails leaves the others done)."""
+    results = []
     async with connection(settings) as conn:
-        with progress("restore", len(items), enabled=progress_wanted(args.progress)) as step:
+        with progress(name, len(items), enabled=progress_wanted(args.progress)) as step:
             for item in items:
-                entry = item.entry
-                assert entry.final is not None  # a restore item has its final event
                 async with conn.transaction():
-                    done = await restore.restore(
-                        conn,
-                        entry.final,
-                        entry.command,
-                        correlation_id=entry.final_correlation or entry.command_correlation,
-                        key_ttl=ttl,
-                        actor=actor.name,
-                        reason=args.reason,
-                    )
+                    done = await change(conn, item.entry)
                 results.append({**item.to_json(), "result": done.result, "detail": done.detail})
                 step()
     return results

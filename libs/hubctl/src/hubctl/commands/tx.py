@@ -54,7 +54,7 @@ COLUMNS = (
     "id, client_id, ref_id, type, player_id, amount_cents, currency, round_id, game_id, original_ref_id, "
     "round_closed, metadata::text AS metadata, request_hash, status, reason, error_code, balance_cents, "
     "operator_transaction_id, correlation_id, attempts, created_at, updated_at, completed_at, replayed_at, "
-    "operator_id, lease_owner, lease_token, lease_expires_at, send_by"
+    "operator_id, lease_owner, lease_token, lease_expires_at, send_by, possibly_sent_at"
 )
 # How long hubctl holds a transaction it took over: its operator lookup waits up to `_BUDGET_WAIT_S` for budget,
 # then one call; if it ever outlived this, its final write would still be fenced by the token.
@@ -311,6 +311,7 @@ def _command(tx: TxRow, row: asyncpg.Record, key: str | None) -> TransactionComm
         round_closed=row["round_closed"],
         metadata=orjson.loads(row["metadata"]),
         admitted_at=tx.created_at,
+        operator_id=tx.operator_id,
     )
 
 
