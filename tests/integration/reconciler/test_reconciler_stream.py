@@ -23,6 +23,7 @@ from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
 from support.reconciliation_seed import feed_covered, hub_tx, op_id
 from support.roles import RoleDbSettings
+from support.waits import eventually
 
 WAIT_S = 60.0
 NOW = datetime.now(UTC)
@@ -113,10 +114,12 @@ async def test_join_survives_a_restart_mid_stream(
             await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"poison")
             pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=1)
             try:
-                for _ in range(200):
-                    if await pool.fetchval("SELECT count(*) FROM reconciliation_join") >= 2:
-                        break
-                    await asyncio.sleep(0.05)
+
+                async def both_joined() -> bool:
+                    joined: int = await pool.fetchval("SELECT count(*) FROM reconciliation_join")
+                    return joined >= 2
+
+                await eventually(both_joined, what="the first two records joined before the stop")
             finally:
                 await pool.close()
         # Stopped mid-stream, inside the grace window; the rest arrives while it is down.
