@@ -113,7 +113,8 @@ async def test_report_and_join_hold_exactly_the_seeded_mismatches(
     stack: RunningStack, stack_config: StackConfig, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    day = datetime.now(UTC).date()
+    # From the day the seeding starts to the day it ends: a run across midnight UTC reports both days.
+    first_day = datetime.now(UTC).date()
     conn = await asyncpg.connect(stack.facts.database_url)
     kafka = KafkaSettings(bootstrap_servers=stack.facts.kafka_bootstrap_servers, topic_prefix=stack_config.topic_prefix)
     consumer = KafkaConsumer(kafka, [MISMATCHES], group_id=f"e2e-mismatches-{tag}", dlq_producer=None, client_id="e2e")
@@ -131,6 +132,7 @@ async def test_report_and_join_hold_exactly_the_seeded_mismatches(
             expected = await seed_mismatches(seed)
             await seed_consistent(seed, conn)
             last_change = datetime.now(UTC)
+            last_day = last_change.date()
 
         # The feed has read everything seeded (its coverage passed the last change): the report is complete.
         async def feed_read_all() -> bool:
@@ -141,7 +143,15 @@ async def test_report_and_join_hold_exactly_the_seeded_mismatches(
 
         ctl = HubctlSettings(database=DatabaseSettings(url=SecretStr(stack.facts.database_url)), dev_mode=False)
         ran = await hubctl(
-            ctl, "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--out", str(tmp_path), "--json"
+            ctl,
+            "reconcile",
+            "--from",
+            first_day.isoformat(),
+            "--to",
+            last_day.isoformat(),
+            "--out",
+            str(tmp_path),
+            "--json",
         )
         summary = ran.json()
         # The day is not over (`complete` is false until the feed covers its end), but everything seeded is judged.
