@@ -38,6 +38,8 @@ K8S = ROOT / "deploy" / "k8s"
 SCHEMAS = ROOT / "deploy" / "schemas"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 OVERLAYS = ("base", "overlays/production", "overlays/demo")
+# Opt-in components no overlay includes: each is checked on top of the production overlay.
+OPTIONAL_COMPONENTS = ("components/daily-cronjob",)
 # The oldest Kubernetes the manifests support (the preStop sleep action is on by default from 1.30) and the
 # newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
@@ -67,14 +69,34 @@ def run(*command: str, what: str) -> str:
     return result.stdout
 
 
-def render(overlay: str) -> list[Manifest]:
-    path = str(K8S / overlay)
+def render(overlay: str, root: Path = K8S) -> list[Manifest]:
+    path = str(root / overlay)
     kustomize = shutil.which("kustomize") or (Path(os.environ.get("DEPLOY_TOOLS_BIN", "")) / "kustomize")
     if shutil.which("kubectl"):
         text = run("kubectl", "kustomize", path, what=f"kubectl kustomize {overlay}")
     else:
         text = run(str(kustomize), "build", path, what=f"kustomize build {overlay}")
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def with_component(component: str, workdir: Path) -> list[Manifest]:
+    """The production overlay with an opt-in component, as a site overlay would include it (with the image)."""
+    site = workdir / component.replace("/", "-")
+    site.mkdir()
+    production = yaml.safe_load((K8S / "overlays/production/kustomization.yaml").read_text())
+    (site / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize takes relative paths only.
+                "resources": [os.path.relpath(K8S / "overlays/production", site)],
+                "components": [os.path.relpath(K8S / component, site)],
+                "images": production["images"],
+            }
+        )
+    )
+    return render(site.name, workdir)
 
 
 def schema_for(manifest: Manifest) -> Path | None:
@@ -117,8 +139,8 @@ def validate(overlay: str, manifests: list[Manifest], workdir: Path) -> None:
     print(f"  {overlay}: {len(builtin)} built-in resources, {len(manifests) - len(builtin)} custom resources valid")
 
 
-def kube_score(manifests: list[Manifest], workdir: Path) -> None:
-    path = workdir / "production-all.yaml"
+def kube_score(manifests: list[Manifest], workdir: Path, name: str = "production") -> None:
+    path = workdir / f"{name.replace('/', '-')}-all.yaml"
     path.write_text(yaml.safe_dump_all(manifests))
     result = subprocess.run(
         [tool("kube-score"), "score", "--output-format", "ci", "--enable-optional-test", "container-seccomp-profile",
@@ -127,9 +149,9 @@ def kube_score(manifests: list[Manifest], workdir: Path) -> None:
     )  # fmt: skip
     critical = [line for line in result.stdout.splitlines() if line.startswith("[CRITICAL]")]
     if critical or result.returncode not in (0, 1):
-        raise Failed("kube-score on the production overlay:\n" + "\n".join(critical or [result.stderr]))
+        raise Failed(f"kube-score on {name}:\n" + "\n".join(critical or [result.stderr]))
     warnings = sum(line.startswith("[WARNING]") for line in result.stdout.splitlines())
-    print(f"  kube-score production: no CRITICAL, {warnings} warning(s)")
+    print(f"  kube-score {name}: no CRITICAL, {warnings} warning(s)")
 
 
 def prometheus() -> None:
@@ -250,6 +272,10 @@ def main() -> int:
             for overlay, manifests in rendered.items():
                 validate(overlay, manifests, workdir)
             kube_score(rendered["overlays/production"], workdir)
+            for component in OPTIONAL_COMPONENTS:
+                manifests = with_component(component, workdir)
+                validate(f"production+{component}", manifests, workdir)
+                kube_score(manifests, workdir, f"production+{component}")
             prometheus()
             dashboard(rendered["overlays/demo"])
             agreement(rendered["overlays/production"], rendered["overlays/demo"])

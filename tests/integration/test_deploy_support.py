@@ -18,10 +18,11 @@ from hub_common.db import main as hub_migrate
 from hub_common.db import migrate
 from hub_common.envelope import wrap
 from hub_common.errors import FatalError
-from hub_common.kafka import COMMANDS, KafkaConsumer, KafkaProbe, KafkaProducer, ensure_topics
+from hub_common.kafka import COMMANDS, KafkaConsumer, KafkaProbe, KafkaProducer, Record, ensure_topics
 from hub_common.schemas import Balance
 from hub_common.settings import KafkaSettings
 from hub_devstack.postgres_roles import DatabaseRoles
+from support.waits import eventually
 
 
 @pytest.fixture
@@ -115,21 +116,20 @@ async def test_consumer_reports_its_group_lag(kafka_settings: KafkaSettings) -> 
             env = wrap(Balance(player_id="p-1", balance_cents=n, currency="EUR"), correlation_id=f"c-{n}")
             await producer.send(COMMANDS, env, key="p-1")  # one key: one partition
         await consumer.start()
-        records = []
-        for _ in range(40):
+        records: list[Record] = []
+
+        async def all_fetched() -> bool:
             records.extend((await consumer.getmany(timeout_ms=250)).records)
-            if len(records) == 5:
-                break
+            return len(records) >= 5
+
+        await eventually(all_fetched, what="the five records fetched")
         partition = records[0].partition
         await consumer.commit({TopicPartition(topic, partition): records[1].offset + 1})
 
         def lag() -> float | None:
             return REGISTRY.get_sample_value("hub_kafka_consumer_lag", {"group": group, "topic": topic})
 
-        for _ in range(50):
-            if lag() == 3:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: lag() == 3, what="the group's lag measured after the commit")
         assert lag() == 3  # 5 produced, 2 committed; the records fetched but not committed still count
     finally:
         await consumer.stop()

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
+from schemathesis.generation.hypothesis.examples import generate_one
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -27,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hub_common.signing import request_headers
+from hub_gateway.validation import IDEMPOTENCY_HEADER
 
 CHECKS = [
     not_a_server_error,
@@ -76,7 +78,12 @@ def fuzz(
     time_budget_s: float,
     modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
 ) -> FuzzReport:
-    """Run every operation in every mode; raises schemathesis' failure (5xx, schema violation) on the first."""
+    """Run every operation in every mode; raises schemathesis' failure (5xx, schema violation) on the first.
+
+    In the positive mode the document's own examples (request bodies, parameter examples) are sent first, every
+    run and whatever the time budget: they are what a reader of the document would try, and they reach the
+    handlers past validation (an admission, a lookup, a balance), which random generation only sometimes does.
+    """
     schema = schemathesis.openapi.from_dict(document)
     report = FuzzReport()
     stop_at = time.monotonic() + time_budget_s
@@ -110,6 +117,19 @@ def _run(
     max_examples: int,
     stop_at: float,
 ) -> None:
+    def send(case: schemathesis.Case[Any]) -> None:
+        response = case.call_and_validate(base_url=base_url, session=session, auth=auth, checks=CHECKS)
+        report.record(operation.label, response.status_code)
+
+    if mode is GenerationMode.POSITIVE:
+        for number, strategy in enumerate(operation.get_strategies_from_examples()):
+            case = generate_one(strategy)
+            # The document gives no key example, so every example would get the same generated one, and all but
+            # the first admission would be a key reused with another body: each example is its own request.
+            if IDEMPOTENCY_HEADER in case.headers:
+                case.headers[IDEMPOTENCY_HEADER] = f"document-example-{number}"
+            send(case)
+
     # No shrinking and no example database: a failure is reported as generated, and runs stay bounded.
     @hypothesis.settings(
         max_examples=max_examples,
@@ -122,7 +142,6 @@ def _run(
     def call(case: schemathesis.Case[Any]) -> None:
         if time.monotonic() > stop_at:
             return
-        response = case.call_and_validate(base_url=base_url, session=session, auth=auth, checks=CHECKS)
-        report.record(operation.label, response.status_code)
+        send(case)
 
     call()

@@ -424,6 +424,20 @@ def max_in_any_window(times: Sequence[datetime], window_s: float) -> int:
     return best
 
 
+def arrival_lags(grants: Sequence[datetime], arrivals: Sequence[datetime]) -> list[float]:
+    """How long after the k-th grant the k-th call reached the operator (both in time order), for every k.
+
+    The real grant-to-arrival delays need to know which grant each call used; this needs only the two logs. A
+    call arrives after its grant, so the k earliest calls used k grants that all came before the k-th call: no
+    lag is negative. No lag is larger than the largest real delay either (matching both sorted minimises the
+    largest difference). And it is enough for the budget's proof: if every lag is at most d, the calls in any
+    window [x, x + L) are the k-th to j-th, whose matched grants lie in [x - d, x + L), so an operator window of
+    length L = W - d holds no more calls than a budget window W holds grants.
+    """
+    assert len(grants) == len(arrivals), "every call must have had a grant"
+    return [(a - g).total_seconds() for g, a in zip(sorted(grants), sorted(arrivals), strict=True)]
+
+
 def slot_reuse_delays(times: Sequence[datetime], rate: int) -> list[float]:
     """For each grant k >= rate, how long after grant k - rate it came: with a backlog and a budget used to the
     full, that is exactly the window (a slot is reused the moment it frees)."""

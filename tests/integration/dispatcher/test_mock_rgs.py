@@ -19,6 +19,7 @@ from hub_common.schemas import TxStatus
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_dispatcher.app import create_app
 from hub_dispatcher.settings import DispatcherSettings
+from hub_dispatcher.store import OutboxStore
 from hubctl.context import HubctlSettings
 from mock_rgs.models import Behaviour, Delivery
 from support.apps import serve
@@ -240,3 +241,32 @@ async def test_redrive_republishes_from_the_database_when_the_topics_were_lost(
     assert sorted((r["entity_id"], r["action"], r["actor"]) for r in actions) == sorted(
         (i, "webhook.redrive", "hubctl:sre-test") for i in ids
     )
+
+
+async def test_a_redriven_never_attempted_webhook_goes_out_as_a_first_attempt_not_a_replay(
+    settings: DispatcherSettings, rgs: Rgs, db: asyncpg.Connection, ctl: HubctlSettings
+) -> None:
+    never_tried = str(uuid.uuid4())
+    body = {"eventId": never_tried, "eventType": "transaction.completed", "data": {"playerId": "p-1"}}
+    await db.execute(
+        """INSERT INTO webhook_outbox (id, client_id, event_type, payload, status, retry_count, correlation_id)
+           VALUES ($1::uuid, $2, 'transaction.completed', $3::jsonb, 'PENDING', 0, 'corr-' || $1)""",
+        never_tried,
+        CLIENT,
+        orjson.dumps(body).decode(),
+    )
+    redriven = await run_hubctl(ctl, "webhooks", "redrive", "--id", never_tried, "--yes")
+    assert [(r["id"], r["result"]) for r in redriven] == [(never_tried, "republished attempt 1")]
+    # The republished attempt is the row's only way out: a row the sweep may take goes out as an operator's
+    # replay, and whichever of the two claims it first decides (the sweep, when the retry consumer is slow to join).
+    pool = await asyncpg.create_pool(settings.database.url.get_secret_value(), min_size=1, max_size=1)
+    try:
+        assert await OutboxStore(pool).claim_due(limit=10, stale_after_s=settings.stale_processing_s) == []
+    finally:
+        await pool.close()
+    async with serve(create_app(settings)):
+        await eventually(lambda: all_in(db, "DELIVERED", never_tried), what="redriven delivery")
+
+    (delivery,) = await deliveries(rgs, never_tried)
+    assert (delivery.attempt, delivery.replay, delivery.verified) == (1, False, True)
+    assert "X-Replay" not in delivery.headers

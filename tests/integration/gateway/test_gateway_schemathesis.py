@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from hub_common.operator import OperatorSettings
 from hub_gateway.openapi import build_document
+from hub_gateway.openapi_catalogue import REQUEST_EXAMPLES
 from hub_gateway.settings import GatewaySettings
 from mock_operator.app import create_app as create_operator
 from mock_operator.models import PlayerSeed
@@ -46,10 +47,12 @@ async def test_no_server_errors_and_every_response_matches_the_document(gateway_
                 max_examples=30,
                 time_budget_s=60,
             )
-    # Signed requests reached every handler: admissions (the document's examples), lookups and balances.
+    # Signed requests reached every handler: admissions, lookups and balances (the document's examples are sent in
+    # every run; generated requests reach them too, some runs more than others).
     statuses = report.statuses
     assert report.calls > 50
-    assert 202 in statuses["POST /v1/transactions"], statuses
+    # At least the document's request examples, each its own admission.
+    assert statuses["POST /v1/transactions"].get(202, 0) >= len(REQUEST_EXAMPLES), statuses
     # 400: a generated refId the body's refId rule refuses (documented); 404: a lookup that reached the store.
     assert set(statuses["GET /v1/transactions/{refId}"]) <= {200, 400, 404}, statuses
     assert 404 in statuses["GET /v1/transactions/{refId}"], statuses

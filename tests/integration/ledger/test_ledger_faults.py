@@ -52,6 +52,31 @@ async def test_bet_unresolved_by_its_deadline_fails_and_is_refunded(
     assert (await harness.operator.player("p-2")).balance_cents == 10_000
 
 
+async def test_a_429_to_the_compensation_pauses_the_shared_budget(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    await harness.operator.set_faults(FaultConfig(error_rate=1.0, error_status=503))
+    async with serve(create_app(make_settings(bet_deadline_s=1.0))):
+        event = await harness.settle(command("bet-429", TxType.BET, "p-6", 100))
+        assert event.transaction.status is TxStatus.FAILED
+        # The cancel's first call is refused with a Retry-After: every process must hold back, not just retry.
+        await harness.operator.set_faults(FaultConfig(force429=1, retry_after_s=3))
+        asked_at = await harness.pool.fetchval("SELECT clock_timestamp()")
+
+        async def deferred() -> bool:
+            paused = await harness.pool.fetchval("SELECT paused_until FROM operator_budget")
+            return paused is not None and (paused - asked_at).total_seconds() >= 2.5
+
+        await eventually(deferred, what="the budget paused for the Retry-After")
+
+        async def compensated() -> bool:
+            return bool(await harness.pool.fetchval("SELECT status FROM ledger_compensations") == "COMPLETED")
+
+        await eventually(compensated, what="the cancel sent once the pause is over")
+    assert (await harness.operator.stats()).faults.get("force429") == 1
+    assert (await harness.operator.player("p-6")).balance_cents == 10_000
+
+
 async def test_win_unresolved_by_its_deadline_fails(
     harness: Harness, make_settings: Callable[..., LedgerSettings]
 ) -> None:

@@ -20,6 +20,7 @@ from mock_operator.models import FaultConfig, RecordSeed
 from mock_operator.settings import MockOperatorSettings
 from support.apps import serve
 from support.roles import RoleDbSettings
+from support.waits import eventually
 
 SECRET = SecretStr("feed-secret")
 POLICY = FeedPolicy(
@@ -58,15 +59,21 @@ async def test_feed_stores_publishes_and_resumes(
 
             await admin.set_faults(FaultConfig(force429=1, retry_after_s=7))
             await pool.execute("UPDATE operator_feed_state SET covered_to = covered_to - interval '1 hour'")
+            # The pause is checked against when the 429 can have come (after this, before it is seen), not
+            # against how soon a loaded machine looked at it.
+            started: datetime = await pool.fetchval("SELECT clock_timestamp()")
             task = asyncio.create_task(poller.run())
-            paused = None
-            for _ in range(100):
-                paused = await pool.fetchval(
-                    "SELECT paused_until - clock_timestamp() FROM operator_budget WHERE name = 'operator'"
+            pause: list[asyncpg.Record] = []
+
+            async def paused() -> bool:
+                row = await pool.fetchrow(
+                    """SELECT paused_until, clock_timestamp() AS seen FROM operator_budget
+                       WHERE name = 'operator' AND paused_until IS NOT NULL"""
                 )
-                if paused is not None:
-                    break
-                await asyncio.sleep(0.05)
+                pause.extend([row] if row is not None else [])
+                return bool(pause)
+
+            await eventually(paused, what="the budget paused by the operator's Retry-After")
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         finally:
@@ -78,11 +85,13 @@ async def test_feed_stores_publishes_and_resumes(
     await consumer.start()
     published: set[str] = set()
     try:
-        for _ in range(40):
+
+        async def all_published() -> bool:
             batch = await consumer.getmany(timeout_ms=250)
-            published |= {r.envelope.payload_as(OperatorRecord).transaction_id for r in batch.records}
-            if published >= set(ids):
-                break
+            published.update(r.envelope.payload_as(OperatorRecord).transaction_id for r in batch.records)
+            return published >= set(ids)
+
+        await eventually(all_published, what="every stored record on the topic")
     finally:
         await consumer.stop()
         await producer.stop()
@@ -93,4 +102,5 @@ async def test_feed_stores_publishes_and_resumes(
     # Three pages of two, each read once, across the restart.
     assert sum(pages.values()) == 3, pages
     assert published == set(ids)
-    assert paused is not None and timedelta(seconds=5) < paused <= timedelta(seconds=7)
+    paused_until, seen = pause[0]["paused_until"], pause[0]["seen"]
+    assert started + timedelta(seconds=7) <= paused_until <= seen + timedelta(seconds=7)

@@ -4,13 +4,15 @@ the mismatch it clears."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
+from prometheus_client import REGISTRY
 
 from hub_common.envelope import wrap
 from hub_common.kafka import MISMATCHES, OPERATOR_TRANSACTIONS, TRANSACTIONS, KafkaConsumer, KafkaProducer
@@ -21,8 +23,9 @@ from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_reconciler.app import create_app
 from hub_reconciler.settings import ReconcilerSettings
 from support.apps import serve
-from support.reconciliation_seed import feed_covered, hub_tx, op_id
+from support.reconciliation_seed import feed_covered, hub_tx, op_id, op_record
 from support.roles import RoleDbSettings
+from support.waits import eventually
 
 WAIT_S = 60.0
 NOW = datetime.now(UTC)
@@ -49,13 +52,23 @@ def record(ref_id: str, amount: int = 100) -> OperatorRecord:
 
 
 async def publish(
-    producer: KafkaProducer, hub: list[tuple[str, str]], operator: list[OperatorRecord], tx_ids: dict[str, str]
+    producer: KafkaProducer,
+    conn: asyncpg.Connection,
+    hub: list[tuple[str, str]],
+    operator: list[OperatorRecord],
+    tx_ids: dict[str, str],
 ) -> None:
     for ref_id, status in hub:
         event = hub_event(tx_ids[ref_id], ref_id, status)
         await producer.send(TRANSACTIONS, wrap(event, correlation_id="c"), key=ref_id)
     for item in operator:
+        # As the feed poller does: each record it publishes is stored too.
+        await op_record(conn, item.transaction_id, amount=item.amount_cents, created=NOW)
         await producer.send(OPERATOR_TRANSACTIONS, wrap(item, correlation_id="feed"), key=item.transaction_id)
+
+
+def sweeps() -> float:
+    return REGISTRY.get_sample_value("hub_reconciliation_sweep_runs_total", {"result": "ok"}) or 0.0
 
 
 async def drain(consumer: KafkaConsumer, until: Any) -> list[tuple[str, str, dict[str, Any]]]:
@@ -72,21 +85,25 @@ def opened(events: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]
     return {(p["operatorId"], p["kind"]) for s, _, p in events if s == "Mismatch/1"}
 
 
+@pytest.fixture
+async def conn(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(db_settings.url.get_secret_value())
+    yield connection
+    await connection.close()
+
+
 async def test_join_survives_a_restart_mid_stream(
-    kafka_settings: KafkaSettings, db_settings: DatabaseSettings, role_db_settings: RoleDbSettings, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    conn: asyncpg.Connection,
+    role_db_settings: RoleDbSettings,
+    tmp_path: Path,
 ) -> None:
-    conn = await asyncpg.connect(db_settings.url.get_secret_value())
     tx_ids: dict[str, str] = {}
-    try:
-        for ref in ("ok", "amount", "missing", "late"):
-            tx_ids[ref] = str(await hub_tx(conn, ref, created=NOW, completed=NOW))
-        tx_ids["tombstone"] = str(
-            await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW)
-        )
-        tx_ids["rejected"] = str(await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW))
-        await feed_covered(conn, NOW + timedelta(hours=1))
-    finally:
-        await conn.close()
+    for ref in ("ok", "amount", "missing", "late"):
+        tx_ids[ref] = str(await hub_tx(conn, ref, created=NOW, completed=NOW))
+    tx_ids["tombstone"] = str(await hub_tx(conn, "tombstone", type="REFUND", sent=False, created=NOW, completed=NOW))
+    tx_ids["rejected"] = str(await hub_tx(conn, "rejected", status="REJECTED", created=NOW, completed=NOW))
+    await feed_covered(conn, NOW + timedelta(hours=1))
     settings = ReconcilerSettings(
         kafka=kafka_settings,
         database=role_db_settings("reconciler"),
@@ -98,7 +115,7 @@ async def test_join_survives_a_restart_mid_stream(
         daily_enabled=False,
         data_dir=tmp_path / "faust",
     )
-    failures: list[BaseException] = []
+    failures: list[str] = []
     producer = KafkaProducer(kafka_settings, client_id="test")
     await producer.start()
     expected = {
@@ -109,19 +126,17 @@ async def test_join_survives_a_restart_mid_stream(
     expected |= {(op_id("ghost"), "MISSING_IN_HUB")}
     try:
         async with serve(create_app(settings, on_fatal=failures.append)):
-            await publish(producer, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")], tx_ids)
+            await publish(producer, conn, [("ok", "COMPLETED"), ("amount", "COMPLETED")], [record("ok")], tx_ids)
             await producer.send_raw(kafka_settings.topic(TRANSACTIONS), b"not json", key=b"poison")
-            pool = await asyncpg.create_pool(db_settings.url.get_secret_value(), min_size=1, max_size=1)
-            try:
-                for _ in range(200):
-                    if await pool.fetchval("SELECT count(*) FROM reconciliation_join") >= 2:
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                await pool.close()
+
+            async def touched() -> bool:
+                return bool(await conn.fetchval("SELECT count(*) FROM reconciliation_join") >= 2)
+
+            await eventually(touched, what="the first records in the join's state")
         # Stopped mid-stream, inside the grace window; the rest arrives while it is down.
         await publish(
             producer,
+            conn,
             [("missing", "COMPLETED"), ("late", "COMPLETED"), ("tombstone", "COMPLETED"), ("rejected", "REJECTED")],
             [record("amount", amount=90), record("ghost")],
             tx_ids,
@@ -134,10 +149,11 @@ async def test_join_survives_a_restart_mid_stream(
             try:
                 events = await drain(consumer, lambda e: opened(e) >= expected)
                 # The late record clears its MISSING_IN_OPERATOR.
-                await publish(producer, [], [record("late")], tx_ids)
+                await publish(producer, conn, [], [record("late")], tx_ids)
                 events += await drain(consumer, lambda e: any(s == "MismatchResolved/1" for s, _, _ in e))
                 # Sweeps go on; nothing may be repeated under a new eventId.
-                await asyncio.sleep(1.0)
+                swept = sweeps()
+                await eventually(lambda: sweeps() >= swept + 3, what="three more sweeps")
                 events += await drain(consumer, lambda e: True)
             finally:
                 await consumer.stop()

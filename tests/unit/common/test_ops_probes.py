@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub_common.http import Ops
+from support.waits import eventually
 
 
 class Dependency:
@@ -118,7 +119,7 @@ async def test_probes_within_the_cache_period_share_one_round_of_checks(client: 
     assert kafka.calls == 1
 
 
-async def test_concurrent_probes_join_the_round_in_progress(client: Client) -> None:
+async def test_concurrent_probes_join_the_round_in_progress(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     release, entered = asyncio.Event(), asyncio.Event()
     calls = 0
 
@@ -129,10 +130,23 @@ async def test_concurrent_probes_join_the_round_in_progress(client: Client) -> N
         await release.wait()
         return True
 
-    http = await client(Ops("ledger", {"database": slow}, cache_s=0))
+    # The check's own timeout is out of the way: the round must last until every probe has joined it.
+    ops = Ops("ledger", {"database": slow}, cache_s=0, timeout_s=60)
+    # Counts the probes that asked for the results: each joins (or starts) the round in the same step, with no
+    # await before it, so once all five asked and the check is running, all five wait on that one round.
+    asked = 0
+    results = ops.dependencies.results
+
+    async def counted() -> dict[str, bool]:
+        nonlocal asked
+        asked += 1
+        return await results()
+
+    monkeypatch.setattr(ops.dependencies, "results", counted)
+    http = await client(ops)
     probes = [asyncio.create_task(http.get("/health")) for _ in range(5)]
     await entered.wait()
-    await asyncio.sleep(0.05)  # let the other probes reach the round in progress
+    await eventually(lambda: asked == 5, what="five probes waiting on the round")
     release.set()
     assert [(await p).status for p in probes] == [200] * 5
     assert calls == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from hub_common.schemas import TxType
 from mock_operator.admin_client import AdminClientError, OperatorAdminClient
 from mock_operator.client import SignedV2Client
 from mock_operator.models import FaultConfig, PlayerSeed, TransactionIn
+from support.waits import eventually
 
 
 def bet(transaction_id: str, amount: int = 100) -> TransactionIn:
@@ -64,15 +64,17 @@ async def test_timeout_after_apply_outlasts_a_client_timeout(
     operator_secret: SecretStr,
 ) -> None:
     await admin.set_faults(FaultConfig(timeout_after_apply_rate=1.0, hang_ms=60_000))
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.1)) as short:
+    # A read timeout: its clock starts once the request is sent, so the operator has the call whatever the load
+    # (a total timeout may fire before the request leaves). It may still give up before the call is applied.
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=0.1)) as short:
         client = SignedV2Client(short, operator_url, operator_secret, clock=clock)
         with pytest.raises(TimeoutError):
             await client.post_transaction(bet("b-1"))
-    # Bounded wait: on a busy machine the client may give up before the server has applied the call.
-    for _ in range(100):
-        if (await admin.ledger()).apply_counts:
-            break
-        await asyncio.sleep(0.02)
+
+    async def applied() -> bool:
+        return bool((await admin.ledger()).apply_counts)
+
+    await eventually(applied, what="the timed-out call applied")
     assert (await admin.ledger()).apply_counts == {"b-1": 1}
 
 

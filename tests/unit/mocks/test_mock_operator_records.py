@@ -41,3 +41,24 @@ async def test_altered_record_keeps_its_feed_position(v2: SignedV2Client, admin:
     with pytest.raises(AdminClientError) as err:
         await admin.alter_record("nope", RecordChange(amount_cents=1))
     assert err.value.status == 404
+
+
+async def test_lost_record_leaves_lookups_and_the_feed_and_later_cursors_stay_valid(
+    v2: SignedV2Client, admin: OperatorAdminClient
+) -> None:
+    before = (await admin.player("p-1")).balance_cents
+    for ref in ("b-1", "b-2", "b-3"):
+        tx = TransactionIn(transaction_id=ref, player_id="p-1", type=TxType.BET, amount_cents=100, currency="EUR")
+        assert (await v2.post_transaction(tx)).status == 200
+    first = await v2.feed(limit=1)
+    lost = await admin.lose_record("b-2")
+    assert lost.transaction_id == "b-2"
+    assert (await admin.player("p-1")).balance_cents == before - 300  # the debit stays; only the record is gone
+    assert (await v2.get_transaction("b-2")).status == 404
+    assert [r.transaction_id for r in (await admin.ledger()).transactions] == ["b-1", "b-3"]
+    # A cursor issued before the loss still reads on from where it was.
+    rest = await v2.feed(limit=100, cursor=first.body["nextCursor"])
+    assert [item["transactionId"] for item in rest.body["items"]] == ["b-3"]
+    with pytest.raises(AdminClientError) as err:
+        await admin.lose_record("b-2")
+    assert err.value.status == 404

@@ -154,7 +154,7 @@ def service_env(
         endpoint = {"url": config.url("mock-rgs") + "/webhooks", "secrets": [s.webhook_secret]}
         env["DISPATCHER_ENDPOINTS"] = json.dumps({client: endpoint for client in s.clients()})
     elif spec.name == "reconciler":
-        # Its state store lives with the stack's other run-time files, not in the caller's working dir.
+        # faust's files and the reports live with the stack's other run-time files, not in the caller's working dir.
         env["RECONCILER_DATA_DIR"] = str(config.state_dir / "reconciler")
         env["RECONCILER_REPORT_DIR"] = str(config.state_dir / "reconciliation-reports")
         # A local stack starts empty and is looked at within minutes: the feed reads every few seconds (its

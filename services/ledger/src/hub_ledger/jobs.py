@@ -16,6 +16,7 @@ from hub_common.operator import (
     Budget,
     BudgetTimeout,
     OperatorClient,
+    OperatorRateLimited,
     OperatorRejected,
     OperatorTechnicalError,
     OperatorTransactionRequest,
@@ -100,6 +101,9 @@ class Compensator:
             await self._store.settle_compensation(comp.transaction_id, "FAILED", f"{exc.code}: {exc.message}")
             return
         except (OperatorTechnicalError, BudgetTimeout) as exc:
+            if isinstance(exc, OperatorRateLimited):
+                # Every process pauses, as the processor does: the operator counts all our calls together.
+                await self._budget.defer(exc.retry_after_s)
             if comp.age_s > self._deadline_s:
                 metrics.COMPENSATIONS.labels("expired").inc()
                 metrics.CREDIT_FAILED.labels("CANCEL").inc()

@@ -39,6 +39,7 @@ class AdminHandlers:
         router.add_get("/_admin/ledger", self.ledger)
         router.add_post("/_admin/records", self.add_records)
         router.add_patch("/_admin/records/{transactionId}", self.alter_record)
+        router.add_delete("/_admin/records/{transactionId}", self.lose_record)
         router.add_post("/_admin/reset", self.reset)
 
     async def seed_players(self, request: web.Request) -> web.Response:
@@ -85,6 +86,10 @@ class AdminHandlers:
     async def alter_record(self, request: web.Request) -> web.Response:
         change = await _parse(request, RecordChange)
         record = self._state.wallet.alter_record(request.match_info["transactionId"], change)
+        return web.json_response(record.to_wire())
+
+    async def lose_record(self, request: web.Request) -> web.Response:
+        record = self._state.wallet.lose_record(request.match_info["transactionId"])
         return web.json_response(record.to_wire())
 
     async def reset(self, _: web.Request) -> web.Response:

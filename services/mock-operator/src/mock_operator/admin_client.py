@@ -55,6 +55,10 @@ class OperatorAdminClient:
             await self._call("PATCH", path, change.model_dump(mode="json", by_alias=True, exclude_none=True))
         )
 
+    async def lose_record(self, transaction_id: str) -> OperatorRecord:
+        """Make the operator lose a stored record (gone from lookups and the feed; balances untouched)."""
+        return OperatorRecord.model_validate(await self._call("DELETE", f"/_admin/records/{transaction_id}"))
+
     async def stats(self) -> StatsOut:
         return StatsOut.model_validate(await self._call("GET", "/_admin/stats"))
 

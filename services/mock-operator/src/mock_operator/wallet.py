@@ -54,6 +54,8 @@ class Wallet:
         self._players: dict[str, Player] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._log: list[OperatorRecord] = []
+        # Log positions of records lost on purpose (`lose_record`): skipped by the feed and the ledger view.
+        self._lost: set[int] = set()
         self._by_id: dict[str, OperatorRecord] = {}
         self._apply_counts: dict[str, int] = {}
         # original transactionId -> the REFUND that reversed it; a second refund must not pay out again.
@@ -166,6 +168,14 @@ class Wallet:
         self._log[self._log.index(record)] = altered
         return altered
 
+    def lose_record(self, transaction_id: str) -> OperatorRecord:
+        """Forget a stored record, as an operator that lost one would: gone from lookups and the feed, balances
+        untouched. Its log slot stays empty, so the feed's cursors (positions in the log) keep their meaning."""
+        record = self.record(transaction_id)
+        del self._by_id[transaction_id]
+        self._lost.add(self._log.index(record))
+        return record
+
     def record(self, transaction_id: str) -> OperatorRecord:
         record = self._by_id.get(transaction_id)
         if record is None:
@@ -179,6 +189,8 @@ class Wallet:
         next_cursor: str | None = None
         for index in range(position, len(self._log)):
             record = self._log[index]
+            if index in self._lost:
+                continue
             if (start is not None and record.created_at < start) or (end is not None and record.created_at >= end):
                 continue
             if len(items) == limit:
@@ -188,7 +200,7 @@ class Wallet:
         return FeedPage(items=items, next_cursor=next_cursor)
 
     def records(self) -> list[OperatorRecord]:
-        return list(self._log)
+        return [r for i, r in enumerate(self._log) if i not in self._lost]
 
     def apply_counts(self) -> dict[str, int]:
         return dict(self._apply_counts)
@@ -197,6 +209,7 @@ class Wallet:
         self._players.clear()
         self._locks.clear()
         self._log.clear()
+        self._lost.clear()
         self._by_id.clear()
         self._apply_counts.clear()
         self._reversed_by.clear()

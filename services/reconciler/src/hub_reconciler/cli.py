@@ -1,8 +1,11 @@
-"""`python -m hub_reconciler reconcile ...`: the daily report as a one-shot command (a Kubernetes CronJob form).
+"""`python -m hub_reconciler reconcile ...`: the daily report as a one-shot command (the Kubernetes CronJob form).
 
     reconcile --day yesterday      run (and record) one day, as the in-service daily run would
+    reconcile --day D --force      run it again although it is recorded OK (a new report; the old one stays)
     reconcile --catch-up           run every day since the last successful one, in order
-Exit 0 when every day run is complete, 1 when one failed or is incomplete, 2 on bad arguments or settings.
+The same advisory lock as the in-service daily run: a run elsewhere is waited for (`--lock-wait`), and a day it
+recorded OK is not run again. Exit 0 when every day asked for is reconciled (now or before), 1 when one failed,
+is incomplete or the lock stayed taken, 2 on bad arguments or settings.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import orjson
 
 from hub_common import db
 from hub_common.service import load_settings
-from hub_reconciler.app import SERVICE, daily_runs
+from hub_reconciler.app import SERVICE, SESSION, daily_runs
 from hub_reconciler.settings import ReconcilerSettings
 
 
@@ -38,24 +41,34 @@ def build_parser() -> argparse.ArgumentParser:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--day", type=parse_day, metavar="YYYY-MM-DD|yesterday")
     which.add_argument("--catch-up", action="store_true", help="every day since the last successful run")
+    parser.add_argument("--force", action="store_true", help="with --day: run it even if it is recorded OK")
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="how long to wait for a run elsewhere (the service's daily run, another pod) to finish (1800)",
+    )
     return parser
 
 
 async def _run(settings: ReconcilerSettings, args: argparse.Namespace) -> int:
-    pool = await db.create_pool(settings.database)
+    pool = await db.create_pool(settings.database, server_settings=SESSION)
     try:
         runs = daily_runs(settings, pool)
         if args.catch_up:
             due = await runs.due_days()
-            done = await runs.run_due()
-            print(orjson.dumps({"due": [d.isoformat() for d in due], "done": [d.isoformat() for d in done]}).decode())
-            return 0 if len(done) == len(due) else 1
-        ok = await runs.run_one(args.day)
+            done = await runs.run_due(wait_s=args.lock_wait)
+            result = {"due": [d.isoformat() for d in due], "done": [d.isoformat() for d in done or []]}
+            print(orjson.dumps(result | {"busy": done is None}).decode())
+            return 0 if done is not None and len(done) == len(due) else 1
+        outcome = await runs.run_day(args.day, force=args.force, wait_s=args.lock_wait)
         row = await pool.fetchrow(
             "SELECT status, report, summary, error FROM reconciliation_runs WHERE day = $1", args.day
         )
-        print(orjson.dumps(dict(row) if row is not None else {}, default=str).decode())
-        return 0 if ok else 1
+        record = dict(row) if row is not None else {}
+        print(orjson.dumps({"day": args.day.isoformat(), "result": outcome} | record, default=str).decode())
+        return 0 if outcome in ("ok", "done") else 1
     finally:
         await pool.close()
 

@@ -13,10 +13,11 @@ re-publishes the same events (same eventIds) and loses none.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from hub_common.kafka import MISMATCHES, KafkaProducer
 from hub_common.operator import operator_id_sql
 from hub_common.reconciliation.events import Mismatch, MismatchResolved, Side, event_id
 from hub_common.reconciliation.report import FEED_NAME, detail, feed_coverage
-from hub_common.reconciliation.rules import BY_KEYS, UNDECIDED, MismatchKind, Outcome
+from hub_common.reconciliation.rules import SETTLED, UNDECIDED, MismatchKind, Outcome, by_keys
 from hub_common.telemetry import kafka_headers, new_correlation_id
 from hub_reconciler.metrics import MISMATCHES as MISMATCH_COUNT
 from hub_reconciler.metrics import RESOLVED, SWEEP_EVALUATED
@@ -40,22 +41,69 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OP_ID = operator_id_sql("t")
 
 
-# Operator ids ($1), plus those of Hub transactions ($4, by id: the stored column), plus each one's partner: the
-# cancel of a FAILED bet and the bet are judged together. Returns every id touched.
+# The ids a batch names: operator ids ($1), the Hub transactions' (by id, $2: their stored operator id column),
+# plus their partners (the cancel of a FAILED bet and the bet are judged together): a FAILED bet's cancel is looked
+# up from the bet ($3, few), a cancel's bet from the cancel ($1, a probe of the small compensations table). An id
+# already pending keeps its row untouched: it is judged when its grace ends anyway. An id judged before and named
+# again (a late record) is pending again with its old, past due time: counted, so the caller can have it judged at
+# once.
 _TOUCH = f"""
-WITH k AS (SELECT unnest($1::text[]) AS key
-           UNION SELECT {_OP_ID} FROM transactions t WHERE t.id = ANY($4::uuid[])),
-     keys AS (
-        SELECT key FROM k
-        UNION SELECT c.operator_transaction_id FROM k JOIN transactions t ON {_OP_ID} = k.key
-                                          JOIN ledger_compensations c ON c.transaction_id = t.id
-        UNION SELECT {_OP_ID} FROM k JOIN ledger_compensations c ON c.operator_transaction_id = k.key
-                                    JOIN transactions t ON t.id = c.transaction_id)
-INSERT INTO reconciliation_join (operator_id, first_seen_at, due_at, pending, updated_at)
-SELECT key, $2::timestamptz, $2::timestamptz + $3::interval, true, $2::timestamptz FROM keys
-ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at
-RETURNING operator_id
+WITH keys AS (
+        SELECT unnest($1::text[]) AS key
+        UNION SELECT {_OP_ID} FROM transactions t WHERE t.id = ANY($2::uuid[])
+        UNION SELECT c.operator_transaction_id FROM ledger_compensations c WHERE c.transaction_id = ANY($3::uuid[])
+        UNION SELECT {_OP_ID} FROM ledger_compensations c JOIN transactions t ON t.id = c.transaction_id
+              WHERE c.operator_transaction_id = ANY($1::text[])),
+     stored AS (
+        INSERT INTO reconciliation_join AS j (operator_id, first_seen_at, due_at, pending, updated_at)
+        SELECT key, $4::timestamptz, $4::timestamptz + $5::interval, true, $4::timestamptz FROM keys
+        ON CONFLICT (operator_id) DO UPDATE SET pending = true, updated_at = excluded.updated_at WHERE NOT j.pending
+        RETURNING xmax::text <> '0' AS reopened)
+SELECT count(*) FILTER (WHERE reopened) FROM stored
 """  # noqa: S608 - _OP_ID is the operator id column (hub_common.operator.ids)
+
+
+_SETTLED = ", ".join(f"'{o.value}'" for o in SETTLED)
+_UNDECIDED = ", ".join(f"'{o.value}'" for o in UNDECIDED)
+_UNDECIDED_VALUES = frozenset(o.value for o in UNDECIDED)
+_OUTCOME_VALUES = frozenset(o.value for o in Outcome)
+
+# $1 coverage, $2 now, $3 how many, $4 the grace window. `due` is locked (SKIP
+# LOCKED: replicas share the work); an id whose verdict is not decidable yet waits one more grace window, one
+# that is consistent with no open mismatch is closed; the rest (`rest`, as JSON) is decided by `_decide`.
+_SETTLE = f"""
+WITH due AS MATERIALIZED (
+        SELECT operator_id, open, events FROM reconciliation_join
+        WHERE pending AND due_at <= $2
+        ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+     v AS ({by_keys("SELECT operator_id FROM due")}),
+     judged AS (
+        SELECT DISTINCT ON (d.operator_id) d.operator_id, d.open, d.events, v.verdict, v.ref_id,
+               v.verdict[1] IN ({_UNDECIDED}) AS later,
+               d.open = '{{}}'::jsonb AND (v.verdict IS NULL OR v.verdict[1] IN ({_SETTLED})) AS quiet,
+               CASE WHEN v.verdict IS NOT NULL THEN to_jsonb(v) END AS row
+        FROM due d LEFT JOIN v ON coalesce(v.key, v.op_key) = d.operator_id
+        ORDER BY d.operator_id),
+     closed AS (
+        UPDATE reconciliation_join r
+        SET pending = j.later, due_at = CASE WHEN j.later THEN $2 + $4::interval ELSE $2 END,
+            ref_id = coalesce(j.ref_id, r.ref_id), updated_at = $2
+        FROM judged j WHERE r.operator_id = j.operator_id AND (j.later OR j.quiet)
+        RETURNING r.operator_id)
+SELECT (SELECT count(*) FROM due) AS n,
+       (SELECT jsonb_agg(jsonb_build_object('key', j.operator_id, 'open', j.open, 'events', j.events, 'row', j.row))
+        FROM judged j WHERE NOT (j.later OR j.quiet)) AS rest
+"""  # noqa: S608 - by_keys over a constant set, the outcomes are constants of hub_common.reconciliation.rules
+
+
+@dataclass
+class Touch:
+    """What one batch of the two topics names: Hub transactions (by id: the join reads their stored operator id,
+    never derives it), the FAILED bets among them, and operator ids."""
+
+    transactions: list[uuid.UUID] = field(default_factory=list)
+    failed_bets: list[uuid.UUID] = field(default_factory=list)
+    operator: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,68 +131,55 @@ class JoinState:
         self._feed_name = feed_name
         self._clock = clock
 
-    async def touch(
-        self,
-        conn: db.Connection | asyncpg.Pool,
-        keys: Sequence[str],
-        transactions: Sequence[uuid.UUID] = (),
-    ) -> list[str]:
-        """Mark operator ids `keys` and those of the Hub `transactions` pending; returns every id marked."""
-        if not keys and not transactions:
-            return []
-        rows = await conn.fetch(_TOUCH, list(keys), self._clock(), self._grace, list(transactions))
-        return [r["operator_id"] for r in rows]
+    async def touch(self, conn: db.Connection | asyncpg.Pool, touch: Touch) -> int:
+        """Mark the ids pending; returns how many had been judged already (due again at once)."""
+        if not (touch.transactions or touch.operator):
+            return 0
+        args = (touch.operator, touch.transactions, touch.failed_bets, self._clock(), self._grace)
+        return int(await conn.fetchval(_TOUCH, *args) or 0)
 
-    async def settle(self, keys: Sequence[str] | None, *, limit: int) -> int:
-        """Evaluate pending ids whose grace has passed (`keys`: only those); returns how many were evaluated."""
+    async def settle(self, *, limit: int) -> int:
+        """Evaluate up to `limit` pending ids whose grace has passed; returns how many were evaluated.
+
+        One statement judges them all and closes, in the database, every id with nothing to report (consistent
+        and no open mismatch) or not decidable yet; only the ids whose mismatches open or clear come to Python."""
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                """SELECT operator_id, open, events FROM reconciliation_join
-                   WHERE pending AND due_at <= $1 AND ($2::text[] IS NULL OR operator_id = ANY($2::text[]))
-                   ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED""",
-                now,
-                list(keys) if keys is not None else None,
-                limit,
-            )
-            if not rows:
-                return 0
-            states = [_State(r["operator_id"], orjson.loads(r["open"]), r["events"]) for r in rows]
             covered = await feed_coverage(conn, self._feed_name) or _EPOCH
-            joined = await conn.fetch(BY_KEYS, covered, [s.key for s in states])
-            by_key: dict[str, dict[str, Any]] = {}
-            for record in joined:
-                row = dict(record)
-                by_key[row["key"] or row["op_key"]] = row
-            updates = [self._decide(s, by_key.get(s.key), now) for s in states]
-            await conn.execute(
-                """UPDATE reconciliation_join j SET ref_id = coalesce(u.ref_id, j.ref_id), pending = u.pending,
-                          due_at = u.due_at, open = u.open::jsonb, events = u.events,
-                          outbox = CASE WHEN u.outbox IS NULL THEN j.outbox
-                                        ELSE coalesce(j.outbox, '[]'::jsonb) || u.outbox::jsonb END,
-                          updated_at = $8
-                   FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[], $6::int[],
-                               $7::text[]) AS u(key, ref_id, pending, due_at, open, events, outbox)
-                   WHERE j.operator_id = u.key""",
-                [u.key for u in updates],
-                [u.ref_id for u in updates],
-                [u.pending for u in updates],
-                [u.due_at for u in updates],
-                [orjson.dumps(u.open).decode() for u in updates],
-                [u.events for u in updates],
-                [orjson.dumps(u.outbox).decode() if u.outbox else None for u in updates],
-                now,
-            )
-        SWEEP_EVALUATED.inc(len(states))
-        return len(states)
+            judged = await conn.fetchrow(_SETTLE, covered, now, limit, self._grace)
+            assert judged is not None  # an aggregate always answers one row
+            evaluated = int(judged["n"])
+            rest = orjson.loads(judged["rest"]) if judged["rest"] is not None else []
+            if rest:
+                updates = [self._decide(_State(r["key"], r["open"], r["events"]), r["row"], now) for r in rest]
+                await conn.execute(
+                    """UPDATE reconciliation_join j SET ref_id = coalesce(u.ref_id, j.ref_id), pending = u.pending,
+                              due_at = u.due_at, open = u.open::jsonb, events = u.events,
+                              outbox = CASE WHEN u.outbox IS NULL THEN j.outbox
+                                            ELSE coalesce(j.outbox, '[]'::jsonb) || u.outbox::jsonb END,
+                              updated_at = $8
+                       FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::text[], $6::int[],
+                                   $7::text[]) AS u(key, ref_id, pending, due_at, open, events, outbox)
+                       WHERE j.operator_id = u.key""",
+                    [u.key for u in updates],
+                    [u.ref_id for u in updates],
+                    [u.pending for u in updates],
+                    [u.due_at for u in updates],
+                    [orjson.dumps(u.open).decode() for u in updates],
+                    [u.events for u in updates],
+                    [orjson.dumps(u.outbox).decode() if u.outbox else None for u in updates],
+                    now,
+                )
+        SWEEP_EVALUATED.inc(evaluated)
+        return evaluated
 
     def _decide(self, state: _State, row: dict[str, Any] | None, now: datetime) -> _Update:
         verdict = list(row["verdict"]) if row is not None else [Outcome.NO_EFFECT.value]
         ref_id = row.get("ref_id") if row is not None else None
-        if verdict[0] in {o.value for o in UNDECIDED}:
+        if verdict[0] in _UNDECIDED_VALUES:
             # Not decidable yet (the Hub or the feed has not caught up): look again one grace window later.
             return _Update(state.key, ref_id, True, now + self._grace, state.open, state.events, [])
-        kinds = [] if verdict[0] in {o.value for o in Outcome} else [MismatchKind(k) for k in verdict]
+        kinds = [] if verdict[0] in _OUTCOME_VALUES else [MismatchKind(k) for k in verdict]
         opened = dict(state.open)
         outbox: list[str] = []
         sequence = state.events
@@ -195,16 +230,22 @@ class JoinState:
                 )
                 if not rows:
                     return sent
-                for row in rows:
-                    for raw in orjson.loads(row["outbox"]):
-                        await self._publish(row["operator_id"], raw)
-                        sent += 1
+                # The rows stay locked until their events are confirmed: ids are sent side by side (the
+                # producer batches them), each id's events in order.
+                counts = await asyncio.gather(*(self._publish_all(r["operator_id"], r["outbox"]) for r in rows))
+                sent += sum(counts)
                 await conn.execute(
                     "UPDATE reconciliation_join SET outbox = NULL WHERE operator_id = ANY($1::text[])",
                     [r["operator_id"] for r in rows],
                 )
             if len(rows) < limit:
                 return sent
+
+    async def _publish_all(self, key: str, outbox: str) -> int:
+        events = orjson.loads(outbox)
+        for raw in events:
+            await self._publish(key, raw)
+        return len(events)
 
     async def _publish(self, key: str, raw: str) -> None:
         envelope = orjson.loads(raw)

@@ -13,6 +13,7 @@ RESOLVED = Counter(
     ["kind"],
 )
 JOINED_RECORDS = Counter("hub_reconciliation_records_total", "Records consumed by the join", ["source"])
+SWEEP_RUNS = Counter("hub_reconciliation_sweep_runs_total", "Sweeps of the join's state, by result", ["result"])
 SWEEP_EVALUATED = Counter("hub_reconciliation_sweep_evaluated_total", "Operator ids evaluated by the join's sweep")
 FEED_RECORDS = Counter("hub_reconciliation_feed_records_total", "Operator feed records stored and published")
 FEED_PAGES = Counter("hub_reconciliation_feed_pages_total", "Operator feed pages read")

@@ -22,12 +22,12 @@ class ReconcilerSettings(BackendSettings):
     # The operator and the budget every replica of every service shares (same `budget_name` as the ledger's).
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
-    # faust app id: the consumer group (the Kafka topic prefix is added).
+    # faust app id: the join's consumer group and its internal topics' prefix (the Kafka topic prefix is added).
     app_id: str = "hub-reconciler"
     # faust's own files (it keeps no table here; see stream.py).
     data_dir: Path = Path(".cache/reconciler")
     # The join reads its input in batches of up to `batch_max` records, or what arrived within `batch_within_s`.
-    batch_max: int = Field(default=2000, ge=1)
+    batch_max: int = Field(default=5000, ge=1)
     batch_within_s: float = Field(default=0.2, gt=0)
     # A finding about an operator id is reported once it has held this long since the id was first seen.
     grace_window_s: float = Field(default=600.0, gt=0)

@@ -4,7 +4,9 @@
 - DEAD_LETTER rows get the runbook reset (status PENDING, retry_count 0, next_retry_at now, last_error NULL); the
   dispatcher's sweep sends each again, re-signed with a fresh timestamp and `X-Replay: true`, same eventId.
 - FAILED rows (their retry record may be gone) and never-attempted PENDING rows get their next attempt
-  re-published as a `WebhookRetry` record due now; the dispatcher's per-attempt claim keeps it to one POST.
+  re-published as a `WebhookRetry` record due now; the dispatcher's per-attempt claim keeps it to one POST. A
+  FAILED row's next_retry_at becomes now; a PENDING row's stays NULL, so the sweep (which sends replays) leaves
+  it to that record.
 Every change writes an `audit_log` row: who (`HUBCTL_ACTOR`), when, which webhook and what was done. A bulk
 redrive asks for confirmation (`--yes` skips it); `--dry-run` lists what would be done.
 """
@@ -135,8 +137,12 @@ class Redriver:
             if row["status"] == "FAILED" or (row["status"] == "PENDING" and row["next_retry_at"] is None):
                 attempt = row["retry_count"] + 1
                 topic = await self._republish(event_id, row, attempt)
+                # A never-attempted row keeps next_retry_at NULL: PENDING with a due time is the runbook's reset,
+                # which the sweep takes and sends as a replay, racing the republished first attempt.
                 await self._conn.execute(
-                    "UPDATE webhook_outbox SET next_retry_at = now(), updated_at = now() WHERE id = $1::uuid",
+                    """UPDATE webhook_outbox
+                       SET next_retry_at = CASE WHEN status = 'FAILED' THEN now() END, updated_at = now()
+                       WHERE id = $1::uuid""",
                     event_id,
                 )
                 after = {"status": row["status"], "republished": topic, "attempt": attempt, "request": request}
