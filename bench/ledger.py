@@ -50,8 +50,8 @@ FINAL = frozenset({"COMPLETED", "REJECTED", "FAILED"})
 BARE_IN = "bench.bare.in"
 BARE_OUT = "bench.bare.out"
 
-TARGET_TPS = 1_000.0
-TARGET_RATIO_PCT = 30.0
+TARGET_TPS = 2_000.0
+TARGET_RATIO_PCT = 15.0
 TARGET_RSS_MB = 150.0
 
 
