@@ -90,28 +90,34 @@ class TxRow:
         )
 
     def resource(self) -> Transaction:
-        return Transaction(
-            transaction_id=str(self.id),
-            ref_id=self.ref_id,
-            type=self.type,
-            player_id=self.player_id,
-            amount_cents=self.amount_cents,
-            currency=self.currency,
-            round_id=self.round_id,
-            game_id=self.game_id,
-            original_ref_id=self.original_ref_id,
-            status=self.status,
-            reason=self.reason,
-            error_code=_error_code(self.error_code),
-            balance_cents=self.balance_cents,
-            operator_transaction_id=self.operator_transaction_id,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            completed_at=self.completed_at,
-        )
+        return resource_from_record(vars(self))
 
 
-def _error_code(value: str | None) -> ErrorCode | None:
+def resource_from_record(r: Any) -> Transaction:
+    """The API's `Transaction` from a record (or a mapping) holding at least the resource's columns."""
+    return Transaction(
+        transaction_id=str(r["id"]),
+        ref_id=r["ref_id"],
+        type=r["type"],
+        player_id=r["player_id"],
+        amount_cents=r["amount_cents"],
+        currency=r["currency"],
+        round_id=r["round_id"],
+        game_id=r["game_id"],
+        original_ref_id=r["original_ref_id"],
+        status=r["status"],
+        reason=r["reason"],
+        error_code=error_code(r["error_code"]),
+        balance_cents=r["balance_cents"],
+        operator_transaction_id=r["operator_transaction_id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        completed_at=r["completed_at"],
+    )
+
+
+def error_code(value: str | None) -> ErrorCode | None:
+    """A stored `error_code` as the API's code."""
     if value is None:
         return None
     try:

@@ -39,6 +39,7 @@ from hub_common.errors import DatabaseUnavailableError, HubError, KafkaUnavailab
 from hub_common.operator import BudgetOutlook, OperatorSettings, operator_id, read_outlook
 from hub_common.schemas import ErrorCode, Transaction, TransactionRequest
 from hub_common.settings import DatabaseSettings
+from hub_common.transactions import error_code, resource_from_record
 from hub_gateway.admission_control import OpenWork
 from hub_gateway.errors import RequestInProgressError
 
@@ -101,36 +102,9 @@ class Admission:
         return operator_id(self.client_id, self.request.ref_id)
 
 
-def _error_code(value: str | None) -> ErrorCode | None:
-    if value is None:
-        return None
-    try:
-        return ErrorCode(value)
-    except ValueError:
-        return ErrorCode.INTERNAL_ERROR
-
-
 def stored_from_row(row: asyncpg.Record) -> StoredTransaction:
-    transaction = Transaction(
-        transaction_id=str(row["id"]),
-        ref_id=row["ref_id"],
-        type=row["type"],
-        player_id=row["player_id"],
-        amount_cents=row["amount_cents"],
-        currency=row["currency"],
-        round_id=row["round_id"],
-        game_id=row["game_id"],
-        original_ref_id=row["original_ref_id"],
-        status=row["status"],
-        reason=row["reason"],
-        error_code=_error_code(row["error_code"]),
-        balance_cents=row["balance_cents"],
-        operator_transaction_id=row["operator_transaction_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
-    )
-    return StoredTransaction(transaction, row["client_id"], row["request_hash"], _error_code(row["error_code"]))
+    code = error_code(row["error_code"])
+    return StoredTransaction(resource_from_record(row), row["client_id"], row["request_hash"], code)
 
 
 # One statement, one round trip: the three rows of an admission, or none of them when the client's refId, the
