@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -160,3 +161,36 @@ async def test_the_cronjob_command_runs_a_day_once_and_says_so(
     await feed_covered(owner, datetime(2024, 3, 1, 6, tzinfo=UTC))  # a lagging feed: the forced rerun is incomplete
     code, forced = await reconcile("--day", DAYS[0].isoformat(), "--force")
     assert (code, forced["result"], forced["status"]) == (1, "failed", "FAILED")
+
+
+async def test_the_cronjob_command_says_in_one_line_when_postgresql_cannot_be_reached(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        # A port nothing listens on: taken from a socket closed at once.
+        "DATABASE_URL": f"postgresql://hub_reconciler@127.0.0.1:{_closed_port()}/hub",
+        "RECONCILER_REPORT_DIR": str(tmp_path),
+        "RECONCILER_OPERATOR__SECRET": secrets.token_urlsafe(32),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hub_reconciler",
+        "reconcile",
+        "--day",
+        "yesterday",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 1
+    assert out == b""
+    assert lines == ["reconciler reconcile: cannot connect to PostgreSQL: ConnectionRefusedError"], lines
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port

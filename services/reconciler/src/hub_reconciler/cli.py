@@ -16,9 +16,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import orjson
 
 from hub_common import db
+from hub_common.errors import HubError
 from hub_common.service import load_settings
 from hub_reconciler.app import SERVICE, SESSION, daily_runs
 from hub_reconciler.settings import ReconcilerSettings
@@ -78,6 +80,13 @@ def main(argv: Sequence[str]) -> int:
     settings = load_settings(SERVICE, ReconcilerSettings)
     try:
         return asyncio.run(_run(settings, args))
+    except HubError as exc:
+        # A CronJob's log is read by a person: one line saying what failed, no traceback (exit 1: run it again).
+        print(f"{SERVICE} reconcile: {exc}", file=sys.stderr)
+        return 1
     except (OSError, TimeoutError) as exc:
-        print(f"{SERVICE}: cannot reach PostgreSQL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{SERVICE} reconcile: cannot reach PostgreSQL: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:
+        print(f"{SERVICE} reconcile: PostgreSQL refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
