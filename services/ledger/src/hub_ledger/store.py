@@ -18,7 +18,7 @@ step name the token the processor holds, so a processor that lost its lease chan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ import orjson
 from opentelemetry import context as otel_context
 
 from hub_common import audit, db, transitions
-from hub_common.batching import GroupCommit, OnFailure
+from hub_common.batching import GroupCommit, I, O, OnFailure, Run
 from hub_common.schemas import TransactionCommand, TxStatus
 from hub_common.transactions import COLUMNS, TxRow
 from hub_common.transitions import Finish
@@ -99,6 +99,23 @@ class Compensation:
     age_s: float
 
 
+def _grouped(
+    name: str, run: Run[I, O], key: Callable[[I], Hashable], max_batch: int, in_flight: int
+) -> GroupCommit[I, O]:
+    """A step of many transactions in one database transaction; a batch that fails is split, so one bad
+    transaction fails alone (database-wide errors fail every caller at once)."""
+    return GroupCommit(
+        name,
+        run,
+        key=key,
+        max_batch=max_batch,
+        max_in_flight=in_flight,
+        on_failure=OnFailure.SPLIT,
+        shared_errors=SHARED_DB_ERRORS,
+        observe=DB_BATCH_SIZE.labels(name).observe,
+    )
+
+
 class Store:
     def __init__(
         self,
@@ -115,37 +132,16 @@ class Store:
         self._key_ttl = key_ttl
         # Commands of different players (the player queues never run two of one player at once) share one
         # database transaction per step.
-        self._begins: GroupCommit[_Command, Begun | None] = GroupCommit(
-            "begin",
-            self._begin_commands,
-            key=lambda item: item.command.transaction_id,
-            max_batch=max_batch,
-            max_in_flight=batches_in_flight,
-            on_failure=OnFailure.SPLIT,
-            shared_errors=SHARED_DB_ERRORS,
-            observe=DB_BATCH_SIZE.labels("begin").observe,
+        self._begins: GroupCommit[_Command, Begun | None] = _grouped(
+            "begin", self._begin_commands, lambda item: item.command.transaction_id, max_batch, batches_in_flight
         )
         # Lease renewals of every transaction this process works on (heartbeats of those waiting for budget,
         # re-POSTs): one statement per batch, not one round trip each.
-        self._renewals: GroupCommit[transitions.Renewal, bool] = GroupCommit(
-            "renew",
-            self._renew_many,
-            key=lambda item: item.tx_id,
-            max_batch=max_batch,
-            max_in_flight=batches_in_flight,
-            on_failure=OnFailure.SPLIT,
-            shared_errors=SHARED_DB_ERRORS,
-            observe=DB_BATCH_SIZE.labels("renew").observe,
+        self._renewals: GroupCommit[transitions.Renewal, bool] = _grouped(
+            "renew", self._renew_many, lambda item: item.tx_id, max_batch, batches_in_flight
         )
-        self._finishes: GroupCommit[_Final, TxRow | None] = GroupCommit(
-            "finish",
-            self._finish_many,
-            key=lambda item: item.transaction_id,
-            max_batch=max_batch,
-            max_in_flight=batches_in_flight,
-            on_failure=OnFailure.SPLIT,
-            shared_errors=SHARED_DB_ERRORS,
-            observe=DB_BATCH_SIZE.labels("finish").observe,
+        self._finishes: GroupCommit[_Final, TxRow | None] = _grouped(
+            "finish", self._finish_many, lambda item: item.transaction_id, max_batch, batches_in_flight
         )
 
     async def close(self) -> None:
