@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,15 +14,14 @@ from pydantic import SecretStr
 from hub_devstack.burst import Answer, burst_players, send_burst
 from hub_devstack.kafka import delete_topics
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import free_port
 from hub_devstack.stack import RunningStack, run_stack
-from hub_devstack.stack_config import SERVICES, StackConfig
+from hub_devstack.stack_config import SERVICES
 from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.models import PlayerSeed
+from support.stacks import own_stack
 
 # The forecast reads the shared state often, the dispatcher retries fast: shortened by configuration only.
 BASE_ENV = {
-    "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
     "GATEWAY_FORECAST_REFRESH_S": "0.2",
     "GATEWAY_BET_USEFUL_LIFE_S": "10",
 }
@@ -39,21 +37,17 @@ def overload_stack(
     rate_per_minute: int,
     env: Mapping[str, str],
 ) -> Iterator[RunningStack]:
-    tag = uuid.uuid4().hex[:8]
-    services = tuple(s for s in SERVICES if s.name != "reconciler")  # its feed would spend the budget under test
-    config = StackConfig(
-        state_dir=state_dir,
-        ports={spec.name: free_port() for spec in SERVICES},
+    config = own_stack(
+        state_dir,
+        "overload",
         kafka_bootstrap=kafka_bootstrap,
         admin_database_url=postgres_admin_url,
-        # The session's roles: they are cluster-wide, a stack must not give them new passwords.
         db_roles=db_roles,
-        database_name=f"hub_overload_{tag}",
-        topic_prefix=f"o{tag}.",
         operator_rate_per_minute=rate_per_minute,
         extra_env={**BASE_ENV, **env},
         ready_timeout_s=90,
-        services=services,
+        # Not the reconciler: its feed would spend the budget under test.
+        services=tuple(s for s in SERVICES if s.name != "reconciler"),
     )
     with run_stack(config) as running:
         yield running

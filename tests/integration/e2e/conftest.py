@@ -7,36 +7,29 @@ schedules and budgets are shortened by configuration only.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hub_devstack.kafka import delete_topics
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import free_port, port_is_free
+from hub_devstack.procs import port_is_free
 from hub_devstack.stack import RunningStack, run_stack
-from hub_devstack.stack_config import SERVICES, StackConfig
+from hub_devstack.stack_config import StackConfig
+from support.stacks import own_stack
 
 
 @pytest.fixture(scope="module")
 def stack_config(
     tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, postgres_admin_url: str, db_roles: DatabaseRoles
 ) -> StackConfig:
-    tag = uuid.uuid4().hex[:8]
-    state_dir: Path = tmp_path_factory.mktemp("stack")
-    return StackConfig(
-        state_dir=state_dir,
-        ports={spec.name: free_port() for spec in SERVICES},
+    return own_stack(
+        tmp_path_factory.mktemp("stack"),
+        "stack",
         kafka_bootstrap=kafka_bootstrap,
         admin_database_url=postgres_admin_url,
-        # The session's roles: they are cluster-wide, a stack must not give them new passwords.
         db_roles=db_roles,
-        database_name=f"hub_stack_{tag}",
-        topic_prefix=f"s{tag}.",
         extra_env={
-            "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
             "RECONCILER_FEED_ENABLED": "false",
             # Gauges and lags measured every second: the metrics test sees them without waiting 15 s.
             "LEDGER_GAUGE_INTERVAL_S": "1",

@@ -30,15 +30,15 @@ from hub_common.operator import operator_id
 from hub_common.settings import DatabaseSettings, KafkaSettings
 from hub_devstack.kafka import delete_topics
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import free_port
 from hub_devstack.stack import create_database
-from hub_devstack.stack_config import SERVICES, StackConfig
+from hub_devstack.stack_config import StackConfig
 from hub_gateway.client import GatewayClient
 from hubctl.context import HubctlSettings
 from mock_operator.admin_client import OperatorAdminClient
 from mock_operator.models import FaultConfig, PlayerSeed, RecordSeed
 from support.hubctl import hubctl
 from support.recovery_drill import HUB, MOCKS, Told, dump, post, restore, services
+from support.stacks import own_stack
 from support.waits import eventually
 
 PLAYERS = [f"drill-{i}" for i in range(4)]
@@ -49,22 +49,18 @@ USEFUL_LIFE_S = 15
 
 
 def _config(tmp_path: Path, kafka: str, roles: DatabaseRoles) -> StackConfig:
-    tag = uuid.uuid4().hex[:8]
-    return StackConfig(
-        state_dir=tmp_path,
-        ports={spec.name: free_port() for spec in SERVICES},
+    return own_stack(
+        tmp_path,
+        "drill",
         kafka_bootstrap=kafka,
         admin_database_url=roles.admin_url,
         db_roles=roles,
-        database_name=f"hub_drill_{tag}",
-        topic_prefix=f"d{tag}.",
         operator_rate_per_minute=6000,
         extra_env={
             "GATEWAY_OUTCOME_BUDGET_S": "1",
             "GATEWAY_BET_USEFUL_LIFE_S": str(USEFUL_LIFE_S),
             "LEDGER_BET_DEADLINE_S": "900",
             "LEDGER_RETRY_MAX_S": "1",
-            "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
             "RECONCILER_FEED_POLL_INTERVAL_S": "1",
             "RECONCILER_FEED_DELAY_S": "0",
             "RECONCILER_DAILY_ENABLED": "false",

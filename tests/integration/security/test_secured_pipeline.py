@@ -4,7 +4,6 @@ own principal (SCRAM over TLS) under the ACLs, and as its own database role; the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from hub_common.settings import KafkaSettings
 from hub_devstack.demo import render_table, run_demo
 from hub_devstack.kafka_security import SecuredKafka
 from hub_devstack.postgres_roles import DatabaseRoles
-from hub_devstack.procs import free_port
 from hub_devstack.stack import RunningStack, run_stack
-from hub_devstack.stack_config import SERVICES, StackConfig
 from hubctl.commands.topics import collect
+from support.stacks import own_stack
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +25,13 @@ def secured_stack(
     postgres_admin_url: str,
     db_roles: DatabaseRoles,
 ) -> Iterator[RunningStack]:
-    tag = uuid.uuid4().hex[:8]
-    state_dir: Path = tmp_path_factory.mktemp("secured-stack")
-    config = StackConfig(
-        state_dir=state_dir,
-        ports={spec.name: free_port() for spec in SERVICES},
+    config = own_stack(
+        tmp_path_factory.mktemp("secured-stack"),
+        "secured",
         secured_kafka=secured_broker,
         admin_database_url=postgres_admin_url,
         db_roles=db_roles,
-        database_name=f"hub_secured_{tag}",
-        topic_prefix=f"sec{tag}.",
-        extra_env={
-            "DISPATCHER_RETRY_SCHEDULE_MS": "[200, 400]",
-            "RECONCILER_FEED_ENABLED": "false",
-            "KAFKA_PARTITIONS": "2",
-        },
+        extra_env={"RECONCILER_FEED_ENABLED": "false", "KAFKA_PARTITIONS": "2"},
         ready_timeout_s=120,
     )
     with run_stack(config) as running:
