@@ -123,7 +123,7 @@ async def _grant_query_blocked(pool: asyncpg.Pool) -> bool:
     return bool(
         await pool.fetchval(
             """SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
-                   AND wait_event_type = 'Lock' AND query LIKE '%FROM operator_budget WHERE name%FOR UPDATE%')"""
+                   AND wait_event_type = 'Lock' AND query LIKE '%operator_budget_grant(%')"""
         )
     )
 
@@ -218,3 +218,31 @@ async def test_grants_name_their_caller_and_the_outlook_reads_the_schedule(
     assert outlook.slot_s(1) == outlook.pause_s
     assert 59 < outlook.slot_s(2) <= settings.window_s + settings.safety_margin_s + 1.1
     assert 59 < outlook.next_expiry_s["balance:rgs-a"] <= 62
+
+
+async def test_a_budget_without_its_row_is_created_by_the_first_grant(pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> None:
+    settings = SETTINGS.model_copy(update={"budget_name": "created-on-first-use"})
+    budgets = [Budget(pool, settings) for pool in pools]
+    try:
+        # Both processes find no row: one creates it, neither fails, and the rate holds from the first grant.
+        await asyncio.gather(*(budgets[i % 2].acquire(Priority.DEBIT, timeout_s=10) for i in range(RATE + 2)))
+    finally:
+        for budget in budgets:
+            await budget.close()
+    pool = pools[0]
+    assert await pool.fetchval("SELECT count(*) FROM operator_budget WHERE name = 'created-on-first-use'") == 1
+    times = await grant_times(pool)  # every grant, also those the window has dropped since
+    assert len(times) == RATE + 2
+    assert max_in_any_window(times, WINDOW_S + MARGIN_S) == RATE
+
+
+async def test_a_process_whose_waiters_were_all_served_leaves_no_waiter_row(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+) -> None:
+    budget = Budget(pools[0], SETTINGS)
+    try:
+        await asyncio.gather(*(budget.acquire(Priority.CREDIT, timeout_s=10) for _ in range(RATE + 1)))
+        # The last grant's call dropped the row it had kept while some waited: nothing outranks other processes.
+        assert await pools[1].fetchval("SELECT count(*) FROM operator_budget_waiters") == 0
+    finally:
+        await budget.close()

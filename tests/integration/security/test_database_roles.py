@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from hub_common.db import create_pool, migrate
-from hub_common.db_access import OWNER, PRIVILEGES, ROLE_BY_COMPONENT, SERVICE_ROLES, apply_privileges
+from hub_common.db_access import OWNER, PRIVILEGES, ROLE_BY_COMPONENT, ROUTINES, SERVICE_ROLES, apply_privileges
 from hub_common.errors import FatalError
 from hub_common.settings import DatabaseSettings
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -86,6 +86,30 @@ async def test_each_role_may_run_exactly_the_statements_of_its_matrix_row(
         )
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("component", list(ROLE_BY_COMPONENT))
+async def test_each_role_may_execute_exactly_its_functions(
+    component: str, db_roles: DatabaseRoles, database_name: str, owner: asyncpg.Connection
+) -> None:
+    role = ROLE_BY_COMPONENT[component]
+    functions = [
+        r["signature"]
+        for r in await owner.fetch(
+            """SELECT p.oid::regprocedure::text AS signature FROM pg_proc p
+                 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"""
+        )
+    ]
+    # As the catalogue spells each of the matrix's functions (every one of them exists).
+    spelled = {f: await owner.fetchval("SELECT $1::regprocedure::text", f) for f in ROUTINES}
+    conn = await asyncpg.connect(db_roles.component_url(component, database_name))
+    try:
+        executable = {
+            f for f in functions if await conn.fetchval("SELECT has_function_privilege($1::regprocedure, 'EXECUTE')", f)
+        }
+    finally:
+        await conn.close()
+    assert executable == {spelled[f] for f, roles in ROUTINES.items() if role in roles}
 
 
 @pytest.mark.parametrize("role", SERVICE_ROLES)

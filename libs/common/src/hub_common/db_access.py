@@ -114,6 +114,18 @@ PRIVILEGES: Mapping[str, Mapping[str, tuple[Privilege, ...]]] = {
     },
 }
 
+# Database functions (migration 011) -> the roles that may EXECUTE them (each runs with its caller's table
+# privileges: SECURITY INVOKER). EXECUTE on every function of the schema is revoked from PUBLIC and every service
+# role first, so a role calls exactly what is listed here (trigger functions need no EXECUTE to fire).
+BUDGET_GRANT = "operator_budget_grant(text, uuid, integer, interval, bigint, interval, bigint, text, boolean)"
+LEDGER_BEGIN = "ledger_lock_for_begin(uuid[], text[])"
+ROUTINES: Mapping[str, tuple[str, ...]] = {
+    # Whoever calls the operator spends its budget: the ledger, the gateway's balance reads, the reconciler's
+    # feed reads, hubctl.
+    BUDGET_GRANT: (GATEWAY, LEDGER, RECONCILER, HUBCTL),
+    LEDGER_BEGIN: (LEDGER,),
+}
+
 # Tables no service role touches at all (only the owner, i.e. hub-migrate).
 OWNER_ONLY: frozenset[str] = frozenset()
 COVERED = frozenset(OWNER_ONLY | {table for tables in PRIVILEGES.values() for table in tables})
@@ -124,7 +136,8 @@ def _ident(name: str) -> str:
 
 
 async def apply_privileges(conn: asyncpg.Connection, *, schema: str = "public") -> None:
-    """Make the service roles' table privileges exactly `PRIVILEGES` (run by `hub-migrate` as the owner)."""
+    """Make the service roles' table privileges exactly `PRIVILEGES`, and their EXECUTE rights exactly `ROUTINES`
+    (run by `hub-migrate` as the owner)."""
     tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)}
     uncovered, stale = sorted(tables - COVERED), sorted(COVERED - tables)
     if uncovered:
@@ -145,18 +158,33 @@ async def apply_privileges(conn: asyncpg.Connection, *, schema: str = "public") 
             roles=absent,
         )
     sch = _ident(schema)
-    statements = [f"REVOKE CREATE ON SCHEMA {sch} FROM PUBLIC", f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM PUBLIC"]
+    found = await conn.fetchval(
+        "SELECT array_agg(f) FROM unnest($1::text[]) AS f WHERE to_regprocedure($2 || '.' || f) IS NOT NULL",
+        list(ROUTINES),
+        schema,
+    )
+    missing = sorted(set(ROUTINES) - set(found or ()))
+    if missing:
+        raise FatalError(f"hub_common.db_access.ROUTINES names functions that do not exist: {', '.join(missing)}")
+    statements = [
+        f"REVOKE CREATE ON SCHEMA {sch} FROM PUBLIC",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM PUBLIC",
+        f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {sch} FROM PUBLIC",
+    ]
     for role in SERVICE_ROLES:
         r = _ident(role)
         statements += [
             f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM {r}",
             f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {sch} FROM {r}",
+            f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {sch} FROM {r}",
             f"GRANT USAGE ON SCHEMA {sch} TO {r}",
         ]
         for table, privileges in PRIVILEGES[role].items():
             statements.append(f"GRANT {', '.join(privileges)} ON {sch}.{_ident(table)} TO {r}")
             if "INSERT" in privileges:
                 statements += [f"GRANT USAGE ON SEQUENCE {seq} TO {r}" for seq in await _sequences(conn, schema, table)]
+    for function, roles in ROUTINES.items():
+        statements.append(f"GRANT EXECUTE ON FUNCTION {sch}.{function} TO {', '.join(_ident(r) for r in roles)}")
     async with conn.transaction():
         for statement in statements:
             await conn.execute(statement)

@@ -8,7 +8,7 @@ something of that client only, so one client can neither refer to nor block anot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hub_common import db
 from hub_common.operator import operator_id
@@ -17,10 +17,13 @@ from hub_common.transactions import COLUMNS, TxRow
 from hub_ledger.rules import RuleContext
 
 
-async def load_contexts(conn: db.Connection, rows: Sequence[TxRow]) -> dict[uuid.UUID, RuleContext]:
-    """The context of each PENDING row: BETs in one query (tombstones), WINs and REFUNDs one by one."""
-    bets = [tx for tx in rows if tx.type is TxType.BET]
-    tombstoned: set[tuple[str, str]] = set()
+async def load_contexts(
+    conn: db.Connection, rows: Sequence[TxRow], known: Mapping[uuid.UUID, bool]
+) -> dict[uuid.UUID, RuleContext]:
+    """The context of each PENDING row: BETs in one query (tombstones) unless `known` already says whether a
+    tombstone names each (read with the rows' locks), WINs and REFUNDs one by one."""
+    bets = [tx for tx in rows if tx.type is TxType.BET and tx.id not in known]
+    tombstoned = {(tx.client_id, tx.ref_id) for tx in rows if known.get(tx.id)}
     if bets:
         found = await conn.fetch(
             """SELECT s.client_id, s.ref_id FROM refund_tombstones s
@@ -28,7 +31,7 @@ async def load_contexts(conn: db.Connection, rows: Sequence[TxRow]) -> dict[uuid
             [tx.client_id for tx in bets],
             [tx.ref_id for tx in bets],
         )
-        tombstoned = {(r["client_id"], r["ref_id"]) for r in found}
+        tombstoned |= {(r["client_id"], r["ref_id"]) for r in found}
     contexts: dict[uuid.UUID, RuleContext] = {}
     for tx in rows:
         if tx.type is TxType.BET:

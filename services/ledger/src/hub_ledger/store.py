@@ -37,9 +37,13 @@ from hub_ledger.rule_queries import load_contexts, original_operator_ids
 from hub_ledger.rules import CallOperator, Decision, decide
 
 ACTOR = "ledger"
-# Many players' advisory locks, always in one order (two batches never wait for each other in a cycle).
-_LOCK_PLAYERS = """SELECT pg_advisory_xact_lock(h)
-                   FROM (SELECT DISTINCT hashtext(p) AS h FROM unnest($1::text[]) AS p ORDER BY 1 OFFSET 0) AS s"""
+# The begin step's locks and reads in one round trip (migration 011's `ledger_lock_for_begin`): the players'
+# advisory locks, always in one order (two batches never wait for each other in a cycle), then the rows FOR
+# UPDATE with whether a refund tombstone names each BET's refId, read after the player locks were taken.
+_LOCK_FOR_BEGIN = (
+    f"SELECT {COLUMNS}, now() AS tx_now, b.tombstoned FROM ledger_lock_for_begin($1::uuid[], $2::text[]) AS b, "  # noqa: S608 - COLUMNS is a constant column list
+    "LATERAL (SELECT (b.tx).*) AS t"
+)
 # The begin step also takes the player's advisory lock (one player's decisions never interleave, even across
 # replicas during a rebalance) in the same round trip. Every path takes it before the row lock (it is computed
 # with the row, below the row-locking step), so the two locks are always taken in one order.
@@ -162,8 +166,9 @@ class Store:
     async def _begin_commands(self, items: Sequence[_Command]) -> list[Begun | None]:
         ids = [uuid.UUID(item.command.transaction_id) for item in items]
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK_PLAYERS, [item.command.player_id for item in items])
-            records = {r["id"]: r for r in await conn.fetch(transitions.LOCK_BY_IDS, ids)}
+            records = {
+                r["id"]: r for r in await conn.fetch(_LOCK_FOR_BEGIN, ids, [item.command.player_id for item in items])
+            }
             for tx_id, item in zip(ids, items, strict=True):
                 if tx_id not in records:
                     await transitions.insert_from_command(
@@ -178,7 +183,9 @@ class Store:
             now = next(iter(records.values()))["tx_now"]
             rows = [TxRow.from_record(records[tx_id]) for tx_id in ids if tx_id in records]
             traces = {tx_id: item.trace for tx_id, item in zip(ids, items, strict=True)}
-            begun = await _begin_many(conn, rows, now, self._lease, traces)
+            # Read with the locks; a row inserted just now carries no such column: its tombstone is read below.
+            known = {tx_id: r["tombstoned"] for tx_id, r in records.items() if "tombstoned" in r}
+            begun = await _begin_many(conn, rows, now, self._lease, traces, tombstoned=known)
             return [begun.get(tx_id) for tx_id in ids]
 
     async def begin(self, tx_id: uuid.UUID) -> Begun:
@@ -317,9 +324,12 @@ async def _begin_many(
     now: datetime,
     lease: _LeaseTerms,
     traces: Mapping[uuid.UUID, otel_context.Context] | None = None,
+    *,
+    tombstoned: Mapping[uuid.UUID, bool] | None = None,
 ) -> dict[uuid.UUID, Begun]:
     """Each row's decision, its first step recorded; the rows are locked (FOR UPDATE) by this transaction, with
-    their players' advisory locks. A row someone holds (`transitions.may_take` is false) is left to its holder."""
+    their players' advisory locks. A row someone holds (`transitions.may_take` is false) is left to its holder.
+    `tombstoned`: what was already read of BETs' refund tombstones under those locks (the rest is read here)."""
     result: dict[uuid.UUID, Begun] = {}
     free = [tx for tx in rows if transitions.may_take(tx, now)]
     free_ids = {tx.id for tx in free}
@@ -329,7 +339,7 @@ async def _begin_many(
     doubted_ids = {tx.id for tx in doubted}
     pending = [tx for tx in free if tx.status is TxStatus.PENDING and tx.id not in doubted_ids]
     resumed = [tx for tx in free if tx.status is TxStatus.PROCESSING and tx.id not in doubted_ids]
-    contexts = await load_contexts(conn, pending)
+    contexts = await load_contexts(conn, pending, tombstoned or {})
     originals = await original_operator_ids(conn, resumed)
     to_start: list[TxRow] = []
     to_finish: list[tuple[TxRow, Finish, int]] = []

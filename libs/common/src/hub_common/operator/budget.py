@@ -4,15 +4,18 @@ Why not a token bucket: a bucket of capacity C refilling at C/60 per second that
 through in 60 s (C at once, C more as it refills). The operator counts calls in any 60 s window, so the Hub
 keeps the log of its own grants instead and grants only while that log is short enough.
 
-Algorithm (`_try_grant`, one database transaction, granting a batch of k calls at once):
-1. `SELECT ... FROM operator_budget WHERE name = $1 FOR UPDATE` serialises every grant of every process.
+Algorithm (`_try_grant`: one call of the database function `operator_budget_grant`, migration 011, in a
+database transaction of its own: one round trip, granting a batch of k calls at once):
+1. `SELECT ... FROM operator_budget WHERE name = $1 FOR UPDATE` serialises every grant of every process (the
+   function creates the row first when it is missing). The lock is held until the call's transaction commits.
 2. Only then `now = clock_timestamp()` (the database's clock: one clock for all replicas). Because grants are
    serialised by the lock and each reads the clock while holding it, grant times are non-decreasing.
 3. Count the grants c with `granted_at > now - W` (W = window_s + safety_margin_s) and insert
    m = min(k, R - c) rows at `now` (R = rate_per_minute). When m = 0 the caller sleeps until the oldest of
    those leaves the window (`oldest + W - now`), which is the exact moment a grant becomes possible again, so
-   the budget is used to the full while there is a backlog. Steps 2-3 are one statement, so a batch of any
-   size costs the same four round trips (BEGIN, lock, grant, COMMIT).
+   the budget is used to the full while there is a backlog. The function is VOLATILE plpgsql: in READ COMMITTED
+   each of its statements takes a fresh snapshot, so the count (taken after the lock) sees every grant committed
+   by the previous holders of the lock, whose commits happened before they released it.
 
 Proof that no window of length W holds more than R grants: take any window and its last grant g (time t_g,
 granted in a batch of m rows all at t_g). Every grant in the window lies in (t_g - W, t_g]. When g's batch was
@@ -30,8 +33,8 @@ many grants as there are waiters of the most urgent priority (at most `_max_batc
 in heap order once they arrive (a more urgent waiter that arrived meanwhile goes first). A grant nobody can
 use any more (its waiter timed out during the query) is left unused: spending less is always safe. Across
 processes, each waiting process keeps a row in `operator_budget_waiters` with its most urgent waiting priority
-(refreshed at every attempt; stale rows are ignored); a grant for a less urgent priority is refused while a
-more urgent waiter exists elsewhere.
+(refreshed at every attempt, dropped by the attempt that grants the last of them; stale rows are ignored); a
+grant for a less urgent priority is refused while a more urgent waiter exists elsewhere.
 
 `Retry-After` from the operator is obeyed by every process: `defer()` moves `operator_budget.paused_until`.
 
@@ -73,33 +76,11 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.Ti
 # of the rate (see `Budget.__init__`).
 _MAX_BATCH = 500
 
-# Steps 2 and 3 of the algorithm, run while holding the `operator_budget` row lock. Data-modifying CTEs run
-# exactly once whether referenced or not, and all see the same snapshot: `used` still sees the rows `expired`
-# deletes, but those are at or before the horizon and not counted anyway.
+# The whole algorithm, steps 1-3, in one server-side call (migration 011): one round trip per batch.
 # $1 name, $2 waiter id, $3 priority, $4 window W, $5 rate R, $6 staleness of waiter rows, $7 calls wanted,
-# $8 caller.
-_GRANT = """
-WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now),
-     expired AS (DELETE FROM operator_budget_grants g USING clock
-                 WHERE g.name = $1 AND g.granted_at <= clock.now - $4::interval),
-     seen AS (INSERT INTO operator_budget_waiters (name, waiter_id, priority, seen_at)
-              SELECT $1, $2, $3, clock.now FROM clock
-              ON CONFLICT (name, waiter_id) DO UPDATE SET priority = excluded.priority, seen_at = excluded.seen_at),
-     used AS (SELECT count(*) AS n, min(g.granted_at) AS oldest FROM operator_budget_grants g, clock
-              WHERE g.name = $1 AND g.granted_at > clock.now - $4::interval),
-     outranked AS (SELECT EXISTS (SELECT 1 FROM operator_budget_waiters w, clock
-                                  WHERE w.name = $1 AND w.waiter_id <> $2 AND w.priority < $3
-                                    AND w.seen_at > clock.now - $6::interval) AS yes),
-     budget AS (SELECT paused_until FROM operator_budget WHERE name = $1),
-     allowed AS (SELECT CASE WHEN outranked.yes OR coalesce(budget.paused_until > clock.now, false) THEN 0
-                             ELSE greatest(0, least($7::bigint, $5::bigint - used.n)) END AS k
-                 FROM clock, used, outranked, budget),
-     granted AS (INSERT INTO operator_budget_grants (name, priority, granted_at, caller)
-                 SELECT $1, $3, clock.now, $8 FROM clock, allowed, generate_series(1, allowed.k)
-                 RETURNING 1)
-SELECT clock.now, budget.paused_until, used.n, used.oldest, outranked.yes, (SELECT count(*) FROM granted)::int
-FROM clock, budget, used, outranked
-"""
+# $8 caller, $9 whether the batch covers every waiter of this process (its waiter row is then dropped once all
+# were granted).
+_GRANT = "SELECT * FROM operator_budget_grant($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 # The `caller` of each grant row (see the module docstring).
@@ -153,6 +134,8 @@ class Budget:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        # Whether `operator_budget_waiters` may hold this process's row (to delete once nobody here waits).
+        self._registered = False
 
     async def acquire(self, priority: Priority, *, timeout_s: float | None = None, key: str | None = None) -> None:
         """Wait until one operator call may be made; raises `BudgetTimeout` after `timeout_s`.
@@ -211,20 +194,21 @@ class Budget:
             while self._heap and self._heap[0].future.done():
                 heapq.heappop(self._heap)
             if not self._heap:
-                await self._forget_waiter()
+                if self._registered:
+                    await self._forget_waiter()
                 if not self._heap:
                     return
                 continue
             top = self._heap[0]
-            wanted = min(
-                sum(1 for w in self._heap if w.priority == top.priority and not w.future.done()), self._max_batch
-            )
+            pending = [w for w in self._heap if not w.future.done()]
+            wanted = min(sum(1 for w in pending if w.priority == top.priority), self._max_batch)
             # Cleared before asking, so a more urgent waiter arriving during the query is not missed.
             self._wake.clear()
             try:
-                granted, wait = await self._try_grant(top.priority, wanted)
+                granted, wait = await self._try_grant(top.priority, wanted, last=wanted == len(pending))
             except _DB_ERRORS as exc:
                 log.warning("operator budget unavailable", extra={"error": repr(exc)})
+                self._registered = True  # not known: forgotten explicitly once nobody waits
                 granted, wait = 0, self._poll_s
             except Exception as exc:
                 # A bug: fail every waiter (their callers retry or stop) rather than leave them hanging.
@@ -258,28 +242,26 @@ class Budget:
                 return waiter
         return None
 
-    async def _try_grant(self, priority: int, wanted: int) -> tuple[int, float]:
-        """(calls granted now, seconds to wait before asking again; 0 = ask again at once)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchrow(
-                "SELECT paused_until FROM operator_budget WHERE name = $1 FOR UPDATE", self._name
-            )
-            if locked is None:
-                await conn.execute("INSERT INTO operator_budget (name) VALUES ($1) ON CONFLICT DO NOTHING", self._name)
-                return 0, 0.01  # created: try again (and take the lock) on the next round
-            row = await conn.fetchrow(
-                _GRANT,
-                self._name,
-                self._waiter_id,
-                priority,
-                self._window,
-                self._rate,
-                self._stale,
-                wanted,
-                self._caller,
-            )
-        assert row is not None  # the statement always returns its one row
+    async def _try_grant(self, priority: int, wanted: int, *, last: bool) -> tuple[int, float]:
+        """(calls granted now, seconds to wait before asking again; 0 = ask again at once).
+
+        `last`: the batch covers every waiter of this process; when all of it is granted, the function drops this
+        process's waiter row instead of refreshing it (nobody here waits any more)."""
+        row = await self._pool.fetchrow(
+            _GRANT,
+            self._name,
+            self._waiter_id,
+            priority,
+            self._window,
+            self._rate,
+            self._stale,
+            wanted,
+            self._caller,
+            last,
+        )
+        assert row is not None  # the function always returns its one row
         now, paused_until, used, oldest, outranked, granted = row
+        self._registered = not (last and granted == wanted)
         if granted:
             return granted, 0.0
         if paused_until is not None and paused_until > now:
@@ -295,5 +277,6 @@ class Budget:
             await self._pool.execute(
                 "DELETE FROM operator_budget_waiters WHERE name = $1 AND waiter_id = $2", self._name, self._waiter_id
             )
+            self._registered = False
         except _DB_ERRORS as exc:
             log.warning("could not clear operator budget waiter row", extra={"error": repr(exc)})
