@@ -246,3 +246,32 @@ async def test_a_process_whose_waiters_were_all_served_leaves_no_waiter_row(
         assert await pools[1].fetchval("SELECT count(*) FROM operator_budget_waiters") == 0
     finally:
         await budget.close()
+
+
+async def test_a_bet_waiting_for_budget_past_its_lease_keeps_it_and_is_sent_once(
+    harness: Harness, make_settings: Callable[..., LedgerSettings]
+) -> None:
+    """The lease's heartbeat: a BET waiting for budget (here a Retry-After pause) longer than a third of its lease
+    renews it, so neither a sweeper nor an SRE may take it over meanwhile; it is sent once when the pause ends."""
+    settings = make_settings()
+    ttl = settings.lease_ttl_s
+    await harness.pool.execute(
+        "UPDATE operator_budget SET paused_until = clock_timestamp() + make_interval(secs => $1)", ttl
+    )
+    cmd = command("bet-heartbeat-1", TxType.BET, "p-3", 100)
+    async with serve(create_app(settings)):
+        await harness.admit(cmd)
+
+        async def processing() -> bool:
+            return bool((await harness.row(cmd.ref_id))["status"] == "PROCESSING")
+
+        await eventually(processing, what="the BET taken and waiting for budget")
+        await asyncio.sleep(ttl * 0.75)
+        left = await harness.pool.fetchval(
+            "SELECT extract(epoch FROM lease_expires_at - now())::float8 FROM transactions WHERE ref_id = $1",
+            cmd.ref_id,
+        )
+        assert left > ttl * 0.5  # renewed: the lease taken at the start had a quarter of its TTL left by now
+        event = await harness.events.wait_final(cmd.ref_id, timeout_s=30)
+    assert event.transaction.status is TxStatus.COMPLETED
+    assert (await harness.operator.stats()).total_calls == 1
