@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shlex
 import time
 import uuid
@@ -27,6 +28,9 @@ import aiohttp
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from bench.report import Report, Target
 from bench.stack import Database, PeakRss, Service, fresh_database, infra, service, topic_prefix
@@ -53,6 +57,18 @@ BARE_OUT = "bench.bare.out"
 TARGET_TPS = 2_000.0
 TARGET_RATIO_PCT = 15.0
 TARGET_RSS_MB = 150.0
+
+
+def _unsampled_trace() -> Context:
+    """The trace context a gateway's command carries when nothing records spans: a trace id, not sampled (the
+    ledger then makes no span of its own, as in production; a command without one would start a trace)."""
+    ids = SpanContext(
+        trace_id=random.getrandbits(128) or 1,
+        span_id=random.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(ids))
 
 
 @dataclass(frozen=True)
@@ -208,7 +224,7 @@ async def produce_commands(kafka: KafkaSettings, commands: list[TransactionComma
         for command in commands:
             envelope = wrap(command, correlation_id=command.ref_id)
             value = envelope.encode()
-            headers = kafka_headers(envelope.correlation_id)
+            headers = kafka_headers(envelope.correlation_id, context=_unsampled_trace())
             for topic in topics:
                 # `send` only queues (in call order per partition); the acks are awaited in bulk.
                 pending.append(await producer.send(topic, value, key=command.player_id.encode(), headers=list(headers)))
