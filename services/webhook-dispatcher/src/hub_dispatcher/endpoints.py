@@ -88,6 +88,8 @@ class Endpoints:
                 breaker=CircuitBreaker(
                     client_id,
                     failure_threshold=settings.breaker_failure_threshold,
+                    window=settings.breaker_window,
+                    failure_rate=settings.breaker_failure_rate,
                     open_s=settings.breaker_open_s,
                     on_change=_breaker_changed,
                 ),

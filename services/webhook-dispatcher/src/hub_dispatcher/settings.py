@@ -48,7 +48,11 @@ class DispatcherSettings(BackendSettings):
     # Row writes of concurrent deliveries are group-committed; at most this many rows per statement.
     write_batch_max: int = Field(default=500, ge=1)
 
+    # The circuit opens after this many consecutive failures, when at least `breaker_failure_rate` of the last
+    # `breaker_window` calls failed too: a receiver that rejects a steady share of events keeps getting the rest.
     breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_window: int = Field(default=50, ge=1)
+    breaker_failure_rate: float = Field(default=0.8, gt=0, le=1)
     breaker_open_s: float = Field(default=30.0, gt=0)
 
     # The runbook's recovery and replay procedures reset rows to PENDING; this sweep picks them up.
