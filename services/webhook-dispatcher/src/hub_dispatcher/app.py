@@ -81,7 +81,9 @@ def create_app(
         await app[PRODUCER].stop()
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await db.create_pool(settings.database)
+        # Single statements only (no session locks, LISTEN, SET or cursors): the per-release reset query would
+        # be one more round trip for each group-committed batch.
+        app[POOL] = await db.create_pool(settings.database, reset_session=False)
         yield
         await app[POOL].close()
 
