@@ -151,53 +151,57 @@ def test_no_call_while_open_one_probe_at_a_time_and_retry_in_tells_the_truth(
             probe_out = False
 
 
-def windowed(clock: Clock) -> CircuitBreaker:
-    return CircuitBreaker("rgs", failure_threshold=3, open_s=30, clock=clock, window=10, failure_rate=0.8)
+
+def patient(clock: Clock) -> CircuitBreaker:
+    return CircuitBreaker("rgs", failure_threshold=3, open_s=30, clock=clock, quiet_s=10)
 
 
-def test_with_a_window_a_streak_within_a_steady_partial_failure_rate_keeps_the_circuit_closed() -> None:
-    cb = windowed(Clock())
-    for _ in range(7):
+def test_with_quiet_s_a_streak_while_other_calls_succeed_keeps_the_circuit_closed() -> None:
+    clock = Clock()
+    cb = patient(clock)
+    for _ in range(20):  # a steady share of rejected calls, and a long unlucky streak of them
         cb.record_success()
-    for _ in range(3):
-        cb.record_failure()  # 3 in a row, but 3 of the last 10
+        clock.now += 0.5
+        for _ in range(4):
+            cb.record_failure()
+            clock.now += 0.1
     assert state(cb) is BreakerState.CLOSED
     assert cb.allow()
 
 
-def test_with_a_window_a_peer_that_goes_down_opens_it_once_the_window_is_mostly_failures() -> None:
-    cb = windowed(Clock())
-    for _ in range(10):
-        cb.record_success()
-    for failures in range(1, 11):
+def test_with_quiet_s_a_peer_that_went_down_opens_it_once_quiet_for_that_long() -> None:
+    clock = Clock()
+    cb = patient(clock)
+    cb.record_success()
+    for _ in range(9):
+        clock.now += 1
         cb.record_failure()
-        if failures < 8:
-            assert state(cb) is BreakerState.CLOSED, failures
-    assert state(cb) is BreakerState.OPEN  # at the 8th failure: 8 of the last 10
+    assert state(cb) is BreakerState.CLOSED  # 9 s since the last success
+    clock.now += 1
+    cb.record_failure()
+    assert state(cb) is BreakerState.OPEN
 
 
-def test_with_a_young_window_the_threshold_alone_opens_it() -> None:
-    cb = windowed(Clock())
+def test_with_quiet_s_a_peer_that_never_answered_opens_it_at_the_threshold() -> None:
+    cb = patient(Clock())
     for _ in range(3):
         cb.record_failure()
     assert state(cb) is BreakerState.OPEN
 
 
-def test_closing_starts_a_fresh_window() -> None:
+def test_with_quiet_s_a_failed_probe_reopens_at_once() -> None:
     clock = Clock()
-    cb = windowed(clock)
+    cb = patient(clock)
+    cb.record_success()
+    clock.now += 10
     for _ in range(3):
         cb.record_failure()
     clock.now += 31
     assert cb.allow()
-    cb.record_success()  # the probe closes the circuit
-    for _ in range(6):
-        cb.record_success()
-    for _ in range(3):
-        cb.record_failure()  # 3 of 9 since closing: the failures that opened it are forgotten
-    assert state(cb) is BreakerState.CLOSED
+    cb.record_failure()
+    assert state(cb) is BreakerState.OPEN
 
 
-def test_a_window_needs_a_sane_rate() -> None:
-    with pytest.raises(ValueError, match="failure_rate"):
-        CircuitBreaker("rgs", failure_threshold=3, open_s=30, window=10, failure_rate=1.5)
+def test_quiet_s_is_not_negative() -> None:
+    with pytest.raises(ValueError, match="quiet_s"):
+        CircuitBreaker("rgs", failure_threshold=3, open_s=30, quiet_s=-1)

@@ -8,18 +8,16 @@ while OPEN comes from a call started before it opened: it says nothing new and d
 Callers claim a call with `allow()` (a yes/no) or `acquire()` (the seconds to wait, 0 = go), then report
 `record_success()` / `record_failure()`; what counts as a failure is the caller's business.
 
-With a `window`, consecutive failures are not enough: at least `failure_rate` of the last `window` verdicts
-(of all verdicts since the circuit last closed, while there are fewer) must be failures too. A peer that fails
-a steady share of calls for reasons of their own (some payloads rejected) then keeps its circuit closed, where
-a streak of a few failures would come every few hundred calls by chance and stop the healthy calls with them;
-a peer that is down still opens it, after `failure_threshold` failures when the window is young, and after
-`failure_rate * window` at most.
+With `quiet_s`, consecutive failures are not enough: the peer must also have answered no call successfully
+for that long. A peer that fails a steady share of calls for reasons of their own (some payloads rejected, and
+retried, and rejected again) answers the others all along and keeps its circuit closed, where a streak of a few
+failures comes by chance every few hundred calls (and in every burst of due retries) and would stop the
+healthy calls with it; a peer that is down still opens it, `quiet_s` after its last success at most.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -44,13 +42,10 @@ class CircuitBreaker:
         open_s: float,
         clock: Callable[[], float] = time.monotonic,
         on_change: StateListener | None = None,
-        window: int = 0,
-        failure_rate: float = 0.0,
+        quiet_s: float = 0.0,
     ) -> None:
-        if failure_threshold < 1 or open_s <= 0:
-            raise ValueError("failure_threshold must be at least 1 and open_s positive")
-        if window < 0 or not 0.0 <= failure_rate <= 1.0:
-            raise ValueError("window must be at least 0 and failure_rate within [0, 1]")
+        if failure_threshold < 1 or open_s <= 0 or quiet_s < 0:
+            raise ValueError("failure_threshold must be at least 1, open_s positive and quiet_s not negative")
         self.name = name
         self.failure_threshold = failure_threshold
         self.open_s = open_s
@@ -60,11 +55,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
-        self.failure_rate = failure_rate
-        # The last verdicts, True = failure; empty (and unused) without a window.
-        self._verdicts: deque[bool] = deque(maxlen=window or None)
-        self._windowed = window > 0
-        self._window_failures = 0
+        self.quiet_s = quiet_s
+        self._succeeded_at: float | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -103,37 +95,23 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._probing = False
         self._failures = 0
+        if self.quiet_s:
+            self._succeeded_at = self._clock()
         if self._state is not BreakerState.CLOSED:
-            # A fresh start: the failures that opened the circuit say nothing about the peer that answers now.
-            self._verdicts.clear()
-            self._window_failures = 0
             self._set(BreakerState.CLOSED)
-        else:
-            self._remember(False)
 
     def record_failure(self) -> None:
         self._probing = False
         self._failures += 1
-        if self._state is BreakerState.CLOSED:
-            self._remember(True)
         if self._state is BreakerState.HALF_OPEN or (
-            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold and self._mostly_failing()
+            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold and self._quiet()
         ):
             self._opened_at = self._clock()
             self._set(BreakerState.OPEN)
 
-    def _remember(self, failed: bool) -> None:
-        if not self._windowed:
-            return
-        if len(self._verdicts) == self._verdicts.maxlen:
-            self._window_failures -= self._verdicts[0]
-        self._verdicts.append(failed)
-        self._window_failures += failed
-
-    def _mostly_failing(self) -> bool:
-        if not self._windowed:
-            return True
-        return self._window_failures >= self.failure_rate * len(self._verdicts)
+    def _quiet(self) -> bool:
+        """No success for `quiet_s` (or none at all): the failures are the peer's, not a few calls'."""
+        return self._succeeded_at is None or self._clock() - self._succeeded_at >= self.quiet_s
 
     def release(self) -> None:
         """A claimed call ended without a verdict (cancelled): let the next caller probe."""

@@ -88,7 +88,9 @@ def create_app(
         await app[POOL].close()
 
     async def session(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = aiohttp.ClientSession(connector=_connector(settings))
+        # No cookie jar: a receiver's Set-Cookie must not ride along on the next webhook (to it or anyone),
+        # and the jar's per-request filtering is CPU for nothing.
+        app[SESSION] = aiohttp.ClientSession(connector=_connector(settings), cookie_jar=aiohttp.DummyCookieJar())
         yield
         await app[SESSION].close()
 

@@ -88,8 +88,7 @@ class Endpoints:
                 breaker=CircuitBreaker(
                     client_id,
                     failure_threshold=settings.breaker_failure_threshold,
-                    window=settings.breaker_window,
-                    failure_rate=settings.breaker_failure_rate,
+                    quiet_s=settings.breaker_quiet_s,
                     open_s=settings.breaker_open_s,
                     on_change=_breaker_changed,
                 ),
