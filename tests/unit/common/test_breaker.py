@@ -151,7 +151,6 @@ def test_no_call_while_open_one_probe_at_a_time_and_retry_in_tells_the_truth(
             probe_out = False
 
 
-
 def patient(clock: Clock) -> CircuitBreaker:
     return CircuitBreaker("rgs", failure_threshold=3, open_s=30, clock=clock, quiet_s=10)
 
