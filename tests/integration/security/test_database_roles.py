@@ -13,8 +13,18 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from hub_common import db_access
 from hub_common.db import create_pool, migrate
-from hub_common.db_access import OWNER, PRIVILEGES, ROLE_BY_COMPONENT, ROUTINES, SERVICE_ROLES, apply_privileges
+from hub_common.db_access import (
+    LEDGER,
+    LEDGER_BEGIN,
+    OWNER,
+    PRIVILEGES,
+    ROLE_BY_COMPONENT,
+    ROUTINES,
+    SERVICE_ROLES,
+    apply_privileges,
+)
 from hub_common.errors import FatalError
 from hub_common.settings import DatabaseSettings
 from hub_devstack.postgres_roles import DatabaseRoles
@@ -163,6 +173,26 @@ async def test_a_table_without_a_matrix_entry_stops_hub_migrate(owner: asyncpg.C
         await apply_privileges(owner)
     with pytest.raises(FatalError, match="reconciler_scratch"):
         await migrate(database_url)
+
+
+async def test_a_function_the_matrix_names_that_does_not_exist_stops_hub_migrate(
+    owner: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_access, "ROUTINES", {**ROUTINES, "missing_function(integer)": (LEDGER,)})
+    with pytest.raises(FatalError, match=r"ROUTINES names functions that do not exist: missing_function\(integer\)"):
+        await apply_privileges(owner)
+
+
+async def test_a_hand_made_execute_grant_is_undone(
+    owner: asyncpg.Connection, db_roles: DatabaseRoles, database_name: str
+) -> None:
+    await owner.execute(f"GRANT EXECUTE ON FUNCTION {LEDGER_BEGIN} TO hub_dispatcher")
+    await apply_privileges(owner)
+    conn = await asyncpg.connect(db_roles.component_url("webhook-dispatcher", database_name))
+    try:
+        assert not await conn.fetchval("SELECT has_function_privilege($1::regprocedure, 'EXECUTE')", LEDGER_BEGIN)
+    finally:
+        await conn.close()
 
 
 async def test_privileges_are_reapplied_exactly_whatever_was_granted_by_hand(
