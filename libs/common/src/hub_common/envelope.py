@@ -51,9 +51,7 @@ def wrap(
     event_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Envelope:
-    # Constructed, not validated: every field is ours (the schema name follows from a model's class name, the
-    # payload from a model), and the consumer validates what it decodes anyway.
-    return Envelope.model_construct(
+    return Envelope(
         schema_name=schema_of(type(payload)),
         event_id=event_id or str(uuid.uuid4()),
         occurred_at=occurred_at or datetime.now(UTC),

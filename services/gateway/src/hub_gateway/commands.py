@@ -2,8 +2,7 @@
 
 `prepare` runs in the request (its trace context goes into the record's headers); `publish` produces a group
 commit's commands together and reports each one's fate, so the store can tell acknowledged commands from lost
-ones. A record costs no task, no timer and no pydantic validation of its own: its fields come from the request
-the gateway already validated.
+ones. A record costs no task and no timer of its own.
 """
 
 from __future__ import annotations
@@ -49,8 +48,7 @@ class CommandPublisher:
     def prepare(self, admission: Admission) -> PreparedCommand:
         """The admission's record, in the current (the request's) trace context."""
         request = admission.request
-        # Every field comes from the validated request or from the gateway itself: constructed, not re-validated.
-        command = TransactionCommand.model_construct(
+        command = TransactionCommand(
             transaction_id=str(admission.transaction_id),
             client_id=admission.client_id,
             idempotency_key=admission.idempotency_key,
