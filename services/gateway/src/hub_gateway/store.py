@@ -231,7 +231,7 @@ class TransactionStore(Generic[C]):
         retry_after_s: int,
         key_ttl_s: int,
         max_batch: int = 100,
-        batches_in_flight: int = 2,
+        batches_in_flight: int = 1,
     ) -> None:
         self._pool = pool
         self._publish = publish
