@@ -13,17 +13,19 @@ answer read), the share answered 201 (final) vs 202 (outcome not in time), and w
 reached the mock RGS after that answer. The per-hop breakdown comes from the services' trace spans
 (`TELEMETRY_SPANS_DIR`, one trace in `SAMPLE_RATIO` sampled; `bench.spans` says what each hop is). Baseline in
 the same run: the mock operator called directly (its POST, signed as the ledger signs it): the wallet's own
-latency, which no Hub can go below.
+latency, which no Hub can go below. Where the CPU goes per request (each service, the client, and the broker plus
+database as the rest of the machine) says what bounds the highest rate on a machine this size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -32,7 +34,7 @@ import asyncpg
 import orjson
 from pydantic import SecretStr
 
-from bench.report import Report, Target, percentile
+from bench.report import Report, Target, cpu_s, machine_cpu_s, percentile
 from bench.spans import HOPS, Span, correlation_of, hops, read_spans
 from bench.stack import fresh_database, hub_stack, infra
 from hub_common.operator import OperatorClient, OperatorSettings, OperatorTransactionRequest
@@ -85,6 +87,8 @@ class Level:
     offered_rps: float | None
     samples: list[Sample]
     seconds: float
+    # CPU seconds per process name while the level ran and its work drained (see `CpuMeter`).
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def achieved_rps(self) -> float:
@@ -140,6 +144,29 @@ class Requests:
             }
             built.append((correlation_id, ref, body, headers))
         return built
+
+
+class CpuMeter:
+    """Where a level's CPU goes: each Hub process, this client, and the rest of the machine (the broker, the
+    database and anything else running), read from /proc before and after the level (its work drained)."""
+
+    CLIENT = "bench client"
+    REST = "broker, database, rest"
+    MACHINE = "machine (all cores)"
+
+    def __init__(self, stack: RunningStack) -> None:
+        self._pids = {svc.spec.name: svc.proc.pid for svc in stack.services}
+        self._pids[self.CLIENT] = os.getpid()
+
+    def read(self) -> dict[str, float]:
+        now = {name: cpu_s(pid) for name, pid in self._pids.items()}
+        now[self.MACHINE] = machine_cpu_s()
+        return now
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        used = {name: value - before[name] for name, value in self.read().items()}
+        used[self.REST] = used[self.MACHINE] - sum(v for k, v in used.items() if k != self.MACHINE)
+        return used
 
 
 def player(n: int) -> str:
@@ -322,16 +349,20 @@ async def _measure(session: aiohttp.ClientSession, stack: RunningStack, shape: S
     levels: list[Level] = []
     webhook_ms: dict[str, list[float]] = {}
 
+    meter = CpuMeter(stack)
+
     async def level(name: str, work_rate: float | None, count: int) -> Level:
         await rgs.reset()
         work = requests.build(name, count)
+        cpu_before = meter.read()
         if work_rate is None:
             measured = await sequential(session, url, work)
         else:
             measured = await open_loop(session, url, work, work_rate)
-        levels.append(measured)
         await _until_quiet(facts.database_url)
         await _webhooks_settled(rgs, sum(1 for s in measured.samples if s.status in (201, 202)))
+        measured = replace(measured, cpu_s=meter.since(cpu_before))
+        levels.append(measured)
         webhook_ms[measured.name] = await _webhook_lag_ms(rgs, measured.samples)
         print(
             f"  {measured.name}: {len(measured.samples)} requests, p50 {percentile(measured.ms(), 50):.1f} ms, "
@@ -398,6 +429,7 @@ def _report(shape: Shape, m: Measured, traces: dict[str, list[Span]]) -> Report:
         }
     )
     report.tables.append(("per hop (ms, p50 / p99 of the sampled traces)", _hop_rows(m.levels, traces)))
+    report.tables.append(("CPU ms per request, by process (the level and its draining)", _cpu_rows(m.levels)))
     seq = m.levels[0]
     at_500 = next(lv for lv in m.levels if lv.name == "500/s")
     best = m.best_sustained
@@ -418,6 +450,17 @@ def _report(shape: Shape, m: Measured, traces: dict[str, list[Span]]) -> Report:
         Target("500/s answers that are not 201", 100 * (1 - at_500.share(201)), 0, "max", " %"),
     ]
     return report
+
+
+def _cpu_rows(levels: Sequence[Level]) -> list[dict[str, object]]:
+    names = list(dict.fromkeys(name for lv in levels for name in lv.cpu_s))
+    rows: list[dict[str, object]] = []
+    for name in names:
+        row: dict[str, object] = {"process": name}
+        for lv in levels:
+            row[lv.name] = 1000 * lv.cpu_s[name] / len(lv.samples) if lv.samples and name in lv.cpu_s else None
+        rows.append(row)
+    return rows
 
 
 def _hop_rows(levels: Sequence[Level], traces: dict[str, list[Span]]) -> list[dict[str, object]]:

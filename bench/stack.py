@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.report import rss_mb
+from bench.report import cpu_s, rss_mb
 from hub_common.errors import HubError
 from hub_devstack.kafka import delete_topics, provide_kafka
 from hub_devstack.postgres import provide_postgres
@@ -136,11 +136,8 @@ class Service:
         return rss_mb(self.pid)
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds used so far (from /proc/<pid>/stat)."""
-        with open(f"/proc/{self.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        """User + system CPU seconds used so far."""
+        return cpu_s(self.pid)
 
     def tail(self, lines: int = 40) -> str:
         return log_tail(self.log, lines)
