@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,3 +149,58 @@ def test_no_call_while_open_one_probe_at_a_time_and_retry_in_tells_the_truth(
         else:
             cb.release()
             probe_out = False
+
+
+def patient(clock: Clock) -> CircuitBreaker:
+    return CircuitBreaker("rgs", failure_threshold=3, open_s=30, clock=clock, quiet_s=10)
+
+
+def test_with_quiet_s_a_streak_while_other_calls_succeed_keeps_the_circuit_closed() -> None:
+    clock = Clock()
+    cb = patient(clock)
+    for _ in range(20):  # a steady share of rejected calls, and a long unlucky streak of them
+        cb.record_success()
+        clock.now += 0.5
+        for _ in range(4):
+            cb.record_failure()
+            clock.now += 0.1
+    assert state(cb) is BreakerState.CLOSED
+    assert cb.allow()
+
+
+def test_with_quiet_s_a_peer_that_went_down_opens_it_once_quiet_for_that_long() -> None:
+    clock = Clock()
+    cb = patient(clock)
+    cb.record_success()
+    for _ in range(9):
+        clock.now += 1
+        cb.record_failure()
+    assert state(cb) is BreakerState.CLOSED  # 9 s since the last success
+    clock.now += 1
+    cb.record_failure()
+    assert state(cb) is BreakerState.OPEN
+
+
+def test_with_quiet_s_a_peer_that_never_answered_opens_it_at_the_threshold() -> None:
+    cb = patient(Clock())
+    for _ in range(3):
+        cb.record_failure()
+    assert state(cb) is BreakerState.OPEN
+
+
+def test_with_quiet_s_a_failed_probe_reopens_at_once() -> None:
+    clock = Clock()
+    cb = patient(clock)
+    cb.record_success()
+    clock.now += 10
+    for _ in range(3):
+        cb.record_failure()
+    clock.now += 31
+    assert cb.allow()
+    cb.record_failure()
+    assert state(cb) is BreakerState.OPEN
+
+
+def test_quiet_s_is_not_negative() -> None:
+    with pytest.raises(ValueError, match="quiet_s"):
+        CircuitBreaker("rgs", failure_threshold=3, open_s=30, quiet_s=-1)

@@ -41,3 +41,20 @@ async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureF
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert ("WARNING", "webhook circuit opened") in messages
     assert ("INFO", "webhook circuit closed") in messages
+
+
+def test_a_streak_of_failures_between_successes_leaves_the_endpoint_circuit_closed() -> None:
+    """The settings' quiet period reaches the endpoint's breaker: a receiver that rejects some events and
+    accepts the others keeps getting first attempts (docs/contract.md section 4)."""
+    settings = DispatcherSettings(
+        endpoints={"rgs-partial": EndpointSettings(url="http://127.0.0.1:9/webhooks", secrets=[SecretStr("s")])},
+        breaker_failure_threshold=2,
+        breaker_quiet_s=60,
+    )
+    endpoint = Endpoints.from_settings(settings).get("rgs-partial")
+    assert endpoint is not None
+    endpoint.breaker.record_success()
+    for _ in range(10):
+        endpoint.breaker.record_failure()
+    assert endpoint.breaker.allow()
+    assert _sample("hub_webhook_circuit_state", endpoint="rgs-partial") == 0

@@ -7,6 +7,12 @@ while OPEN comes from a call started before it opened: it says nothing new and d
 
 Callers claim a call with `allow()` (a yes/no) or `acquire()` (the seconds to wait, 0 = go), then report
 `record_success()` / `record_failure()`; what counts as a failure is the caller's business.
+
+With `quiet_s`, consecutive failures are not enough: the peer must also have answered no call successfully
+for that long. A peer that fails a steady share of calls for reasons of their own (some payloads rejected, and
+retried, and rejected again) answers the others all along and keeps its circuit closed, where a streak of a few
+failures comes by chance every few hundred calls (and in every burst of due retries) and would stop the
+healthy calls with it; a peer that is down still opens it, `quiet_s` after its last success at most.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ class CircuitBreaker:
         open_s: float,
         clock: Callable[[], float] = time.monotonic,
         on_change: StateListener | None = None,
+        quiet_s: float = 0.0,
     ) -> None:
-        if failure_threshold < 1 or open_s <= 0:
-            raise ValueError("failure_threshold must be at least 1 and open_s positive")
+        if failure_threshold < 1 or open_s <= 0 or quiet_s < 0:
+            raise ValueError("failure_threshold must be at least 1, open_s positive and quiet_s not negative")
         self.name = name
         self.failure_threshold = failure_threshold
         self.open_s = open_s
@@ -48,6 +55,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
+        self.quiet_s = quiet_s
+        self._succeeded_at: float | None = None
 
     @property
     def state(self) -> BreakerState:
@@ -86,6 +95,8 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._probing = False
         self._failures = 0
+        if self.quiet_s:
+            self._succeeded_at = self._clock()
         if self._state is not BreakerState.CLOSED:
             self._set(BreakerState.CLOSED)
 
@@ -93,10 +104,14 @@ class CircuitBreaker:
         self._probing = False
         self._failures += 1
         if self._state is BreakerState.HALF_OPEN or (
-            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
+            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold and self._quiet()
         ):
             self._opened_at = self._clock()
             self._set(BreakerState.OPEN)
+
+    def _quiet(self) -> bool:
+        """No success for `quiet_s` (or none at all): the failures are the peer's, not a few calls'."""
+        return self._succeeded_at is None or self._clock() - self._succeeded_at >= self.quiet_s
 
     def release(self) -> None:
         """A claimed call ended without a verdict (cancelled): let the next caller probe."""

@@ -81,12 +81,16 @@ def create_app(
         await app[PRODUCER].stop()
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await db.create_pool(settings.database)
+        # Single statements only (no session locks, LISTEN, SET or cursors): the per-release reset query would
+        # be one more round trip for each group-committed batch.
+        app[POOL] = await db.create_pool(settings.database, reset_session=False)
         yield
         await app[POOL].close()
 
     async def session(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = aiohttp.ClientSession(connector=_connector(settings))
+        # No cookie jar: a receiver's Set-Cookie must not ride along on the next webhook (to it or anyone),
+        # and the jar's per-request filtering is CPU for nothing.
+        app[SESSION] = aiohttp.ClientSession(connector=_connector(settings), cookie_jar=aiohttp.DummyCookieJar())
         yield
         await app[SESSION].close()
 

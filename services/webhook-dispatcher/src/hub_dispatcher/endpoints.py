@@ -88,6 +88,7 @@ class Endpoints:
                 breaker=CircuitBreaker(
                     client_id,
                     failure_threshold=settings.breaker_failure_threshold,
+                    quiet_s=settings.breaker_quiet_s,
                     open_s=settings.breaker_open_s,
                     on_change=_breaker_changed,
                 ),

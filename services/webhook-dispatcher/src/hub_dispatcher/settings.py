@@ -48,7 +48,10 @@ class DispatcherSettings(BackendSettings):
     # Row writes of concurrent deliveries are group-committed; at most this many rows per statement.
     write_batch_max: int = Field(default=500, ge=1)
 
+    # The circuit opens after this many consecutive failures, once the endpoint has also answered no call
+    # successfully for `breaker_quiet_s`: a receiver that rejects a steady share of events keeps getting the rest.
     breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_quiet_s: float = Field(default=10.0, ge=0)
     breaker_open_s: float = Field(default=30.0, gt=0)
 
     # The runbook's recovery and replay procedures reset rows to PENDING; this sweep picks them up.
