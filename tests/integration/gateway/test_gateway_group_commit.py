@@ -1,8 +1,9 @@
 """Group commit of admissions (store.py): concurrent admissions share one database transaction and one produce,
 and each still gets the answer a lone admission would get.
 
-The store runs on the gateway's own role and admission pool; `publish` stands for the Kafka produce (the app's
-tests cover the real one), so a produce failure can hit some commands of a batch and not others.
+The store runs on the gateway's own role and admission pool; each admission's command here is a coroutine
+function standing for its Kafka produce (the app's tests cover the real one), so a produce failure can hit some
+commands of a batch and not others.
 """
 
 from __future__ import annotations
@@ -27,12 +28,21 @@ from support.gateway_it import CLIENT_ID, table_counts
 from support.roles import RoleDbSettings
 
 Publish = Callable[[], Awaitable[None]]
+Store = TransactionStore[Publish]
+
+
+async def publish_each(commands: Sequence[Publish]) -> list[Exception | None]:
+    """The batch's produce: each command's own fate."""
+    results = await asyncio.gather(*(command() for command in commands), return_exceptions=True)
+    return [r if isinstance(r, Exception) else None for r in results]
 
 
 @pytest.fixture
-async def store(role_db_settings: RoleDbSettings) -> AsyncIterator[TransactionStore]:
+async def store(role_db_settings: RoleDbSettings) -> AsyncIterator[Store]:
     pool = await create_admission_pool(role_db_settings("gateway"), size=3, lock_timeout_ms=250)
-    admissions = TransactionStore(pool, retry_after_s=1, key_ttl_s=3600, max_batch=100, batches_in_flight=1)
+    admissions: Store = TransactionStore(
+        pool, publish_each, retry_after_s=1, key_ttl_s=3600, max_batch=100, batches_in_flight=1
+    )
     try:
         yield admissions
     finally:
@@ -70,13 +80,13 @@ def batches() -> tuple[float, float]:
 
 
 async def admit_together(
-    store: TransactionStore, work: Sequence[tuple[Admission, Publish]]
+    store: Store, work: Sequence[tuple[Admission, Publish]]
 ) -> list[StoredTransaction | BaseException | None]:
     """Submitted in one go: they queue before the group commit's batch starts, so they share it."""
     return await asyncio.gather(*(store.admit(a, publish) for a, publish in work), return_exceptions=True)
 
 
-async def test_concurrent_admissions_share_one_batch(store: TransactionStore, database_url: str) -> None:
+async def test_concurrent_admissions_share_one_batch(store: Store, database_url: str) -> None:
     before = batches()
     work = [(admission(f"bet-{i}", f"k-{i}"), acked) for i in range(20)]
     results = await admit_together(store, work)
@@ -88,9 +98,7 @@ async def test_concurrent_admissions_share_one_batch(store: TransactionStore, da
     assert await table_counts(database_url) == {"transactions": 20, "idempotency_keys": 20, "audit_log": 20}
 
 
-async def test_a_produce_failing_for_some_admits_only_the_acknowledged(
-    store: TransactionStore, database_url: str
-) -> None:
+async def test_a_produce_failing_for_some_admits_only_the_acknowledged(store: Store, database_url: str) -> None:
     work = [
         (admission("bet-1", "k-1"), acked),
         (admission("bet-2", "k-2"), refused),
@@ -104,14 +112,14 @@ async def test_a_produce_failing_for_some_admits_only_the_acknowledged(
     assert await table_counts(database_url) == {"transactions": 2, "idempotency_keys": 2, "audit_log": 2}
 
 
-async def test_a_produce_failing_for_all_admits_none(store: TransactionStore, database_url: str) -> None:
+async def test_a_produce_failing_for_all_admits_none(store: Store, database_url: str) -> None:
     work = [(admission(f"bet-{i}", f"k-{i}"), refused) for i in range(3)]
     results = await admit_together(store, work)
     assert all(isinstance(r, KafkaUnavailableError) for r in results)
     assert await table_counts(database_url) == {"transactions": 0, "idempotency_keys": 0, "audit_log": 0}
 
 
-async def test_a_key_taken_within_the_batch_splits_it(store: TransactionStore, database_url: str) -> None:
+async def test_a_key_taken_within_the_batch_splits_it(store: Store, database_url: str) -> None:
     # One key, two refIds: the second row would land without its key, so the batch is written one by one.
     before = batches()
     first, second = await admit_together(
@@ -124,7 +132,7 @@ async def test_a_key_taken_within_the_batch_splits_it(store: TransactionStore, d
     assert await table_counts(database_url) == {"transactions": 1, "idempotency_keys": 1, "audit_log": 1}
 
 
-async def test_duplicates_within_a_batch_write_one(store: TransactionStore, database_url: str) -> None:
+async def test_duplicates_within_a_batch_write_one(store: Store, database_url: str) -> None:
     results = await admit_together(store, [(admission("bet-1", "k-1"), acked) for _ in range(3)])
     assert sum(isinstance(r, StoredTransaction) for r in results) == 1
     assert results.count(None) == 2

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hub_common.errors import DatabaseUnavailableError, HubError, KafkaUnavailableError
 from hub_common.operator import BudgetTimeout, OperatorRateLimited, OperatorRejected, OperatorTechnicalError
-from hub_common.schemas import ErrorCode, TransactionRequest, TxStatus
+from hub_common.schemas import AcceptedTransaction, ErrorCode, TransactionRequest, TxStatus
 from hub_gateway import http_errors
 from hub_gateway.client import GatewayClient
 from hub_gateway.errors import (
@@ -97,6 +97,9 @@ def test_202_says_when_the_transaction_is_expected_at_the_operator() -> None:
     assert response.status == 202
     assert (response.headers["X-Predicted-Wait"], response.headers["Retry-After"]) == ("41.2", "42")
     assert _body(response)["predictedWaitS"] == 41.2
+    # Built without the model, but exactly the model's wire form (the OpenAPI document describes that).
+    expected = AcceptedTransaction(**dict(outcome.transaction), predicted_wait_s=41.2).to_wire()
+    assert _body(response) == orjson.loads(orjson.dumps(expected))
 
 
 def test_an_expired_bet_is_422_final() -> None:

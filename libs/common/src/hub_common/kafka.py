@@ -342,6 +342,47 @@ class KafkaProducer:
             if isinstance(result, BaseException):
                 raise result
 
+    async def send_each_raw(self, records: Sequence[RawRecord], *, timeout_s: float) -> list[Exception | None]:
+        """Produce every record (they share produce requests) and wait up to `timeout_s` for their acks: per
+        record None once acknowledged, else its error (translated; `TimeoutError` when it outlived `timeout_s`,
+        its fate unknown). For a caller that must know which records of a group the broker has."""
+        results: list[Exception | None] = [None] * len(records)
+        acks: dict[int, asyncio.Future[Any]] = {}
+        try:
+            async with asyncio.timeout(timeout_s):
+                for index, r in enumerate(records):
+                    try:
+                        acks[index] = await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+                    except KafkaError as exc:
+                        results[index] = translate(exc)
+                if acks:
+                    await asyncio.wait(acks.values())
+        except TimeoutError:
+            pass
+        for index in range(len(records)):
+            ack = acks.get(index)
+            if ack is None:
+                if results[index] is None:
+                    results[index] = TimeoutError(f"not sent within {timeout_s} s")
+            elif not ack.done():
+                results[index] = TimeoutError(f"not acknowledged within {timeout_s} s")
+                # Retrieved when aiokafka settles it, so its error is not reported as never retrieved.
+                ack.add_done_callback(_retrieve)
+            elif (error := ack.exception()) is not None:
+                results[index] = translate(error) if isinstance(error, KafkaError) else _as_exception(error)
+        return results
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _as_exception(error: BaseException) -> Exception:
+    if isinstance(error, Exception):
+        return error
+    raise error  # a cancellation, or an exit
+
 
 @dataclass(frozen=True)
 class RawRecord:

@@ -15,6 +15,7 @@ from hub_gateway import handlers
 from hub_gateway.admission_control import AdmissionControl, AdmissionPolicy
 from hub_gateway.auth import Authenticator
 from hub_gateway.balance import OperatorBalanceService
+from hub_gateway.commands import CommandPublisher, PreparedCommand
 from hub_gateway.handlers import BALANCES, SETTINGS
 from hub_gateway.middleware import plumbing
 from hub_gateway.openapi import OpenApi
@@ -31,7 +32,7 @@ ADMISSION_POOL = web.AppKey("gateway_admission_pool", asyncpg.Pool)
 PRODUCER = web.AppKey("gateway_producer", KafkaProducer)
 LISTENER = web.AppKey("gateway_listener", OutcomeListener)
 WAITER = web.AppKey("gateway_waiter", OutcomeWaiter)
-STORE = web.AppKey("gateway_store", TransactionStore)
+STORE = web.AppKey("gateway_store", TransactionStore[PreparedCommand])
 CONTROL = web.AppKey("gateway_admission_control", AdmissionControl)
 
 
@@ -88,8 +89,10 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
         await app[LISTENER].stop()
 
     async def services(app: web.Application) -> AsyncIterator[None]:
+        commands = CommandPublisher(app[PRODUCER], timeout_s=settings.produce_timeout_s)
         app[STORE] = TransactionStore(
             app[ADMISSION_POOL],
+            commands.publish,
             retry_after_s=settings.in_progress_retry_after_s,
             key_ttl_s=settings.idempotency_ttl_s,
             max_batch=settings.admission_max_batch,
@@ -109,11 +112,10 @@ def create_app(settings: GatewaySettings, *, on_fatal: OnFatal = request_shutdow
         await app[CONTROL].refresh()
         config = AdmissionConfig(
             outcome_budget_s=settings.outcome_budget_s,
-            produce_timeout_s=settings.produce_timeout_s,
             in_progress_retry_after_s=settings.in_progress_retry_after_s,
             bet_useful_life_s=settings.bet_useful_life_s,
         )
-        app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], app[PRODUCER], app[WAITER], app[CONTROL], config)
+        app[handlers.TRANSACTIONS] = AdmissionService(app[STORE], commands, app[WAITER], app[CONTROL], config)
         yield
         await app[STORE].close()
 

@@ -10,6 +10,7 @@ the handlers read its result (`auth.AUTHENTICATED`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -34,9 +35,12 @@ CORRELATION_ID = web.RequestKey("correlation_id", str)
 
 REQUESTS = Counter("gateway_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
 LATENCY = Histogram("gateway_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+# A series' child looked up once: routes and statuses are few, and `labels()` costs more than the increment.
+_requests = functools.cache(REQUESTS.labels)
+_latency = functools.cache(LATENCY.labels)
 # The series the alerts count with increase() exist from the start at 0, so their first event is seen.
 for _status in ("409", "500", "503"):
-    REQUESTS.labels("POST", "/v1/transactions", _status)
+    _requests("POST", "/v1/transactions", _status)
 
 # A caller's id is echoed into headers, logs and Kafka: accept only a sane token, else mint our own.
 _VALID_CORRELATION = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -117,13 +121,13 @@ async def _served(
         except web.HTTPException as exc:
             # aiohttp's own answers (unknown route, wrong method): keep them, still correlated.
             exc.headers[CORRELATION_HEADER] = correlation_id
-            REQUESTS.labels(request.method, route, str(exc.status)).inc()
+            _requests(request.method, route, str(exc.status)).inc()
             raise
         except Exception:
             log.exception("unhandled error", extra={"route": route})
             response = http_errors.problem_response(http_errors.internal_problem(), correlation_id)
         span.set_attribute("http.response.status_code", response.status)
     response.headers[CORRELATION_HEADER] = correlation_id
-    REQUESTS.labels(request.method, route, str(response.status)).inc()
-    LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    _requests(request.method, route, str(response.status)).inc()
+    _latency(request.method, route).observe(time.perf_counter() - started)
     return response

@@ -47,6 +47,9 @@ class OutcomeWaiter:
     def watching(self) -> int:
         return sum(len(futures) for futures in self._watches.values())
 
+    def watches(self, transaction_id: str) -> bool:
+        return transaction_id in self._watches
+
     @contextmanager
     def watch(self, transaction_id: str) -> Iterator[Watch]:
         future: asyncio.Future[TransactionEvent] = asyncio.get_running_loop().create_future()
@@ -136,6 +139,12 @@ class OutcomeListener:
         # Poison records are not ours to dead-letter (the dispatcher owns this topic's DLQ): skip them.
         if record.envelope.schema_name != _EVENT_SCHEMA:
             return
+        # Most events are another process's requests' or not final: skipped before the payload is validated.
+        transaction = record.envelope.payload.get("transaction")
+        if isinstance(transaction, dict):
+            transaction_id = transaction.get("transactionId")
+            if isinstance(transaction_id, str) and not self._waiter.watches(transaction_id):
+                return
         try:
             event = record.envelope.payload_as(TransactionEvent)
         except EnvelopeError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
@@ -13,16 +12,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from hub_common.envelope import wrap
-from hub_common.errors import KafkaUnavailableError
-from hub_common.kafka import COMMANDS, KafkaProducer
-from hub_common.schemas import ErrorCode, Transaction, TransactionCommand, TransactionRequest, TxType
+from hub_common.schemas import ErrorCode, Transaction, TransactionRequest, TxType
 from hub_common.telemetry import span
 from hub_gateway.admission_control import AdmissionControl
+from hub_gateway.commands import CommandPublisher, PreparedCommand
 from hub_gateway.errors import (
     DuplicateRefIdError,
     IdempotencyKeyReusedError,
@@ -105,7 +101,6 @@ class TransactionService(Protocol):
 @dataclass(frozen=True)
 class AdmissionConfig:
     outcome_budget_s: float
-    produce_timeout_s: float
     in_progress_retry_after_s: int
     bet_useful_life_s: float
 
@@ -113,14 +108,14 @@ class AdmissionConfig:
 class AdmissionService:
     def __init__(
         self,
-        store: TransactionStore,
-        producer: KafkaProducer,
+        store: TransactionStore[PreparedCommand],
+        commands: CommandPublisher,
         waiter: OutcomeWaiter,
         control: AdmissionControl,
         config: AdmissionConfig,
     ) -> None:
         self._store = store
-        self._producer = producer
+        self._commands = commands
         self._waiter = waiter
         self._control = control
         self._config = config
@@ -174,8 +169,8 @@ class AdmissionService:
         try:
             with span(tracer, "gateway.admit"):
                 # The produce may run in a batch of many requests' commands: in this request's trace.
-                publish = functools.partial(self._publish, admission, otel_context.get_current())
-                admitted = await self._store.admit(admission, publish, clear_expired_key=clear_expired_key)
+                command = self._commands.prepare(admission)
+                admitted = await self._store.admit(admission, command, clear_expired_key=clear_expired_key)
         finally:
             self._control.release(client_id, tx_type, admitted=admitted is not None)
         return admitted
@@ -245,50 +240,6 @@ class AdmissionService:
                 _ANSWERED_AT_ONCE.inc()
         left = max(0.0, predicted_wait_s - (time.monotonic() - started))
         return Outcome(stored.transaction, stored.error_code, predicted_wait_s=left)
-
-    async def _publish(self, admission: Admission, parent: otel_context.Context) -> None:
-        request = admission.request
-        command = TransactionCommand(
-            transaction_id=str(admission.transaction_id),
-            client_id=admission.client_id,
-            idempotency_key=admission.idempotency_key,
-            request_hash=admission.request_hash,
-            ref_id=request.ref_id,
-            type=request.type,
-            player_id=request.player_id,
-            amount_cents=request.amount_cents,
-            currency=request.currency,
-            round_id=request.round_id,
-            game_id=request.game_id,
-            original_ref_id=request.original_ref_id,
-            round_closed=request.round_closed,
-            metadata=request.metadata,
-            admitted_at=admission.admitted_at,
-            send_by=admission.send_by,
-            operator_id=admission.operator_id,
-        )
-        envelope = wrap(command, correlation_id=admission.correlation_id)
-        topic = self._producer.settings.topic(COMMANDS)
-        attributes = {
-            "messaging.system": "kafka",
-            "messaging.destination.name": topic,
-            "messaging.message.id": envelope.event_id,
-        }
-        with tracer.start_as_current_span(
-            f"{topic} publish", context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes
-        ):
-            try:
-                # Inside the span: the producer's default headers carry this span's traceparent.
-                async with asyncio.timeout(self._config.produce_timeout_s):
-                    await self._producer.send(COMMANDS, envelope, key=request.player_id)
-            except TimeoutError as exc:
-                # Not expected: aiokafka fails a record after its own, shorter request timeout (producer.py).
-                # If it outlived that, the record may still be delivered; the ledger then inserts its row.
-                log.error(
-                    "Kafka produce outlived its timeout; the command may still be delivered",
-                    extra={"refId": request.ref_id, "transactionId": command.transaction_id},
-                )
-                raise KafkaUnavailableError("Kafka did not acknowledge the command in time") from exc
 
 
 def _log_fields(transaction: Transaction) -> dict[str, str]:

@@ -39,7 +39,11 @@ class GatewaySettings(BackendSettings):
     # one Kafka request, at most this many per batch and this many batches at once (each holds an admission
     # connection: keep it below `admission_pool_size`, whose rest serves lookups and replays).
     admission_max_batch: int = Field(default=100, ge=1)
-    admission_batches_in_flight: int = Field(default=2, ge=1)
+    # One: what arrives during a batch waits for the next, so batches grow with the load and each admission's
+    # share of the round trips and system calls (BEGIN, INSERT, produce, COMMIT) shrinks; a second batch in
+    # flight halved the batch size for no gain (docs/performance.md). Its cost: a batch held up by a rival
+    # replica's row lock (at most `admission_lock_timeout_ms`) holds up the admissions queued behind it.
+    admission_batches_in_flight: int = Field(default=1, ge=1)
     # The longest a POST waits for Kafka to acknowledge its command. The producer's own request timeout is
     # derived from it (see `producer_request_timeout_ms`), so that aiokafka has given up on an unacknowledged
     # record before the gateway answers 503: no buffered record can reach the broker after that answer.

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
@@ -193,13 +193,15 @@ class _Unpublished(Exception):
         self.errors = errors
 
 
-Publish = Callable[[], Awaitable[None]]
+C = TypeVar("C")
+# Produces the commands of a batch together: per command None once Kafka acknowledged it, else its error.
+Publish = Callable[[Sequence[C]], Awaitable[Sequence[Exception | None]]]
 
 
 @dataclass(frozen=True)
-class _Pending:
+class _Pending(Generic[C]):
     admission: Admission
-    publish: Publish
+    command: C
 
 
 # What a batch gives each request: its row, None (taken), or the error to raise for it alone.
@@ -218,20 +220,24 @@ async def create_admission_pool(settings: DatabaseSettings, *, size: int, lock_t
     )
 
 
-class TransactionStore:
+class TransactionStore(Generic[C]):
+    """`C` is what `publish` produces: the command of an admission (`commands.PreparedCommand` in the app)."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
+        publish: Publish[C],
         *,
         retry_after_s: int,
         key_ttl_s: int,
         max_batch: int = 100,
-        batches_in_flight: int = 2,
+        batches_in_flight: int = 1,
     ) -> None:
         self._pool = pool
+        self._publish = publish
         self._retry_after_s = retry_after_s
         self._key_ttl = timedelta(seconds=key_ttl_s)
-        self._admissions: GroupCommit[_Pending, _Outcome] = GroupCommit(
+        self._admissions: GroupCommit[_Pending[C], _Outcome] = GroupCommit(
             "admit",
             self._admit_batch,
             max_batch=max_batch,
@@ -299,23 +305,23 @@ class TransactionStore:
         return stored_from_row(row) if row is not None else None
 
     async def admit(
-        self, admission: Admission, publish: Publish, *, clear_expired_key: bool = False
+        self, admission: Admission, command: C, *, clear_expired_key: bool = False
     ) -> StoredTransaction | None:
-        """Insert the rows, run `publish` (the Kafka produce), commit; any failure rolls everything back.
+        """Insert the rows, produce `command`, commit; any failure rolls everything back.
 
         None when the refId or the key is taken (committed, or committed by a concurrent admission while this
         one waited): nothing was written or published. An expired key counts as taken unless
         `clear_expired_key`, which deletes it first (a second round trip, kept off the common path, and off the
         group commit)."""
         if clear_expired_key:
-            return await self._admit_alone(admission, publish, clear_expired_key=True)
-        outcome = await self._admissions.submit(_Pending(admission, publish))
+            return await self._admit_alone(admission, command, clear_expired_key=True)
+        outcome = await self._admissions.submit(_Pending(admission, command))
         if isinstance(outcome, HubError):
             raise outcome
         return outcome
 
     async def _admit_alone(
-        self, admission: Admission, publish: Publish, *, clear_expired_key: bool = False
+        self, admission: Admission, command: C, *, clear_expired_key: bool = False
     ) -> StoredTransaction | None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -324,7 +330,9 @@ class TransactionStore:
                 row = await conn.fetchrow(_ADMIT, *self._arguments(admission))
                 if row is None:
                     raise _Taken
-                await publish()
+                [error] = await self._publish([command])
+                if error is not None:
+                    raise error
         except _Taken:
             return None
         except asyncpg.LockNotAvailableError as exc:
@@ -333,10 +341,10 @@ class TransactionStore:
             raise DatabaseUnavailableError(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
         return stored_from_row(row)
 
-    async def _admit_batch(self, items: Sequence[_Pending]) -> list[_Outcome]:
+    async def _admit_batch(self, items: Sequence[_Pending[C]]) -> list[_Outcome]:
         if len(items) == 1:
             try:
-                return [await self._admit_alone(items[0].admission, items[0].publish)]
+                return [await self._admit_alone(items[0].admission, items[0].command)]
             except (RequestInProgressError, KafkaUnavailableError) as exc:
                 return [exc]
         try:
@@ -346,7 +354,7 @@ class TransactionStore:
                     raise _Split
                 by_id = {row["id"]: row for row in rows}
                 written = [i for i, item in enumerate(items) if item.admission.transaction_id in by_id]
-                await _publish_all(items, written)
+                await self._publish_all(items, written)
         except (_Split, asyncpg.LockNotAvailableError) as exc:
             raise _Split from exc
         except _Unpublished as unpublished:
@@ -358,7 +366,7 @@ class TransactionStore:
             for item in items
         ]
 
-    async def _admit_acked(self, items: Sequence[_Pending], unpublished: _Unpublished) -> list[_Outcome]:
+    async def _admit_acked(self, items: Sequence[_Pending[C]], unpublished: _Unpublished) -> list[_Outcome]:
         """After a partial produce failure (rolled back): the acknowledged commands' rows written again, alone."""
         outcomes: list[_Outcome] = [None] * len(items)
         for index, error in unpublished.errors.items():
@@ -418,22 +426,18 @@ class TransactionStore:
             a.send_by,
         )
 
-
-async def _publish_all(items: Sequence[_Pending], written: list[int]) -> None:
-    """Produce the written items' commands together; raises `_Unpublished` unless Kafka acknowledged them all
-    (or `KafkaUnavailableError` when it acknowledged none)."""
-    results = await asyncio.gather(*(items[i].publish() for i in written), return_exceptions=True)
-    errors = {i: r for i, r in zip(written, results, strict=True) if isinstance(r, BaseException)}
-    if not errors:
-        return
-    for error in errors.values():
-        if not isinstance(error, Exception):
-            raise error  # a cancellation
-    acked = [i for i in written if i not in errors]
-    if not acked:
-        first = next(iter(errors.values()))
-        raise first if isinstance(first, KafkaUnavailableError) else KafkaUnavailableError(repr(first))
-    raise _Unpublished(acked, errors)
+    async def _publish_all(self, items: Sequence[_Pending[C]], written: list[int]) -> None:
+        """Produce the written items' commands together; raises `_Unpublished` unless Kafka acknowledged them all
+        (or `KafkaUnavailableError` when it acknowledged none)."""
+        results = await self._publish([items[i].command for i in written])
+        errors: dict[int, BaseException] = {i: r for i, r in zip(written, results, strict=True) if r is not None}
+        if not errors:
+            return
+        acked = [i for i in written if i not in errors]
+        if not acked:
+            first = next(iter(errors.values()))
+            raise first if isinstance(first, KafkaUnavailableError) else KafkaUnavailableError(repr(first))
+        raise _Unpublished(acked, errors)
 
 
 class ForecastReads:
