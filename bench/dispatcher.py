@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import orjson
+import uvloop
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
@@ -113,6 +114,7 @@ class Receiver:
 
 
 def serve_receiver() -> None:
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as the services (hub_common.service)
     web.run_app(Receiver().app(), host="127.0.0.1", port=int(os.environ[RECEIVER_PORT_ENV]), access_log=None)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import uvloop
 from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -57,6 +58,7 @@ async def _ready(_: web.Request) -> web.Response:
 
 
 def serve_bare() -> None:
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # as the services (hub_common.service)
     app = web.Application()
     app.router.add_post(PATH, _created)
     app.router.add_get("/ready", _ready)
