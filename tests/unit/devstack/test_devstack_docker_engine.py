@@ -31,7 +31,8 @@ class _Engine(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if body:  # a client done with a 204 may have closed already: writing nothing then is a broken pipe
+            self.wfile.write(body)
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
