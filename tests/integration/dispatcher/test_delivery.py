@@ -45,6 +45,8 @@ class Receiver:
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    # A cookie set on every answer (a receiver behind a load balancer's sticky session, say).
+    cookie: str | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -60,7 +62,10 @@ class Receiver:
             verified = False
         self.deliveries.append(Delivery(dict(request.headers), orjson.loads(raw), verified, datetime.now(UTC)))
         status = self.statuses.pop(0) if self.statuses else 200
-        return web.json_response({"ok": status < 300}, status=status)
+        response = web.json_response({"ok": status < 300}, status=status)
+        if self.cookie is not None:
+            response.set_cookie("session", self.cookie)
+        return response
 
     def for_event(self, event_id: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.body["eventId"] == event_id]
@@ -218,6 +223,24 @@ async def test_final_event_is_delivered_once_signed_with_every_secret(
     assert health["database"] == "connected"
     assert ready.status == 200
     assert 'hub_webhook_deliveries_total{endpoint="rgs-demo",result="delivered"}' in metrics
+
+
+async def test_a_receivers_cookie_never_rides_along_on_later_webhooks(
+    settings: DispatcherSettings, receiver: Receiver, ledger: KafkaProducer, db: asyncpg.Connection
+) -> None:
+    receiver.cookie = "sticky-1"
+    # By host name: a cookie jar keeps no cookies of a bare IP address anyway, which would hide what is tested.
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    named = settings.model_copy(update={"endpoints": {CLIENT: EndpointSettings(url=by_name, secrets=SECRETS)}})
+    first, second = event(transaction(TxStatus.COMPLETED)), event(transaction(TxStatus.COMPLETED))
+    async with running(named):
+        await publish(ledger, first)
+        await eventually(lambda: _is(db, first.event_id, "DELIVERED"), what="the first delivery")
+        await publish(ledger, second)
+        await eventually(lambda: _is(db, second.event_id, "DELIVERED"), what="the second delivery")
+
+    assert [d.verified for d in receiver.deliveries] == [True, True]
+    assert all("Cookie" not in d.headers for d in receiver.deliveries)
 
 
 async def test_retried_after_server_errors_then_delivered_with_a_stable_id(
