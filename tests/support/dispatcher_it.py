@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from hub_common.envelope import Envelope, wrap
 from hub_common.kafka import TRANSACTIONS, KafkaProducer
 from hub_common.schemas import ErrorCode, Transaction, TransactionEvent, TxStatus, TxType
 from hub_common.settings import DatabaseSettings, KafkaSettings
+from hub_devstack.procs import free_port
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings, to_environment
 from hubctl.context import HubctlSettings
 from mock_rgs.admin_client import RgsAdminClient
@@ -108,18 +108,11 @@ async def run_hubctl(settings: HubctlSettings, *argv: str) -> Any:
     return await hubctl_json(settings, *argv)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class DispatcherProcess:
     """`python -m hub_dispatcher` as a child process that a test can SIGKILL and start again."""
 
     def __init__(self, settings: DispatcherSettings, log: Path) -> None:
-        self._port = _free_port()
+        self._port = free_port()
         self._env = os.environ | to_environment(settings.model_copy(update={"port": self._port}))
         self._log = log
         self._proc: asyncio.subprocess.Process | None = None

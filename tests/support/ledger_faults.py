@@ -8,7 +8,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from hub_common.kafka import KafkaProducer
 from hub_common.operator import cancel_id
 from hub_common.schemas import TransactionCommand, TxStatus, TxType
 from hub_common.settings import KafkaSettings
+from hub_devstack.procs import free_port
 from mock_operator.admin_client import OperatorAdminClient
 from support.ledger_it import OPERATOR_SECRET, EventLog, command, insert_admitted, send
 
@@ -44,13 +44,6 @@ BEGIN
 END $$;
 CREATE TRIGGER it_grant_log AFTER INSERT ON operator_budget_grants FOR EACH ROW EXECUTE FUNCTION it_log_grant();
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -52,3 +52,34 @@ def test_ports_default_to_the_documented_ones_and_follow_each_services_port_vari
     assert ports["gateway"] == 4000
     assert ports["webhook-dispatcher"] == 4011
     assert ports["mock-rgs"] == 3002
+
+
+class _KernelRepeatingAPort:
+    """A socket whose bind(0) gets ports from a script, as the kernel may reuse one just released."""
+
+    script: list[int] = []
+
+    def __init__(self, *_: object) -> None:
+        self._port = 0
+
+    def __enter__(self) -> _KernelRepeatingAPort:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def bind(self, _: tuple[str, int]) -> None:
+        self._port = self.script.pop(0)
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", self._port)
+
+
+def test_free_port_never_hands_out_a_port_twice_even_when_the_kernel_repeats_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broker's two listeners, given ports back to back, once got the same number and the broker would not start.
+    first = free_port()
+    monkeypatch.setattr(_KernelRepeatingAPort, "script", [first, first, 1, 1, 2])
+    monkeypatch.setattr("hub_devstack.procs.socket.socket", _KernelRepeatingAPort)
+    assert [free_port(), free_port()] == [1, 2]

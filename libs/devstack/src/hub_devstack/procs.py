@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,26 @@ from hub_devstack.errors import StartupError, ToolMissingError
 LOOPBACK = "127.0.0.1"
 
 
+# Ports this process has handed out. The kernel may return a just-released ephemeral port from the next
+# bind(0), so two calls made before either port is bound (a broker's client and controller listeners) can
+# otherwise get the same number.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port the OS considers free right now (another process may still take it before we bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port the OS considers free right now and that this process has not handed out before.
+
+    Another process may still take it before we bind.
+    """
+    with _handed_out_lock:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
