@@ -1,14 +1,17 @@
-"""The private-cluster PostgreSQL mode, forced with mode="local", and the env mode's readiness check."""
+"""The private-cluster PostgreSQL mode (forced with mode="local") and its ports; the env mode's readiness check."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from hub_devstack.errors import DevstackError
+from hub_devstack.errors import DevstackError, StartupError
 from hub_devstack.postgres import provide_postgres, wait_for_postgres
+from hub_devstack.postgres_local import LocalPostgres
 from hub_devstack.postgres_roles import DatabaseRoles
 from hub_devstack.procs import free_port
 
@@ -58,3 +61,30 @@ def test_env_mode_uses_the_given_cluster(postgres_admin_url: str, monkeypatch: p
     monkeypatch.setenv("DATABASE_URL", postgres_admin_url)
     with provide_postgres("env") as url:
         assert url == postgres_admin_url
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+async def test_a_port_taken_between_its_choice_and_the_bind_is_chosen_again(
+    taken_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = iter([taken_port, free_port()])
+    monkeypatch.setattr("hub_devstack.postgres_local.free_port", lambda: next(ports))
+    with LocalPostgres() as url:
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+    assert urlsplit(url).port != taken_port
+
+
+def test_a_port_a_person_chose_is_not_changed_behind_their_back(taken_port: int) -> None:
+    with pytest.raises(StartupError, match="Address already in use"), LocalPostgres(port=taken_port):
+        pass  # pragma: no cover

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub_devstack.errors import PortInUseError
-from hub_devstack.procs import free_port, port_is_free
+from hub_devstack.errors import PortInUseError, StartupError
+from hub_devstack.procs import free_port, port_is_free, start_on_free_ports
 from hub_devstack.stack_config import SERVICES, StackConfig, check_ports, ports_from_env
 
 
@@ -83,3 +83,27 @@ def test_free_port_never_hands_out_a_port_twice_even_when_the_kernel_repeats_it(
     monkeypatch.setattr(_KernelRepeatingAPort, "script", [first, first, 1, 1, 2])
     monkeypatch.setattr("hub_devstack.procs.socket.socket", _KernelRepeatingAPort)
     assert [free_port(), free_port()] == [1, 2]
+
+
+def test_a_server_that_fails_for_another_reason_than_its_port_is_started_once() -> None:
+    calls: list[int] = []
+
+    def start() -> str:
+        calls.append(1)
+        raise StartupError("Kafka broker", "exit 1", "java.lang.OutOfMemoryError: Java heap space")
+
+    with pytest.raises(StartupError, match="heap space"):
+        start_on_free_ports(start, ports_chosen_here=True)
+    assert len(calls) == 1
+
+
+def test_a_server_that_keeps_losing_its_port_gives_up_after_three_choices() -> None:
+    calls: list[int] = []
+
+    def start() -> str:
+        calls.append(1)
+        raise StartupError("Kafka broker", "exit 1", "BindException: Address already in use")
+
+    with pytest.raises(StartupError, match="Address already in use"):
+        start_on_free_ports(start, ports_chosen_here=True)
+    assert len(calls) == 3

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from hub_devstack.errors import StartupError
 from hub_devstack.kafka_jars import JarCache
-from hub_devstack.procs import LOOPBACK, free_port, require_tool, terminate_child, wait_for_log_line
+from hub_devstack.procs import (
+    LOOPBACK,
+    free_port,
+    require_tool,
+    start_on_free_ports,
+    terminate_child,
+    wait_for_log_line,
+)
 
 if TYPE_CHECKING:
     from hub_devstack.kafka_security import BrokerSecurity
@@ -102,6 +109,10 @@ class LocalKafka:
         return self._dir / "kafka.log" if self._dir else None
 
     def start(self) -> str:
+        chosen_here = self._port is None and self._controller_port is None
+        return start_on_free_ports(self._start_once, ports_chosen_here=chosen_here)
+
+    def _start_once(self) -> str:
         java = require_tool("java", "install a JDK >= 17 (e.g. `apt-get install openjdk-17-jre-headless`)")
         workdir = Path(tempfile.mkdtemp(prefix="hub-kafka-"))
         self._dir = workdir

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hub_devstack.errors import DevstackError, StartupError, ToolMissingError
-from hub_devstack.procs import LOOPBACK, free_port, log_tail, wait_until
+from hub_devstack.procs import LOOPBACK, free_port, log_tail, start_on_free_ports, wait_until
 
 SERVER_USER = "postgres"
 # A throwaway test/demo cluster: durability off (nothing survives it anyway), room for one test session's pools.
@@ -88,6 +88,9 @@ class LocalPostgres:
         return workdir
 
     def start(self) -> str:
+        return start_on_free_ports(self._start_once, ports_chosen_here=self._port is None)
+
+    def _start_once(self) -> str:
         initdb = find_pg_bin("initdb")
         self._pg_ctl = find_pg_bin("pg_ctl")
         pg_isready = find_pg_bin("pg_isready")

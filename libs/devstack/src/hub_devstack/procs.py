@@ -39,6 +39,21 @@ def free_port(host: str = LOOPBACK) -> int:
                 return port
 
 
+def start_on_free_ports(start: Callable[[], str], *, ports_chosen_here: bool, attempts: int = 3) -> str:
+    """Run `start`, again when its server lost a port we chose to another process before it could bind it.
+
+    Between `free_port` and the bind (seconds for a JVM) any connection on the machine may get that port as its
+    ephemeral source port; ports a person chose are theirs to change, so that failure is reported at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except StartupError as error:
+            if not ports_chosen_here or attempt == attempts or "Address already in use" not in error.log_tail:
+                raise
+    raise AssertionError("unreachable")
+
+
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     """True when nothing listens on `host:port` and we could bind it ourselves."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
