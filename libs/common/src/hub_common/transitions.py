@@ -5,7 +5,9 @@ whoever makes it: the row, its idempotency key, the audit row (the 6-field `snap
 for a status clients must hear of, an `event_outbox` row that the ledger's relay publishes. Each runs on the
 caller's connection inside its database transaction, on rows the caller locked (`lock`, or the ledger's own
 batched locking), and read at `now`: the transaction's `now()`, the value every `= now()` here writes, so the
-new row (and the event describing it) is known before the write and a transition is one statement.
+new row (and the event describing it) is known before the write and a transition is one statement. A final
+transition (`finish_many`) takes its locks itself and writes `now` as given, so the ledger, holding the lease,
+runs it alone after an unlocked read.
 
 A final transition is guarded by the status it leaves (`WHERE status IN (open)`): two processes racing on one
 transaction (a rebalance, the sweeper, an SRE) finish it once; the loser sees None.
@@ -49,6 +51,8 @@ OUTBOX_CHANNEL = "hub_event_outbox"
 # Rows locked for a transition, with the transaction's `now()` (see the module docstring).
 LOCK_BY_ID = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = $1 FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
 LOCK_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"  # noqa: S608 - COLUMNS is a constant column list
+# The same rows unlocked, for a final transition that is one statement of its own (`finish_many`).
+READ_BY_IDS = f"SELECT {COLUMNS}, now() AS tx_now FROM transactions WHERE id = ANY($1::uuid[])"  # noqa: S608 - COLUMNS is a constant column list
 
 
 @dataclass(frozen=True)
@@ -326,12 +330,16 @@ async def finish_many(
     action: str | None = None,
     traces: Mapping[uuid.UUID, Context] | None = None,
 ) -> dict[uuid.UUID, TxRow | None]:
-    """Final transitions of locked rows read at `now`, each by the holder of lease token `token` (a writer that
+    """Final transitions of rows read at `now`, each by the holder of lease token `token` (a writer that
     took no lease passes the row's token, having checked `may_take`); a row that was already final, or whose
     lease was taken over since (the writer is fenced), maps to None.
 
     One statement: the rows, their idempotency keys, refund tombstones, compensations, audit rows (action:
     `action`, or the new status in lower case) and events (in `traces`' context of each, as in `start_many`).
+    It locks the rows itself (in id order, as every batch does) and checks status and token under the lock, and
+    it writes `now` as the completion time, so the rows may also have been read unlocked by a statement of their
+    own (`READ_BY_IDS`) and this statement run alone: the holder of a lease is the only writer of its row but for
+    the renewals of its own heartbeat, and a takeover only fences it.
     """
     result: dict[uuid.UUID, TxRow | None] = {tx.id: None for tx, _, _ in items}
     done: list[tuple[TxRow, Finish, TxRow]] = []
@@ -365,11 +373,14 @@ async def finish_many(
                     WITH ORDINALITY AS i(id, status, reason, error_code, balance_cents, operator_transaction_id,
                                          tombstone, action, before, after, event_id, key, value, headers,
                                          lease_token, cancel_id, cancel_request, ord)),
+            locked AS MATERIALIZED (SELECT t.id FROM transactions t JOIN input i USING (id)
+                                    ORDER BY t.id FOR UPDATE OF t),
             done AS (UPDATE transactions t SET status = i.status, reason = i.reason, error_code = i.error_code,
                             balance_cents = i.balance_cents, operator_transaction_id = i.operator_transaction_id,
-                            completed_at = now(), updated_at = now(), lease_expires_at = NULL
+                            completed_at = $21, updated_at = $21, lease_expires_at = NULL
                      FROM input i
-                     WHERE t.id = i.id AND t.status = ANY($15::text[]) AND t.lease_token = i.lease_token
+                     WHERE t.id = i.id AND t.id IN (SELECT id FROM locked) AND t.status = ANY($15::text[])
+                       AND t.lease_token = i.lease_token
                      RETURNING t.id, t.client_id),
             keys AS (UPDATE idempotency_keys k SET status = 'COMPLETED', updated_at = now()
                      WHERE k.transaction_id IN (SELECT id FROM done)),
@@ -408,6 +419,7 @@ async def finish_many(
         [tokens[new.id] for _, _, new in done],
         [c.transaction_id if c else None for c in cancels],
         [audit.to_json(c.model_dump(mode="json", by_alias=True)) if c else None for c in cancels],
+        now,
     )
     updated = {r["id"] for r in finished}
     for _, _, new in done:
