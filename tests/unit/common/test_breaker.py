@@ -64,14 +64,19 @@ def test_half_open_lets_one_probe_through_and_closes_on_success() -> None:
     assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
 
 
-def test_failed_probe_reopens_for_another_period() -> None:
-    clock = Clock()
-    cb = breaker(clock)
+def fail_the_probe(cb: CircuitBreaker, clock: Clock) -> None:
+    """Three failures open it; past its 30 s open period one probe is let through, and fails."""
     for _ in range(3):
         cb.record_failure()
     clock.now += 31
     assert cb.allow()
     cb.record_failure()
+
+
+def test_failed_probe_reopens_for_another_period() -> None:
+    clock = Clock()
+    cb = breaker(clock)
+    fail_the_probe(cb, clock)
     assert state(cb) is BreakerState.OPEN
     clock.now += 29
     assert not cb.allow()
@@ -193,11 +198,7 @@ def test_with_quiet_s_a_failed_probe_reopens_at_once() -> None:
     cb = patient(clock)
     cb.record_success()
     clock.now += 10
-    for _ in range(3):
-        cb.record_failure()
-    clock.now += 31
-    assert cb.allow()
-    cb.record_failure()
+    fail_the_probe(cb, clock)
     assert state(cb) is BreakerState.OPEN
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from hub_dispatcher.endpoints import Endpoints
+from hub_dispatcher.endpoints import Endpoint, Endpoints
 from hub_dispatcher.settings import DispatcherSettings, EndpointSettings
 
 
@@ -17,14 +18,19 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureFixture) -> None:
+def _endpoint(name: str, **breaker: Any) -> Endpoint:
+    """The endpoint `name` as the dispatcher builds it from its settings, with these breaker settings."""
     settings = DispatcherSettings(
-        endpoints={"rgs-signals": EndpointSettings(url="http://127.0.0.1:9/webhooks", secrets=[SecretStr("s")])},
-        breaker_failure_threshold=2,
-        breaker_open_s=0.01,
+        endpoints={name: EndpointSettings(url="http://127.0.0.1:9/webhooks", secrets=[SecretStr("s")])},
+        **breaker,
     )
-    endpoint = Endpoints.from_settings(settings).get("rgs-signals")
+    endpoint = Endpoints.from_settings(settings).get(name)
     assert endpoint is not None
+    return endpoint
+
+
+async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = _endpoint("rgs-signals", breaker_failure_threshold=2, breaker_open_s=0.01)
     opened_before = _sample("hub_webhook_circuit_transitions_total", endpoint="rgs-signals", state="open")
     assert _sample("hub_webhook_circuit_state", endpoint="rgs-signals") == 0
 
@@ -46,13 +52,7 @@ async def test_open_and_close_are_logged_and_exported(caplog: pytest.LogCaptureF
 def test_a_streak_of_failures_between_successes_leaves_the_endpoint_circuit_closed() -> None:
     """The settings' quiet period reaches the endpoint's breaker: a receiver that rejects some events and
     accepts the others keeps getting first attempts (docs/contract.md section 4)."""
-    settings = DispatcherSettings(
-        endpoints={"rgs-partial": EndpointSettings(url="http://127.0.0.1:9/webhooks", secrets=[SecretStr("s")])},
-        breaker_failure_threshold=2,
-        breaker_quiet_s=60,
-    )
-    endpoint = Endpoints.from_settings(settings).get("rgs-partial")
-    assert endpoint is not None
+    endpoint = _endpoint("rgs-partial", breaker_failure_threshold=2, breaker_quiet_s=60)
     endpoint.breaker.record_success()
     for _ in range(10):
         endpoint.breaker.record_failure()
